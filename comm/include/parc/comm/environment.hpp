@@ -1,0 +1,49 @@
+#pragma once
+// MPI lifecycle and the few collectives the runtime needs at start-up.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace parc {
+
+class Endpoint;
+
+class Environment {
+ public:
+  // Initializes MPI unless it already is; throws StartupError when the program was
+  // started by a launcher of another MPI implementation.
+  Environment(int* argc, char*** argv);
+  ~Environment();
+  Environment(const Environment&) = delete;
+  Environment& operator=(const Environment&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  const std::string& host() const { return host_; }
+  std::int64_t pid() const { return pid_; }
+
+  std::vector<std::uint64_t> allgather(std::uint64_t value) const;
+  std::vector<std::string> allgather(const std::string& value) const;
+  void barrier() const;
+
+  // This rank's endpoint over duplicated world communicators, one per traffic class.
+  std::unique_ptr<Endpoint> make_endpoint() const;
+
+  // Ends the job from any rank (only for states it cannot recover from).
+  [[noreturn]] void abort(int code) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int rank_ = 0;
+  int size_ = 1;
+  std::string host_;
+  std::int64_t pid_ = 0;
+};
+
+// Throws StartupError when the environment shows another MPI's launcher started us.
+void check_launcher();
+
+}  // namespace parc

@@ -1,0 +1,55 @@
+#pragma once
+// Message framing: every message starts with a fixed header checked on receipt.
+
+#include <parc/comm/archive.hpp>
+
+#include <cstdint>
+
+namespace parc {
+
+enum class MessageKind : std::uint16_t {
+  task_batch = 1,    // manager -> worker: tasks to run
+  result_batch = 2,  // worker -> manager: one outcome per task of a batch
+  cancel = 3,        // manager -> worker: drop unstarted tasks of a farm generation
+  shutdown = 4,      // manager -> worker: leave the serve loop, with the exit code
+};
+
+// Traffic classes: each has its own duplicated communicator.
+enum class Traffic : int { tasks = 0, control = 1 };
+inline constexpr int traffic_class_count = 2;
+
+struct FrameHeader {
+  static constexpr std::uint32_t magic_value = 0x50415243;  // "PARC"
+  static constexpr std::uint16_t current_version = 1;
+  std::uint32_t magic = magic_value;
+  std::uint16_t version = current_version;
+  std::uint16_t kind = 0;
+  std::uint64_t body_size = 0;
+};
+static_assert(sizeof(FrameHeader) == 16);
+
+// A buffer with room for the header; append the body with a ByteWriter.
+inline Bytes begin_frame() {
+  Bytes frame;
+  frame.reserve(256);
+  frame.resize(sizeof(FrameHeader));
+  return frame;
+}
+
+// Writes the header into a buffer made by begin_frame().
+void finish_frame(Bytes& frame, MessageKind kind);
+
+struct Message {
+  int source = -1;
+  MessageKind kind{};
+  Bytes frame;
+
+  ByteReader body() const {
+    return ByteReader(frame.data() + sizeof(FrameHeader), frame.size() - sizeof(FrameHeader));
+  }
+};
+
+// Checks the header of a received frame; throws DecodeError naming `source`.
+MessageKind check_frame(const Bytes& frame, int source);
+
+}  // namespace parc

@@ -1,0 +1,12 @@
+#pragma once
+// parc: parallel task managers over MPI. The one header a C++ program includes.
+
+#include <parc/closures/closure.hpp>
+#include <parc/exceptions/errors.hpp>
+#include <parc/exceptions/parallel_exception.hpp>
+#include <parc/exceptions/policy.hpp>
+#include <parc/exceptions/registry.hpp>
+#include <parc/managers/future.hpp>
+#include <parc/managers/options.hpp>
+#include <parc/managers/runtime.hpp>
+#include <parc/managers/task_farm.hpp>

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <parc/exceptions/parallel_exception.hpp>
+#include <parc/exceptions/policy.hpp>
+
+#include <chrono>
+#include <functional>
+
+namespace parc {
+
+// Which failures a retry is for; see parc::retry_on<E...>().
+using RetryFilter = std::function<bool(const TaskError&)>;
+
+struct FarmOptions {
+  Policy policy = Policy::fail_fast;
+  int retries = 0;          // extra attempts of a failed task
+  RetryFilter retry_on;     // empty: retry every failure
+  std::chrono::duration<double> timeout{0};  // per task; zero means none
+};
+
+namespace detail {
+template <class E>
+bool rethrows_as(const TaskError& error) {
+  try {
+    error.rethrow();
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+}  // namespace detail
+
+// A filter matching failures rebuilt as one of Es (or derived from one of them).
+template <class... Es>
+RetryFilter retry_on() {
+  return [](const TaskError& error) { return (detail::rethrows_as<Es>(error) || ...); };
+}
+
+}  // namespace parc

@@ -1,0 +1,61 @@
+#pragma once
+// parc::Runtime: MPI start-up and shutdown, the closure-table check, and the split
+// between rank 0 (runs the program) and the workers (serve managers).
+
+#include <parc/managers/scheduler.hpp>
+
+#include <functional>
+#include <memory>
+#include <type_traits>
+
+namespace parc {
+
+class Environment;
+class LoopbackNetwork;
+
+class Runtime {
+ public:
+  // Initializes MPI (a process started without a launcher runs serially), checks that
+  // every rank declared the same closures. PARC_SERIAL=N simulates N workers in-process.
+  Runtime(int argc, char** argv);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  int rank() const;
+  int size() const;
+  // Managers run in this process, with simulated workers.
+  bool serial() const { return serial_workers_ > 0; }
+  int workers() const;
+
+  // Rank 0 runs `main` (returning int or void); the other ranks serve managers until it
+  // returns. Every rank returns main's exit code. An exception from `main` shuts the
+  // workers down and propagates on rank 0.
+  template <class Main>
+  int run(Main&& main) {
+    return run_main([&]() -> int {
+      if constexpr (std::is_void_v<std::invoke_result_t<Main&>>) {
+        main();
+        return 0;
+      } else {
+        return static_cast<int>(main());
+      }
+    });
+  }
+
+  detail::Scheduler& scheduler();
+
+ private:
+  int run_main(const std::function<int()>& main);
+  void check_closure_tables();
+  void shut_down_workers(int exit_code);
+
+  std::unique_ptr<Environment> environment_;
+  std::unique_ptr<Endpoint> endpoint_;
+  std::unique_ptr<LoopbackNetwork> loopback_;
+  std::unique_ptr<detail::Scheduler> scheduler_;
+  int serial_workers_ = 0;
+  bool ran_ = false;
+};
+
+}  // namespace parc

@@ -1,0 +1,121 @@
+#pragma once
+// The manager side of task execution, shared by every farm of a runtime: the queue,
+// batching, dispatch to free workers, retries, timeouts and cancellation.
+
+#include <parc/closures/closure.hpp>
+#include <parc/comm/backoff.hpp>
+#include <parc/comm/endpoint.hpp>
+#include <parc/managers/options.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+namespace parc::detail {
+
+// Receives the outcomes of tasks; `index` is the one given at submit.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void on_result(std::size_t index, ByteReader& result) = 0;
+  virtual void on_error(std::size_t index, TaskError error) = 0;
+  virtual void on_cancel(std::size_t index) = 0;
+};
+
+class Worker;
+
+class Scheduler {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `endpoint` is rank 0's; in serial mode `simulated` are the in-process workers.
+  Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated);
+  ~Scheduler();
+
+  int workers() const { return static_cast<int>(slots_.size()); }
+
+  std::uint32_t open_farm(const FarmOptions& options);
+  void close_farm(std::uint32_t farm);
+
+  void submit(std::uint32_t farm, ClosureId closure, Bytes arguments, std::shared_ptr<Sink> sink,
+              std::size_t index);
+
+  // Tasks of `farm` queued or running.
+  std::size_t outstanding(std::uint32_t farm) const;
+
+  // One round: receive outcomes, check timeouts, dispatch. True when anything happened.
+  bool progress();
+
+  template <class Done>
+  void wait_until(Done done) {
+    Backoff backoff;
+    while (!done()) {
+      if (progress()) {
+        backoff.reset();
+      } else {
+        backoff.pause();
+      }
+    }
+  }
+
+  // Workers still running a task that timed out (their rank and task).
+  std::vector<std::pair<int, std::uint64_t>> stuck_workers() const;
+
+ private:
+  struct Task {
+    std::uint64_t id;
+    ClosureId closure;
+    std::uint32_t farm;
+    std::uint32_t generation;
+    Bytes arguments;
+    int attempts = 0;
+    std::shared_ptr<Sink> sink;
+    std::size_t index;
+  };
+  struct Batch {
+    std::vector<Task> tasks;
+    Clock::time_point sent;
+    bool timed_out = false;
+  };
+  struct Slot {
+    int rank;
+    std::deque<Batch> batches;  // in flight, oldest first: workers answer in order
+  };
+  struct Farm {
+    FarmOptions options;
+    std::uint32_t generation = 0;
+    std::size_t outstanding = 0;
+  };
+  struct ClosureStats {
+    double mean_ns = 0;
+    std::uint64_t samples = 0;
+  };
+
+  void step_simulated_workers();
+  void handle_results(Message& message);
+  void finish(Task& task, std::uint8_t status, ByteReader& payload, std::uint64_t duration_ns,
+              int rank);
+  void fail(Task& task, TaskError error);
+  void cancel_farm(std::uint32_t farm);
+  void check_timeouts();
+  void dispatch();
+  std::size_t batch_size_for(const Task& front) const;
+  std::size_t depth_for(const Task& front) const;
+  Farm& farm(std::uint32_t id);
+  void release(Task& task);
+
+  Endpoint& endpoint_;
+  std::vector<std::unique_ptr<Worker>> simulated_;
+  std::vector<Slot> slots_;
+  std::deque<Task> queue_;
+  std::map<std::uint32_t, Farm> farms_;
+  std::unordered_map<ClosureId, ClosureStats> stats_;
+  std::uint32_t next_farm_ = 1;
+  std::uint64_t next_task_ = 1;
+};
+
+}  // namespace parc::detail

@@ -1,0 +1,40 @@
+#pragma once
+// The worker side: runs task batches from the manager, reports every outcome.
+
+#include <parc/comm/endpoint.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace parc::detail {
+
+// Wire records shared by the scheduler and the worker.
+enum class TaskStatus : std::uint8_t { ok = 0, error = 1, cancelled = 2 };
+
+class Worker {
+ public:
+  Worker(Endpoint& endpoint, std::string host, std::int64_t pid);
+
+  // Handles one waiting message; false when there was none.
+  bool step();
+  // Serves until the manager shuts the runtime down; returns the job's exit code.
+  int serve();
+  bool shut_down() const { return shut_down_; }
+  int exit_code() const { return exit_code_; }
+
+ private:
+  void run_batch(const Message& message);
+  void poll_control();
+  void handle_control(const Message& message);
+  bool cancelled(std::uint32_t farm, std::uint32_t generation) const;
+
+  Endpoint& endpoint_;
+  std::string host_;
+  std::int64_t pid_;
+  std::map<std::uint32_t, std::uint32_t> cancelled_up_to_;  // farm -> generation
+  bool shut_down_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace parc::detail

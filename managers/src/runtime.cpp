@@ -1,0 +1,158 @@
+#include <parc/comm/environment.hpp>
+#include <parc/comm/log.hpp>
+#include <parc/exceptions/errors.hpp>
+#include <parc/managers/runtime.hpp>
+#include <parc/managers/worker.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace parc {
+
+namespace {
+
+// PARC_SERIAL=N: simulate N workers in this process; 0 or unset: not requested.
+int serial_workers_requested() {
+  const char* value = std::getenv("PARC_SERIAL");
+  if (value == nullptr || *value == '\0') return 0;
+  char* end = nullptr;
+  const long workers = std::strtol(value, &end, 10);
+  if (*end != '\0' || workers < 1 || workers > 4096) {
+    throw StartupError(std::string("parc: PARC_SERIAL=") + value +
+                       " is not a number of simulated workers; set it to an integer from 1 "
+                       "to 4096 (e.g. PARC_SERIAL=4), or unset it");
+  }
+  return static_cast<int>(workers);
+}
+
+std::set<std::string> lines_of(const std::string& text) {
+  std::set<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.insert(line);
+  return lines;
+}
+
+std::chrono::duration<double> shutdown_grace() {
+  const char* value = std::getenv("PARC_SHUTDOWN_GRACE");
+  return std::chrono::duration<double>(value ? std::atof(value) : 5.0);
+}
+
+}  // namespace
+
+Runtime::Runtime(int argc, char** argv) {
+  const int serial_workers = serial_workers_requested();
+  environment_ = std::make_unique<Environment>(&argc, &argv);
+  detail::ClosureRegistry::instance().seal();
+  if (environment_->size() > 1) {
+    check_closure_tables();
+    endpoint_ = environment_->make_endpoint();
+  }
+  serial_workers_ = serial_workers > 0 ? serial_workers : (environment_->size() == 1 ? 1 : 0);
+  if (serial() && rank() == 0) {
+    loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
+    std::vector<std::unique_ptr<detail::Worker>> simulated;
+    for (int worker = 1; worker <= serial_workers_; ++worker) {
+      simulated.push_back(std::make_unique<detail::Worker>(loopback_->endpoint(worker),
+                                                           environment_->host(),
+                                                           environment_->pid()));
+    }
+    scheduler_ = std::make_unique<detail::Scheduler>(loopback_->endpoint(0), std::move(simulated));
+  } else if (rank() == 0) {
+    scheduler_ = std::make_unique<detail::Scheduler>(*endpoint_,
+                                                     std::vector<std::unique_ptr<detail::Worker>>{});
+  }
+  log().debug("runtime up: {} ranks, {}", size(),
+              serial() ? std::to_string(serial_workers_) + " simulated workers" : "MPI workers");
+}
+
+Runtime::~Runtime() {
+  if (rank() == 0 && !ran_ && endpoint_) shut_down_workers(0);
+  scheduler_.reset();
+  loopback_.reset();
+  endpoint_.reset();
+}
+
+int Runtime::rank() const { return environment_->rank(); }
+int Runtime::size() const { return environment_->size(); }
+int Runtime::workers() const { return serial() ? serial_workers_ : size() - 1; }
+
+detail::Scheduler& Runtime::scheduler() {
+  if (!scheduler_) {
+    throw UsageError("parc: managers run on rank 0 only; rank " + std::to_string(rank()) +
+                     " serves them. Create managers inside Runtime::run");
+  }
+  return *scheduler_;
+}
+
+void Runtime::check_closure_tables() {
+  const auto& registry = detail::ClosureRegistry::instance();
+  const auto hashes = environment_->allgather(registry.table_hash());
+  bool same = true;
+  for (auto hash : hashes) same = same && hash == hashes.front();
+  if (same) return;
+  const auto tables = environment_->allgather(registry.table_text());
+  const auto reference = lines_of(tables.front());
+  std::ostringstream message;
+  message << "parc: the ranks declare different closures (are they running different builds?)";
+  for (std::size_t r = 1; r < tables.size(); ++r) {
+    const auto lines = lines_of(tables[r]);
+    for (const auto& line : reference) {
+      if (!lines.count(line)) message << "\n  rank " << r << " lacks  " << line << "  (rank 0 has it)";
+    }
+    for (const auto& line : lines) {
+      if (!reference.count(line)) message << "\n  rank " << r << " has    " << line << "  (rank 0 lacks it)";
+    }
+  }
+  message << "\nRun the same executable on every rank, with PARC_CLOSURE declarations that do "
+             "not depend on the rank or the environment.";
+  log().error("{}", message.str());
+  throw StartupError(message.str());
+}
+
+void Runtime::shut_down_workers(int exit_code) {
+  if (!endpoint_) return;
+  if (scheduler_) {
+    // A worker still inside a timed-out task would never read the shutdown message.
+    const auto deadline = std::chrono::steady_clock::now() + shutdown_grace();
+    while (!scheduler_->stuck_workers().empty() && std::chrono::steady_clock::now() < deadline) {
+      if (!scheduler_->progress()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (const auto stuck = scheduler_->stuck_workers(); !stuck.empty()) {
+      for (auto [worker, task] : stuck) {
+        log().error("rank {} is still running task {}, which timed out; ending the job", worker,
+                    task);
+      }
+      environment_->abort(exit_code != 0 ? exit_code : 1);
+    }
+  }
+  for (int worker = 1; worker < size(); ++worker) {
+    Bytes frame = begin_frame();
+    ByteWriter(frame).write(static_cast<std::int32_t>(exit_code));
+    endpoint_->send(Traffic::control, worker, MessageKind::shutdown, std::move(frame));
+  }
+  Backoff backoff;
+  while (endpoint_->progress()) backoff.pause();
+}
+
+int Runtime::run_main(const std::function<int()>& main) {
+  if (ran_) throw UsageError("parc: Runtime::run may be called once");
+  ran_ = true;
+  if (rank() != 0) {
+    detail::Worker worker(*endpoint_, environment_->host(), environment_->pid());
+    return worker.serve();
+  }
+  int exit_code = 1;
+  try {
+    exit_code = main();
+  } catch (...) {
+    shut_down_workers(1);
+    throw;
+  }
+  shut_down_workers(exit_code);
+  return exit_code;
+}
+
+}  // namespace parc

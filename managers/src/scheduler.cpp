@@ -1,0 +1,304 @@
+#include <parc/comm/log.hpp>
+#include <parc/exceptions/errors.hpp>
+#include <parc/exceptions/registry.hpp>
+#include <parc/managers/scheduler.hpp>
+#include <parc/managers/worker.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace parc::detail {
+
+namespace {
+// A batch should keep a worker busy this long: long enough to amortize a message,
+// short enough that the tail of a map stays balanced.
+constexpr double target_batch_ns = 2e6;
+constexpr std::size_t max_batch = 4096;
+// Tasks shorter than this are pipelined: a second batch waits at the worker.
+constexpr double pipeline_below_ns = 1e6;
+}  // namespace
+
+Scheduler::Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated)
+    : endpoint_(endpoint), simulated_(std::move(simulated)) {
+  const int workers = simulated_.empty() ? endpoint_.size() - 1 : static_cast<int>(simulated_.size());
+  for (int rank = 1; rank <= workers; ++rank) slots_.push_back(Slot{rank, {}});
+}
+
+Scheduler::~Scheduler() = default;
+
+std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
+  if (options.retries < 0) throw UsageError("parc: retries must be >= 0, got " + std::to_string(options.retries));
+  if (options.timeout.count() < 0) throw UsageError("parc: timeout must be >= 0 seconds");
+  const std::uint32_t id = next_farm_++;
+  farms_.emplace(id, Farm{options});
+  return id;
+}
+
+void Scheduler::close_farm(std::uint32_t farm) { farms_.erase(farm); }
+
+Scheduler::Farm& Scheduler::farm(std::uint32_t id) { return farms_.at(id); }
+
+void Scheduler::submit(std::uint32_t farm_id, ClosureId closure, Bytes arguments,
+                       std::shared_ptr<Sink> sink, std::size_t index) {
+  Farm& f = farm(farm_id);
+  ++f.outstanding;
+  queue_.push_back(Task{next_task_++, closure, farm_id, f.generation, std::move(arguments), 0,
+                        std::move(sink), index});
+}
+
+std::size_t Scheduler::outstanding(std::uint32_t farm_id) const {
+  auto it = farms_.find(farm_id);
+  return it == farms_.end() ? 0 : it->second.outstanding;
+}
+
+void Scheduler::release(Task& task) {
+  auto it = farms_.find(task.farm);
+  if (it != farms_.end() && it->second.outstanding > 0) --it->second.outstanding;
+}
+
+bool Scheduler::progress() {
+  bool active = false;
+  if (!simulated_.empty()) step_simulated_workers();
+  endpoint_.progress();
+  while (auto message = endpoint_.try_receive(Traffic::tasks)) {
+    handle_results(*message);
+    active = true;
+  }
+  check_timeouts();
+  const std::size_t queued = queue_.size();
+  dispatch();
+  return active || queue_.size() != queued;
+}
+
+void Scheduler::step_simulated_workers() {
+  // One message per worker per round, in rank order: serial runs are deterministic.
+  for (auto& worker : simulated_) worker->step();
+}
+
+std::size_t Scheduler::batch_size_for(const Task& front) const {
+  if (farms_.at(front.farm).options.timeout.count() > 0) return 1;  // start time = send time
+  auto it = stats_.find(front.closure);
+  if (it == stats_.end()) return 1;
+  const double per_task = std::max(it->second.mean_ns, 50.0);
+  auto size = static_cast<std::size_t>(target_batch_ns / per_task);
+  // Leave work for every worker at the tail of the queue.
+  const std::size_t fair_share = (queue_.size() + slots_.size() - 1) / slots_.size();
+  return std::clamp<std::size_t>(std::min(size, fair_share), 1, max_batch);
+}
+
+std::size_t Scheduler::depth_for(const Task& front) const {
+  if (farms_.at(front.farm).options.timeout.count() > 0) return 1;
+  auto it = stats_.find(front.closure);
+  return it != stats_.end() && it->second.mean_ns < pipeline_below_ns ? 2 : 1;
+}
+
+void Scheduler::dispatch() {
+  for (Slot& slot : slots_) {
+    while (!queue_.empty() && slot.batches.size() < depth_for(queue_.front())) {
+      if (!slot.batches.empty() && slot.batches.front().timed_out) break;  // worker is stuck
+      const std::size_t size = std::min(batch_size_for(queue_.front()), queue_.size());
+      Batch batch;
+      batch.tasks.reserve(size);
+      Bytes frame = begin_frame();
+      ByteWriter out(frame);
+      out.write(static_cast<std::uint32_t>(size));
+      for (std::size_t i = 0; i < size; ++i) {
+        Task& task = queue_.front();
+        ++task.attempts;
+        out.write(task.id);
+        out.write(task.closure);
+        out.write(task.farm);
+        out.write(task.generation);
+        out.write(static_cast<std::uint64_t>(task.arguments.size()));
+        out.write_bytes(task.arguments.data(), task.arguments.size());
+        batch.tasks.push_back(std::move(task));
+        queue_.pop_front();
+      }
+      batch.sent = Clock::now();
+      endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame));
+      slot.batches.push_back(std::move(batch));
+    }
+  }
+}
+
+void Scheduler::handle_results(Message& message) {
+  auto slot = std::find_if(slots_.begin(), slots_.end(),
+                           [&](const Slot& s) { return s.rank == message.source; });
+  if (slot == slots_.end() || slot->batches.empty()) {
+    log().error("results from rank {} that has no batch in flight; dropped", message.source);
+    return;
+  }
+  Batch batch = std::move(slot->batches.front());
+  slot->batches.pop_front();
+  ByteReader body = message.body();
+  const auto count = body.read<std::uint32_t>();
+  if (count != batch.tasks.size()) {
+    throw DecodeError("parc: rank " + std::to_string(message.source) + " answered " +
+                      std::to_string(count) + " outcomes to a batch of " +
+                      std::to_string(batch.tasks.size()));
+  }
+  for (Task& task : batch.tasks) {
+    const auto task_id = body.read<std::uint64_t>();
+    const auto status = body.read<std::uint8_t>();
+    const auto duration_ns = body.read<std::uint64_t>();
+    const auto length = body.read<std::uint64_t>();
+    std::span<const char> payload = body.take(length);
+    if (task_id != task.id) {
+      throw DecodeError("parc: rank " + std::to_string(message.source) + " answered task " +
+                        std::to_string(task_id) + " where task " + std::to_string(task.id) +
+                        " was expected");
+    }
+    if (batch.timed_out) continue;  // its failure was reported when the timeout expired
+    ByteReader reader(payload.data(), payload.size());
+    finish(task, status, reader, duration_ns, message.source);
+  }
+}
+
+void Scheduler::finish(Task& task, std::uint8_t status, ByteReader& payload,
+                       std::uint64_t duration_ns, int rank) {
+  auto farm_it = farms_.find(task.farm);
+  if (status == static_cast<std::uint8_t>(TaskStatus::cancelled)) {
+    release(task);
+    task.sink->on_cancel(task.index);
+    return;
+  }
+  ClosureStats& stats = stats_[task.closure];
+  stats.mean_ns = stats.samples == 0 ? static_cast<double>(duration_ns)
+                                     : 0.8 * stats.mean_ns + 0.2 * static_cast<double>(duration_ns);
+  ++stats.samples;
+
+  const double timeout_ns =
+      farm_it == farms_.end() ? 0 : farm_it->second.options.timeout.count() * 1e9;
+  if (timeout_ns > 0 && static_cast<double>(duration_ns) > timeout_ns) {
+    // Serial mode runs tasks inline, so a timeout is only seen once the task returns.
+    ErrorInfo info;
+    info.chain = {{"parc::TaskTimeout",
+                   "task " + std::to_string(task.id) + " ran " +
+                       std::to_string(static_cast<double>(duration_ns) / 1e9) +
+                       " s, longer than the farm's timeout of " +
+                       std::to_string(timeout_ns / 1e9) + " s",
+                   true}};
+    info.rank = rank;
+    info.task_id = task.id;
+    info.closure = ClosureRegistry::instance().entry(task.closure).name;
+    fail(task, TaskError(info, rebuild_exception(info)));
+    return;
+  }
+  if (status == static_cast<std::uint8_t>(TaskStatus::ok)) {
+    release(task);
+    try {
+      task.sink->on_result(task.index, payload);
+    } catch (const std::exception& e) {
+      ErrorInfo info;
+      info.chain = record_chain(std::current_exception());
+      info.rank = 0;
+      info.task_id = task.id;
+      info.closure = ClosureRegistry::instance().entry(task.closure).name;
+      task.sink->on_error(task.index, TaskError(info, std::current_exception()));
+    }
+    return;
+  }
+  ErrorInfo info = payload.read<ErrorInfo>();
+  fail(task, TaskError(info, rebuild_exception(info)));
+}
+
+void Scheduler::fail(Task& task, TaskError error) {
+  auto farm_it = farms_.find(task.farm);
+  if (farm_it != farms_.end()) {
+    const FarmOptions& options = farm_it->second.options;
+    const bool generation_live = task.generation == farm_it->second.generation;
+    if (generation_live && task.attempts <= options.retries &&
+        (!options.retry_on || options.retry_on(error))) {
+      log().info("retrying task {} ({}) after attempt {}: {}", task.id, error.closure(),
+                 task.attempts, error.message());
+      queue_.push_front(std::move(task));
+      return;
+    }
+  }
+  ErrorInfo info = error.info();
+  if (task.attempts > 1 && info.attempts != task.attempts) {
+    info.attempts = task.attempts;
+    error = TaskError(info, error.exception());
+  }
+  release(task);
+  task.sink->on_error(task.index, std::move(error));
+  if (farm_it != farms_.end() && farm_it->second.options.policy == Policy::fail_fast &&
+      task.generation == farm_it->second.generation) {
+    cancel_farm(task.farm);
+  }
+}
+
+void Scheduler::cancel_farm(std::uint32_t farm_id) {
+  Farm& f = farm(farm_id);
+  const std::uint32_t cancelled = f.generation++;
+  std::deque<Task> kept;
+  std::vector<Task> dropped;
+  for (Task& task : queue_) {
+    if (task.farm == farm_id) {
+      dropped.push_back(std::move(task));
+    } else {
+      kept.push_back(std::move(task));
+    }
+  }
+  queue_ = std::move(kept);
+  for (Task& task : dropped) {
+    release(task);
+    task.sink->on_cancel(task.index);
+  }
+  for (Slot& slot : slots_) {
+    const bool has_farm = std::any_of(slot.batches.begin(), slot.batches.end(), [&](const Batch& b) {
+      return std::any_of(b.tasks.begin(), b.tasks.end(),
+                         [&](const Task& t) { return t.farm == farm_id; });
+    });
+    if (!has_farm) continue;
+    Bytes frame = begin_frame();
+    ByteWriter out(frame);
+    out.write(farm_id);
+    out.write(cancelled);
+    endpoint_.send(Traffic::control, slot.rank, MessageKind::cancel, std::move(frame));
+  }
+}
+
+void Scheduler::check_timeouts() {
+  const auto now = Clock::now();
+  for (Slot& slot : slots_) {
+    if (slot.batches.empty()) continue;
+    Batch& batch = slot.batches.front();
+    if (batch.timed_out) continue;
+    auto farm_it = farms_.find(batch.tasks.front().farm);
+    if (farm_it == farms_.end()) continue;
+    const auto timeout = farm_it->second.options.timeout;
+    if (timeout.count() <= 0 || now - batch.sent <= timeout) continue;
+    batch.timed_out = true;
+    for (Task& task : batch.tasks) {
+      ErrorInfo info;
+      info.chain = {{"parc::TaskTimeout",
+                     "task " + std::to_string(task.id) + " (" +
+                         ClosureRegistry::instance().entry(task.closure).name +
+                         ") has run longer than the farm's timeout of " +
+                         std::to_string(timeout.count()) + " s on rank " +
+                         std::to_string(slot.rank),
+                     true}};
+      info.rank = slot.rank;
+      info.task_id = task.id;
+      info.closure = ClosureRegistry::instance().entry(task.closure).name;
+      log().warn("{}", info.chain.front().message);
+      // The worker is still busy with it; a retry goes to another worker.
+      Task copy = task;
+      fail(copy, TaskError(info, rebuild_exception(info)));
+    }
+  }
+}
+
+std::vector<std::pair<int, std::uint64_t>> Scheduler::stuck_workers() const {
+  std::vector<std::pair<int, std::uint64_t>> stuck;
+  for (const Slot& slot : slots_) {
+    if (!slot.batches.empty() && slot.batches.front().timed_out) {
+      stuck.emplace_back(slot.rank, slot.batches.front().tasks.front().id);
+    }
+  }
+  return stuck;
+}
+
+}  // namespace parc::detail

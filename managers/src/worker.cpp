@@ -1,0 +1,126 @@
+#include <parc/closures/call.hpp>
+#include <parc/comm/backoff.hpp>
+#include <parc/comm/log.hpp>
+#include <parc/managers/worker.hpp>
+
+#include <chrono>
+
+namespace parc::detail {
+
+Worker::Worker(Endpoint& endpoint, std::string host, std::int64_t pid)
+    : endpoint_(endpoint), host_(std::move(host)), pid_(pid) {}
+
+bool Worker::step() {
+  endpoint_.progress();
+  if (auto control = endpoint_.try_receive(Traffic::control)) {
+    handle_control(*control);
+    return true;
+  }
+  if (auto tasks = endpoint_.try_receive(Traffic::tasks)) {
+    run_batch(*tasks);
+    return true;
+  }
+  return false;
+}
+
+int Worker::serve() {
+  Backoff backoff;
+  while (!shut_down_) {
+    if (step()) {
+      backoff.reset();
+    } else {
+      backoff.pause();
+    }
+  }
+  while (endpoint_.progress()) backoff.pause();
+  return exit_code_;
+}
+
+void Worker::handle_control(const Message& message) {
+  ByteReader body = message.body();
+  if (message.kind == MessageKind::cancel) {
+    auto farm = body.read<std::uint32_t>();
+    auto generation = body.read<std::uint32_t>();
+    auto& up_to = cancelled_up_to_[farm];
+    up_to = std::max(up_to, generation + 1);
+  } else if (message.kind == MessageKind::shutdown) {
+    exit_code_ = body.read<std::int32_t>();
+    shut_down_ = true;
+    log().debug("shutdown received, exit code {}", exit_code_);
+  } else {
+    log().error("unexpected message kind {} on the control channel from rank {}",
+                static_cast<int>(message.kind), message.source);
+  }
+}
+
+void Worker::poll_control() {
+  while (auto control = endpoint_.try_receive(Traffic::control)) handle_control(*control);
+}
+
+bool Worker::cancelled(std::uint32_t farm, std::uint32_t generation) const {
+  auto it = cancelled_up_to_.find(farm);
+  return it != cancelled_up_to_.end() && generation < it->second;
+}
+
+void Worker::run_batch(const Message& message) {
+  ByteReader body = message.body();
+  const auto count = body.read<std::uint32_t>();
+  Bytes reply = begin_frame();
+  ByteWriter out(reply);
+  out.write(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const auto task_id = body.read<std::uint64_t>();
+    const auto closure = body.read<ClosureId>();
+    const auto farm = body.read<std::uint32_t>();
+    const auto generation = body.read<std::uint32_t>();
+    const auto length = body.read<std::uint64_t>();
+    std::span<const char> arguments = body.take(length);
+
+    poll_control();
+    out.write(task_id);
+    if (cancelled(farm, generation)) {
+      out.write(TaskStatus::cancelled);
+      out.write(std::uint64_t{0});
+      out.write(std::uint64_t{0});
+      continue;
+    }
+    // Status, duration and length are patched in once the task has run.
+    const std::size_t header_at = reply.size();
+    out.write(TaskStatus::ok);
+    out.write(std::uint64_t{0});
+    out.write(std::uint64_t{0});
+    const std::size_t payload_at = reply.size();
+    const auto start = std::chrono::steady_clock::now();
+    TaskStatus status = TaskStatus::ok;
+    try {
+      ByteReader in(arguments.data(), arguments.size());
+      run_closure(closure, in, out);
+    } catch (...) {
+      reply.resize(payload_at);
+      status = TaskStatus::error;
+      ErrorInfo info;
+      info.chain = record_chain(std::current_exception());
+      info.rank = endpoint_.rank();
+      info.host = host_;
+      info.pid = pid_;
+      info.task_id = task_id;
+      try {
+        info.closure = ClosureRegistry::instance().entry(closure).name;
+      } catch (...) {
+        info.closure = "<unknown closure " + std::to_string(closure) + ">";
+      }
+      out.write(info);
+    }
+    const auto duration_ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                             start)
+            .count());
+    const std::uint64_t payload_size = reply.size() - payload_at;
+    std::memcpy(reply.data() + header_at, &status, sizeof status);
+    std::memcpy(reply.data() + header_at + 1, &duration_ns, sizeof duration_ns);
+    std::memcpy(reply.data() + header_at + 9, &payload_size, sizeof payload_size);
+  }
+  endpoint_.send(Traffic::tasks, message.source, MessageKind::result_batch, std::move(reply));
+}
+
+}  // namespace parc::detail
