@@ -19,6 +19,9 @@ CTEST_ARGS ?=
 CMAKE_ARGS ?=
 CLANG_FORMAT ?= clang-format
 
+# cmake --build runs make too; keep its output free of "Entering directory" noise.
+MAKEFLAGS += --no-print-directory
+
 # Folders whose *.hpp / *.cpp files `make format` rewrites (missing ones are skipped).
 FORMAT_DIRS := $(wildcard include exceptions comm closures managers python tests examples bench)
 

@@ -42,7 +42,26 @@ std::chrono::duration<double> shutdown_grace() {
 
 }  // namespace
 
-Runtime::Runtime(int argc, char** argv) {
+Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
+  try {
+    start(argc, argv);
+  } catch (const StartupError& e) {
+    if (on_error == OnStartupError::raise) throw;
+    const bool reporter = !environment_ || environment_->rank() == 0;
+    if (reporter) {
+      log().error("{}", e.what());
+    } else {
+      log().error("stopping: the job cannot start (rank 0 says why)");
+    }
+    log().flush();
+    scheduler_.reset();
+    endpoint_.reset();
+    environment_.reset();  // finalizes MPI
+    std::exit(2);
+  }
+}
+
+void Runtime::start(int argc, char** argv) {
   const int serial_workers = serial_workers_requested();
   environment_ = std::make_unique<Environment>(&argc, &argv);
   detail::ClosureRegistry::instance().seal();
@@ -108,7 +127,6 @@ void Runtime::check_closure_tables() {
   }
   message << "\nRun the same executable on every rank, with PARC_CLOSURE declarations that do "
              "not depend on the rank or the environment.";
-  log().error("{}", message.str());
   throw StartupError(message.str());
 }
 

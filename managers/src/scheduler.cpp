@@ -17,6 +17,7 @@ constexpr double target_batch_ns = 2e6;
 constexpr std::size_t max_batch = 4096;
 // Tasks shorter than this are pipelined: a second batch waits at the worker.
 constexpr double pipeline_below_ns = 1e6;
+constexpr std::size_t serial_batch = 256;
 }  // namespace
 
 Scheduler::Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated)
@@ -59,11 +60,17 @@ void Scheduler::release(Task& task) {
 
 bool Scheduler::progress() {
   bool active = false;
-  if (!simulated_.empty()) step_simulated_workers();
   endpoint_.progress();
-  while (auto message = endpoint_.try_receive(Traffic::tasks)) {
-    handle_results(*message);
-    active = true;
+  if (simulated_.empty()) {
+    active = receive_results();
+  } else {
+    // One message per simulated worker per round, in rank order, and its outcome handled
+    // at once (a failure cancels before the next worker runs): serial runs are
+    // deterministic and fail_fast cancels as early as it can.
+    for (auto& worker : simulated_) {
+      worker->step();
+      active = receive_results() || active;
+    }
   }
   check_timeouts();
   const std::size_t queued = queue_.size();
@@ -71,24 +78,30 @@ bool Scheduler::progress() {
   return active || queue_.size() != queued;
 }
 
-void Scheduler::step_simulated_workers() {
-  // One message per worker per round, in rank order: serial runs are deterministic.
-  for (auto& worker : simulated_) worker->step();
+bool Scheduler::receive_results() {
+  bool received = false;
+  while (auto message = endpoint_.try_receive(Traffic::tasks)) {
+    handle_results(*message);
+    received = true;
+  }
+  return received;
 }
 
 std::size_t Scheduler::batch_size_for(const Task& front) const {
   if (farms_.at(front.farm).options.timeout.count() > 0) return 1;  // start time = send time
+  // Leave work for every worker at the tail of the queue.
+  const std::size_t fair_share = (queue_.size() + slots_.size() - 1) / slots_.size();
+  // Serial mode must not depend on timing: tasks then run in submission order.
+  if (!simulated_.empty()) return std::clamp<std::size_t>(fair_share, 1, serial_batch);
   auto it = stats_.find(front.closure);
   if (it == stats_.end()) return 1;
   const double per_task = std::max(it->second.mean_ns, 50.0);
   auto size = static_cast<std::size_t>(target_batch_ns / per_task);
-  // Leave work for every worker at the tail of the queue.
-  const std::size_t fair_share = (queue_.size() + slots_.size() - 1) / slots_.size();
   return std::clamp<std::size_t>(std::min(size, fair_share), 1, max_batch);
 }
 
 std::size_t Scheduler::depth_for(const Task& front) const {
-  if (farms_.at(front.farm).options.timeout.count() > 0) return 1;
+  if (farms_.at(front.farm).options.timeout.count() > 0 || !simulated_.empty()) return 1;
   auto it = stats_.find(front.closure);
   return it != stats_.end() && it->second.mean_ns < pipeline_below_ns ? 2 : 1;
 }
@@ -97,7 +110,12 @@ void Scheduler::dispatch() {
   for (Slot& slot : slots_) {
     while (!queue_.empty() && slot.batches.size() < depth_for(queue_.front())) {
       if (!slot.batches.empty() && slot.batches.front().timed_out) break;  // worker is stuck
-      const std::size_t size = std::min(batch_size_for(queue_.front()), queue_.size());
+      const std::size_t limit = std::min(batch_size_for(queue_.front()), queue_.size());
+      std::size_t size = 1;
+      while (size < limit && queue_[size].closure == queue_.front().closure &&
+             queue_[size].farm == queue_.front().farm) {
+        ++size;
+      }
       Batch batch;
       batch.tasks.reserve(size);
       Bytes frame = begin_frame();
@@ -110,6 +128,7 @@ void Scheduler::dispatch() {
         out.write(task.closure);
         out.write(task.farm);
         out.write(task.generation);
+        out.write(task_flags(task));
         out.write(static_cast<std::uint64_t>(task.arguments.size()));
         out.write_bytes(task.arguments.data(), task.arguments.size());
         batch.tasks.push_back(std::move(task));
@@ -120,6 +139,14 @@ void Scheduler::dispatch() {
       slot.batches.push_back(std::move(batch));
     }
   }
+}
+
+std::uint8_t Scheduler::task_flags(const Task& task) const {
+  const FarmOptions& options = farms_.at(task.farm).options;
+  // Without retries a failure ends the farm's generation: the worker may skip the rest of
+  // its batch at once instead of waiting for the manager's cancel.
+  const bool stop_batch_on_failure = options.policy == Policy::fail_fast && options.retries == 0;
+  return stop_batch_on_failure ? task_flag_fail_fast : 0;
 }
 
 void Scheduler::handle_results(Message& message) {

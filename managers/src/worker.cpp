@@ -40,9 +40,7 @@ void Worker::handle_control(const Message& message) {
   ByteReader body = message.body();
   if (message.kind == MessageKind::cancel) {
     auto farm = body.read<std::uint32_t>();
-    auto generation = body.read<std::uint32_t>();
-    auto& up_to = cancelled_up_to_[farm];
-    up_to = std::max(up_to, generation + 1);
+    cancel(farm, body.read<std::uint32_t>());
   } else if (message.kind == MessageKind::shutdown) {
     exit_code_ = body.read<std::int32_t>();
     shut_down_ = true;
@@ -55,6 +53,11 @@ void Worker::handle_control(const Message& message) {
 
 void Worker::poll_control() {
   while (auto control = endpoint_.try_receive(Traffic::control)) handle_control(*control);
+}
+
+void Worker::cancel(std::uint32_t farm, std::uint32_t generation) {
+  auto& up_to = cancelled_up_to_[farm];
+  up_to = std::max(up_to, generation + 1);
 }
 
 bool Worker::cancelled(std::uint32_t farm, std::uint32_t generation) const {
@@ -73,6 +76,7 @@ void Worker::run_batch(const Message& message) {
     const auto closure = body.read<ClosureId>();
     const auto farm = body.read<std::uint32_t>();
     const auto generation = body.read<std::uint32_t>();
+    const auto flags = body.read<std::uint8_t>();
     const auto length = body.read<std::uint64_t>();
     std::span<const char> arguments = body.take(length);
 
@@ -110,6 +114,7 @@ void Worker::run_batch(const Message& message) {
         info.closure = "<unknown closure " + std::to_string(closure) + ">";
       }
       out.write(info);
+      if (flags & task_flag_fail_fast) cancel(farm, generation);
     }
     const auto duration_ns = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -

@@ -154,6 +154,11 @@ class ByteReader {
 
   template <class T>
   void read_into(T& value) {
+    static_assert(!detail::is_view<T>::value,
+                  "parc: a view (string_view, span) cannot be received from another rank; "
+                  "take std::string or std::vector instead");
+    static_assert(!std::is_pointer_v<T>,
+                  "parc: a pointer cannot be sent to another rank; take the value");
     if constexpr (detail::is_raw_v<T>) {
       read_bytes(&value, sizeof(T));
     } else if constexpr (detail::is_raw_contiguous<T>::value) {

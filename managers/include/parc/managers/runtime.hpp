@@ -13,11 +13,16 @@ namespace parc {
 class Environment;
 class LoopbackNetwork;
 
+// What the Runtime does when the job cannot start (foreign launcher, closure tables that
+// differ between ranks, a bad PARC_SERIAL): print why and exit(2) on every rank, or
+// throw parc::StartupError (for hosts such as the Python module).
+enum class OnStartupError { exit, raise };
+
 class Runtime {
  public:
   // Initializes MPI (a process started without a launcher runs serially), checks that
   // every rank declared the same closures. PARC_SERIAL=N simulates N workers in-process.
-  Runtime(int argc, char** argv);
+  Runtime(int argc, char** argv, OnStartupError on_error = OnStartupError::exit);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -46,6 +51,7 @@ class Runtime {
   detail::Scheduler& scheduler();
 
  private:
+  void start(int argc, char** argv);
   int run_main(const std::function<int()>& main);
   void check_closure_tables();
   void shut_down_workers(int exit_code);

@@ -95,7 +95,8 @@ class Scheduler {
     std::uint64_t samples = 0;
   };
 
-  void step_simulated_workers();
+  bool receive_results();
+  std::uint8_t task_flags(const Task& task) const;
   void handle_results(Message& message);
   void finish(Task& task, std::uint8_t status, ByteReader& payload, std::uint64_t duration_ns,
               int rank);

@@ -11,6 +11,8 @@ namespace parc::detail {
 
 // Wire records shared by the scheduler and the worker.
 enum class TaskStatus : std::uint8_t { ok = 0, error = 1, cancelled = 2 };
+// A failure of this task cancels the rest of its farm generation on the worker too.
+inline constexpr std::uint8_t task_flag_fail_fast = 1;
 
 class Worker {
  public:
@@ -28,6 +30,7 @@ class Worker {
   void poll_control();
   void handle_control(const Message& message);
   bool cancelled(std::uint32_t farm, std::uint32_t generation) const;
+  void cancel(std::uint32_t farm, std::uint32_t generation);
 
   Endpoint& endpoint_;
   std::string host_;

@@ -1,0 +1,400 @@
+#include "support/runtime_main.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <ranges>
+#include <set>
+#include <thread>
+
+namespace app {
+
+struct BadInput : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+PARC_REGISTER_EXCEPTION(BadInput);
+
+struct Unregistered : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+int square(int x) { return x * x; }
+PARC_CLOSURE(square);
+
+long add3(int a, long b, double c) { return a + b + static_cast<long>(c); }
+PARC_CLOSURE(add3);
+
+int fail_on_multiples_of_3(int x) {
+  if (x % 3 == 0) throw BadInput("multiple of three: " + std::to_string(x));
+  return x;
+}
+PARC_CLOSURE(fail_on_multiples_of_3);
+
+int throw_kind(int kind) {
+  switch (kind) {
+    case 0: throw Unregistered("not registered");
+    case 1:
+      try {
+        throw std::out_of_range("inner index");
+      } catch (...) {
+        std::throw_with_nested(BadInput("outer"));
+      }
+    case 2: throw 42;
+    default: return kind;
+  }
+}
+PARC_CLOSURE(throw_kind);
+
+// pid of the worker process, after sleeping `ms` milliseconds.
+std::int64_t sleep_then_pid(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return static_cast<std::int64_t>(getpid());
+}
+PARC_CLOSURE(sleep_then_pid);
+
+// Fails the first time each worker process sees a key: a retry on any worker may fail
+// once more, so `workers + 1` attempts always suffice.
+int flaky(int key) {
+  static std::set<int> seen;
+  if (seen.insert(key).second) throw std::runtime_error("first attempt on this worker");
+  return key;
+}
+PARC_CLOSURE(flaky);
+
+void nothing(int) {}
+PARC_CLOSURE(nothing);
+
+inline constexpr auto negate = [](int x) { return -x; };
+PARC_CLOSURE(negate);
+
+// Arguments and results cross the serializer even in serial mode: this type counts it.
+struct Counted {
+  int value = 0;
+  static inline int encodings = 0;
+  template <class A>
+  void save(A& ar) const {
+    ++encodings;
+    ar(value);
+  }
+  template <class A>
+  void load(A& ar) {
+    ar(value);
+  }
+  Counted() = default;
+  explicit Counted(int v) : value(v) {}
+  Counted(const Counted&) = default;
+  Counted& operator=(const Counted&) = default;
+  ~Counted() {}  // not trivially copyable: goes through cereal
+};
+Counted increment(Counted c) { return Counted(c.value + 1); }
+PARC_CLOSURE(increment);
+
+// Execution order log, meaningful only in serial mode (same process as the manager).
+std::vector<int>& executed() {
+  static std::vector<int> log;
+  return log;
+}
+int record(int x) {
+  executed().push_back(x);
+  return x;
+}
+PARC_CLOSURE(record);
+
+int undeclared(int x) { return x; }
+
+}  // namespace app
+
+namespace {
+
+parc::Runtime& rt() { return *parc::test::runtime; }
+
+std::size_t peak_rss_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+TEST(TaskFarm, SubmitReturnsAFuture) {
+  parc::TaskFarm farm(rt());
+  parc::Future<int> f = farm.submit(app::square, 7);
+  EXPECT_TRUE(f.valid());
+  f.wait();
+  EXPECT_TRUE(f.ready());
+  EXPECT_EQ(f.get(), 49);
+  EXPECT_EQ(farm.submit(app::add3, 1, 2L, 3.0).get(), 6);
+  EXPECT_EQ(farm.submit(app::negate, 5).get(), -5);
+  auto v = farm.submit(app::nothing, 1);
+  v.get();
+}
+
+TEST(TaskFarm, MapKeepsInputOrder) {
+  parc::TaskFarm farm(rt());
+  std::vector<int> xs(1000);
+  std::iota(xs.begin(), xs.end(), 0);
+  auto ys = farm.map(app::square, xs);
+  ASSERT_EQ(ys.size(), xs.size());
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(ys[static_cast<std::size_t>(i)], i * i);
+  EXPECT_TRUE(farm.map(app::square, std::vector<int>{}).empty());
+}
+
+TEST(TaskFarm, MapSpreadsTuplesAndTakesLazyRanges) {
+  parc::TaskFarm farm(rt());
+  auto calls = std::views::iota(0, 50) |
+               std::views::transform([](int i) { return std::tuple{i, long{i}, 0.5}; });
+  auto sums = farm.map(app::add3, calls);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(sums[static_cast<std::size_t>(i)], 2 * i);
+}
+
+TEST(TaskFarm, SubmitBatchAndAsCompleted) {
+  parc::TaskFarm farm(rt());
+  std::vector<std::tuple<int>> calls;
+  for (int i = 0; i < 40; ++i) calls.emplace_back(i);
+  auto futures = farm.submit_batch(app::square, calls);
+  ASSERT_EQ(futures.size(), 40u);
+  std::multiset<int> seen;
+  for (auto& f : parc::as_completed(futures)) {
+    EXPECT_TRUE(f.ready());
+    seen.insert(f.get());
+  }
+  EXPECT_EQ(seen.size(), 40u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(seen.count(i * i), 1u);
+}
+
+TEST(TaskFarm, WaitAllGroupsTheFailures) {
+  parc::TaskFarm farm(rt(), parc::Policy::collect_all);
+  std::vector<parc::Future<int>> futures;
+  for (int i = 1; i <= 9; ++i) futures.push_back(farm.submit(app::fail_on_multiples_of_3, i));
+  try {
+    parc::wait_all(futures);
+    FAIL() << "no exception";
+  } catch (const parc::ParallelException& e) {
+    EXPECT_EQ(e.size(), 3u);
+  }
+  EXPECT_EQ(futures[0].get(), 1);
+  EXPECT_THROW(futures[2].get(), app::BadInput);
+}
+
+TEST(Exceptions, CollectAllReportsEveryFailureWithWhereItHappened) {
+  parc::TaskFarm farm(rt(), parc::Policy::collect_all);
+  std::vector<int> xs(30);
+  std::iota(xs.begin(), xs.end(), 1);
+  try {
+    farm.map(app::fail_on_multiples_of_3, xs);
+    FAIL() << "no exception";
+  } catch (const parc::ParallelException& e) {
+    ASSERT_EQ(e.errors().size(), 10u);
+    std::set<std::string> messages;
+    for (const parc::TaskError& error : e.errors()) {
+      EXPECT_EQ(error.type_name(), "app::BadInput");
+      EXPECT_EQ(error.closure(), "fail_on_multiples_of_3");
+      EXPECT_GE(error.rank(), 1);
+      EXPECT_LE(error.rank(), rt().workers());
+      EXPECT_FALSE(error.host().empty());
+      EXPECT_GT(error.pid(), 0);
+      EXPECT_GT(error.task_id(), 0u);
+      EXPECT_THROW(error.rethrow(), app::BadInput);
+      messages.insert(error.message());
+    }
+    EXPECT_TRUE(messages.count("multiple of three: 30"));
+    EXPECT_NE(std::string(e.what()).find("10 tasks failed"), std::string::npos);
+  }
+}
+
+TEST(Exceptions, FailFastRaisesEarlyAndCancelsTheRest) {
+  parc::TaskFarm farm(rt());  // fail_fast is the default
+  std::vector<int> xs(2000, 1);
+  xs[5] = 3;  // fails
+  try {
+    farm.map(app::fail_on_multiples_of_3, xs);
+    FAIL() << "no exception";
+  } catch (const parc::ParallelException& e) {
+    ASSERT_GE(e.size(), 1u);
+    EXPECT_EQ(e.errors()[0].message(), "multiple of three: 3");
+  }
+  farm.shutdown();  // waits for what was already running; nothing left behind
+  parc::TaskFarm next(rt());
+  EXPECT_EQ(next.submit(app::square, 3).get(), 9);  // the runtime is still usable
+}
+
+TEST(Exceptions, FailFastCancelsQueuedFutures) {
+  parc::TaskFarm farm(rt());
+  std::vector<parc::Future<std::int64_t>> slow;
+  auto bad = farm.submit(app::fail_on_multiples_of_3, 3);
+  for (int i = 0; i < 200; ++i) slow.push_back(farm.submit(app::sleep_then_pid, 5));
+  EXPECT_THROW(bad.get(), app::BadInput);
+  int cancelled = 0;
+  for (auto& f : slow) {
+    f.wait();
+    if (f.cancelled()) {
+      ++cancelled;
+      EXPECT_THROW(f.get(), parc::CancelledError);
+    }
+  }
+  EXPECT_GT(cancelled, 100);
+}
+
+TEST(Exceptions, UnregisteredNestedAndNonStdFailures) {
+  parc::TaskFarm farm(rt(), parc::Policy::collect_all);
+  try {
+    farm.map(app::throw_kind, std::vector<int>{0, 1, 2, 3});
+    FAIL();
+  } catch (const parc::ParallelException& e) {
+    ASSERT_EQ(e.size(), 3u);
+    std::map<std::string, const parc::TaskError*> by_type;
+    for (const auto& error : e.errors()) by_type[error.type_name()] = &error;
+
+    ASSERT_TRUE(by_type.count("app::Unregistered"));
+    EXPECT_THROW(by_type["app::Unregistered"]->rethrow(), parc::RemoteError);
+
+    ASSERT_TRUE(by_type.count("app::BadInput"));
+    const auto& nested = *by_type["app::BadInput"];
+    ASSERT_EQ(nested.info().chain.size(), 2u);
+    EXPECT_EQ(nested.info().chain[1].type_name, "std::out_of_range");
+    try {
+      nested.rethrow();
+    } catch (const app::BadInput& outer) {
+      EXPECT_THROW(std::rethrow_if_nested(outer), std::out_of_range);
+    }
+
+    ASSERT_TRUE(by_type.count("int"));
+    try {
+      by_type["int"]->rethrow();
+    } catch (const parc::RemoteError& remote) {
+      EXPECT_FALSE(remote.is_std_exception());
+      EXPECT_EQ(remote.message(), "42");
+    }
+  }
+}
+
+TEST(Policies, RetriesRecoverTransientFailures) {
+  parc::FarmOptions options;
+  options.retries = rt().workers() + 1;
+  parc::TaskFarm farm(rt(), options);
+  std::vector<int> keys{1001, 1002, 1003, 1004};
+  EXPECT_EQ(farm.map(app::flaky, keys), keys);
+}
+
+TEST(Policies, RetryOnlyTheGivenTypes) {
+  parc::FarmOptions options;
+  options.retries = 5;
+  options.retry_on = parc::retry_on<app::BadInput>();  // flaky throws std::runtime_error
+  options.policy = parc::Policy::collect_all;
+  parc::TaskFarm farm(rt(), options);
+  try {
+    farm.map(app::flaky, std::vector<int>{2001});
+    FAIL();
+  } catch (const parc::ParallelException& e) {
+    ASSERT_EQ(e.size(), 1u);
+    EXPECT_EQ(e.errors()[0].info().attempts, 1);
+  }
+  options.retry_on = parc::retry_on<std::runtime_error>();
+  options.retries = 0;
+  parc::TaskFarm no_retries(rt(), options);
+  EXPECT_THROW(no_retries.map(app::flaky, std::vector<int>{2002}), parc::ParallelException);
+}
+
+TEST(Policies, TimeoutReportsTheTaskThatRanTooLong) {
+  parc::FarmOptions options;
+  options.policy = parc::Policy::collect_all;
+  options.timeout = std::chrono::milliseconds(300);
+  parc::TaskFarm farm(rt(), options);
+  try {
+    farm.map(app::sleep_then_pid, std::vector<int>{1, 1500, 1});
+    FAIL() << "no timeout";
+  } catch (const parc::ParallelException& e) {
+    ASSERT_EQ(e.size(), 1u);
+    const auto& error = e.errors()[0];
+    EXPECT_EQ(error.type_name(), "parc::TaskTimeout");
+    EXPECT_EQ(error.closure(), "sleep_then_pid");
+    EXPECT_GE(error.rank(), 1);
+    EXPECT_NE(error.message().find("timeout"), std::string::npos) << error.message();
+    EXPECT_THROW(error.rethrow(), parc::TaskTimeout);
+  }
+  // The worker still runs the task; once it returns, the worker serves again.
+  auto& scheduler = rt().scheduler();
+  scheduler.wait_until([&] { return scheduler.stuck_workers().empty(); });
+  EXPECT_EQ(farm.submit(app::square, 4).get(), 16);
+}
+
+TEST(LoadBalancing, NoWorkerIdlesWhileTasksAreQueued) {
+  if (rt().serial() || rt().workers() < 2) GTEST_SKIP() << "needs two MPI workers";
+  parc::TaskFarm farm(rt());
+  // One long task, then short ones that together take less than it: the worker that
+  // took the long task must get none of the short ones.
+  std::vector<int> ms{1500};
+  for (int i = 0; i < 24; ++i) ms.push_back(20);
+  auto pids = farm.map(app::sleep_then_pid, ms);
+  const auto long_pid = pids[0];
+  int short_on_long_worker = 0;
+  std::set<std::int64_t> workers_used;
+  for (std::size_t i = 1; i < pids.size(); ++i) {
+    workers_used.insert(pids[i]);
+    if (pids[i] == long_pid) ++short_on_long_worker;
+  }
+  EXPECT_EQ(short_on_long_worker, 0);
+  EXPECT_EQ(static_cast<int>(workers_used.size()), rt().workers() - 1);
+}
+
+TEST(Streaming, MapOverTenMillionIntsRunsInBoundedMemory) {
+  parc::TaskFarm farm(rt());
+  const std::size_t before = peak_rss_kib();
+  const int n = 10'000'000;
+  auto ys = farm.map(app::negate, std::views::iota(0, n));
+  ASSERT_EQ(ys.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(ys[123456], -123456);
+  EXPECT_EQ(ys.back(), -(n - 1));
+  const std::size_t growth_mib = (peak_rss_kib() - before) / 1024;
+  // 10^7 results take 40 MiB (plus vector growth); 10^7 queued tasks would take > 1 GiB.
+  EXPECT_LT(growth_mib, 300u) << "peak RSS grew by " << growth_mib << " MiB";
+}
+
+TEST(Serial, ArgumentsAndResultsCrossTheSerializer) {
+  parc::TaskFarm farm(rt());
+  const int before = app::Counted::encodings;
+  EXPECT_EQ(farm.submit(app::increment, app::Counted(1)).get().value, 2);
+  if (rt().serial()) {
+    EXPECT_EQ(app::Counted::encodings - before, 2);  // argument and result
+  }
+}
+
+TEST(Serial, TaskOrderIsDeterministic) {
+  if (!rt().serial()) GTEST_SKIP() << "serial mode only";
+  parc::TaskFarm farm(rt());
+  std::vector<int> xs(500);
+  std::iota(xs.begin(), xs.end(), 0);
+  app::executed().clear();
+  farm.map(app::record, xs);
+  const auto first = app::executed();
+  app::executed().clear();
+  farm.map(app::record, xs);
+  EXPECT_EQ(app::executed(), first);
+  EXPECT_EQ(first.size(), xs.size());
+}
+
+TEST(Usage, UndeclaredFunctionIsAClearError) {
+  parc::TaskFarm farm(rt());
+  try {
+    farm.submit(app::undeclared, 1);
+    FAIL();
+  } catch (const parc::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("app::undeclared"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Usage, SubmitAfterShutdownIsAnError) {
+  parc::TaskFarm farm(rt());
+  farm.shutdown();
+  EXPECT_THROW(farm.submit(app::square, 1), parc::UsageError);
+  EXPECT_THROW(farm.map(app::square, std::vector<int>{1}), parc::UsageError);
+  parc::FarmOptions bad;
+  bad.retries = -1;
+  EXPECT_THROW(parc::TaskFarm(rt(), bad), parc::UsageError);
+}
+
+}  // namespace
