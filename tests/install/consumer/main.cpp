@@ -16,6 +16,7 @@ int may_throw(int x) {
 PARC_CLOSURE(may_throw);
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // keep the output of a run killed by timeout
   parc::Runtime rt(argc, argv);
   return rt.run([&] {
     parc::TaskFarm farm(rt);
