@@ -16,11 +16,16 @@ bool Worker::step() {
     handle_control(*control);
     return true;
   }
-  if (auto tasks = endpoint_.try_receive(Traffic::tasks)) {
-    run_batch(*tasks);
-    return true;
+  std::optional<Message> tasks;
+  try {
+    tasks = endpoint_.try_receive(Traffic::tasks);
+    if (tasks) run_batch(*tasks);
+  } catch (const DecodeError& e) {
+    // Only a different build or a corrupted message gets here; keep serving the others.
+    log().error("dropped a task batch{}: {}",
+                tasks ? " from rank " + std::to_string(tasks->source) : std::string(), e.what());
   }
-  return false;
+  return tasks.has_value();
 }
 
 int Worker::serve() {
