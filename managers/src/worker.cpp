@@ -37,7 +37,10 @@ int Worker::serve() {
       backoff.pause();
     }
   }
-  while (endpoint_.progress()) backoff.pause();
+  // Results still in flight have no reader once the manager has shut down; don't wait
+  // for them forever.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (endpoint_.progress() && std::chrono::steady_clock::now() < deadline) backoff.pause();
   return exit_code_;
 }
 
