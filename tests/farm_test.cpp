@@ -341,6 +341,29 @@ TEST(LoadBalancing, NoWorkerIdlesWhileTasksAreQueued) {
   EXPECT_EQ(static_cast<int>(workers_used.size()), rt().workers() - 1);
 }
 
+TEST(Batching, SmallTasksTravelInBatches) {
+  parc::TaskFarm farm(rt());
+  const auto before = rt().scheduler().counters();
+  auto ys = farm.map(app::negate, std::views::iota(0, 200'000));
+  EXPECT_EQ(ys[199'999], -199'999);
+  const auto after = rt().scheduler().counters();
+  const auto tasks = after.tasks_sent - before.tasks_sent;
+  const auto batches = after.batches_sent - before.batches_sent;
+  EXPECT_EQ(tasks, 200'000u);
+  EXPECT_LT(batches, tasks / 20) << batches << " batches";  // microsecond tasks: many per batch
+}
+
+TEST(Batching, LongTasksTravelOneByOne) {
+  parc::TaskFarm farm(rt());
+  farm.map(app::sleep_then_pid, std::vector<int>(4, 3));  // learn that the closure is slow
+  const auto before = rt().scheduler().counters();
+  farm.map(app::sleep_then_pid, std::vector<int>(12, 3));
+  const auto after = rt().scheduler().counters();
+  if (!rt().serial()) {
+    EXPECT_EQ(after.batches_sent - before.batches_sent, 12u);
+  }
+}
+
 TEST(Streaming, MapOverTenMillionIntsRunsInBoundedMemory) {
   parc::TaskFarm farm(rt());
   const std::size_t before = peak_rss_kib();

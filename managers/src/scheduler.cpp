@@ -135,6 +135,8 @@ void Scheduler::dispatch() {
         queue_.pop_front();
       }
       batch.sent = Clock::now();
+      ++counters_.batches_sent;
+      counters_.tasks_sent += size;
       endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame));
       slot.batches.push_back(std::move(batch));
     }

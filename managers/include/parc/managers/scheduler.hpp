@@ -62,6 +62,12 @@ class Scheduler {
     }
   }
 
+  struct Counters {
+    std::uint64_t batches_sent = 0;
+    std::uint64_t tasks_sent = 0;
+  };
+  const Counters& counters() const { return counters_; }
+
   // Workers still running a task that timed out (their rank and task).
   std::vector<std::pair<int, std::uint64_t>> stuck_workers() const;
 
@@ -115,6 +121,7 @@ class Scheduler {
   std::deque<Task> queue_;
   std::map<std::uint32_t, Farm> farms_;
   std::unordered_map<ClosureId, ClosureStats> stats_;
+  Counters counters_;
   std::uint32_t next_farm_ = 1;
   std::uint64_t next_task_ = 1;
 };
