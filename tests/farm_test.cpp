@@ -65,6 +65,9 @@ int flaky(int key) {
 }
 PARC_CLOSURE(flaky);
 
+bool is_even(int x) { return x % 2 == 0; }
+PARC_CLOSURE(is_even);
+
 void nothing(int) {}
 PARC_CLOSURE(nothing);
 
@@ -131,6 +134,15 @@ TEST(TaskFarm, SubmitReturnsAFuture) {
   EXPECT_EQ(farm.submit(app::negate, 5).get(), -5);
   auto v = farm.submit(app::nothing, 1);
   v.get();
+  auto once = farm.submit(app::square, 2);
+  EXPECT_EQ(once.get(), 4);
+  EXPECT_THROW(once.get(), parc::UsageError);  // the value was moved out
+}
+
+TEST(TaskFarm, MapOverBooleans) {
+  parc::TaskFarm farm(rt());
+  EXPECT_EQ(farm.map(app::is_even, std::vector<int>{1, 2, 3, 4}),
+            (std::vector<bool>{false, true, false, true}));
 }
 
 TEST(TaskFarm, MapKeepsInputOrder) {
@@ -202,6 +214,10 @@ TEST(Exceptions, CollectAllReportsEveryFailureWithWhereItHappened) {
       messages.insert(error.message());
     }
     EXPECT_TRUE(messages.count("multiple of three: 30"));
+    for (const parc::TaskError& error : e.errors()) {
+      EXPECT_EQ(xs[static_cast<std::size_t>(error.input_index())] % 3, 0);  // which input failed
+    }
+    EXPECT_EQ(e.errors()[0].input_index(), 2);
     EXPECT_NE(std::string(e.what()).find("10 tasks failed"), std::string::npos);
   }
 }
@@ -315,6 +331,9 @@ TEST(Policies, TimeoutReportsTheTaskThatRanTooLong) {
     EXPECT_GE(error.rank(), 1);
     EXPECT_NE(error.message().find("timeout"), std::string::npos) << error.message();
     EXPECT_THROW(error.rethrow(), parc::TaskTimeout);
+    EXPECT_FALSE(error.host().empty());
+    EXPECT_GT(error.pid(), 0);
+    EXPECT_EQ(error.input_index(), 1);
   }
   // The worker still runs the task; once it returns, the worker serves again.
   auto& scheduler = rt().scheduler();

@@ -26,6 +26,7 @@ std::string ErrorInfo::describe() const {
   std::ostringstream out;
   out << "rank " << rank << " (host " << host << ", pid " << pid << "), task " << task_id;
   if (!closure.empty()) out << ", closure " << closure;
+  if (input_index >= 0) out << ", input #" << input_index;
   if (attempts > 1) out << ", after " << attempts << " attempts";
   for (std::size_t i = 0; i < chain.size(); ++i) {
     out << (i == 0 ? ": " : "\n  nested: ") << chain[i].type_name;

@@ -65,9 +65,13 @@ void Runtime::start(int argc, char** argv) {
   const int serial_workers = serial_workers_requested();
   environment_ = std::make_unique<Environment>(&argc, &argv);
   detail::ClosureRegistry::instance().seal();
+  std::vector<std::string> hosts(1, environment_->host());
+  std::vector<std::uint64_t> pids(1, static_cast<std::uint64_t>(environment_->pid()));
   if (environment_->size() > 1) {
     check_closure_tables();
     endpoint_ = environment_->make_endpoint();
+    hosts = environment_->allgather(environment_->host());
+    pids = environment_->allgather(static_cast<std::uint64_t>(environment_->pid()));
   }
   serial_workers_ = serial_workers > 0 ? serial_workers : (environment_->size() == 1 ? 1 : 0);
   if (serial() && rank() == 0) {
@@ -82,6 +86,17 @@ void Runtime::start(int argc, char** argv) {
   } else if (rank() == 0) {
     scheduler_ = std::make_unique<detail::Scheduler>(*endpoint_,
                                                      std::vector<std::unique_ptr<detail::Worker>>{});
+  }
+  if (scheduler_) {
+    for (int worker = 1; worker <= workers(); ++worker) {
+      const auto at = serial() ? 0 : static_cast<std::size_t>(worker);
+      scheduler_->set_worker_identity(worker, hosts[at], static_cast<std::int64_t>(pids[at]));
+    }
+  }
+  if (serial_workers > 0 && environment_->size() > 1 && rank() == 0) {
+    log().warn("PARC_SERIAL={} under a launcher of {} ranks: rank 0 runs everything with "
+               "simulated workers and ranks 1-{} stay idle; unset PARC_SERIAL to use them",
+               serial_workers, size(), size() - 1);
   }
   log().debug("runtime up: {} ranks, {}", size(),
               serial() ? std::to_string(serial_workers_) + " simulated workers" : "MPI workers");

@@ -23,10 +23,34 @@ constexpr std::size_t serial_batch = 256;
 Scheduler::Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated)
     : endpoint_(endpoint), simulated_(std::move(simulated)) {
   const int workers = simulated_.empty() ? endpoint_.size() - 1 : static_cast<int>(simulated_.size());
-  for (int rank = 1; rank <= workers; ++rank) slots_.push_back(Slot{rank, {}});
+  for (int rank = 1; rank <= workers; ++rank) slots_.push_back(Slot{rank, "", 0, {}});
 }
 
 Scheduler::~Scheduler() = default;
+
+void Scheduler::set_worker_identity(int rank, std::string host, std::int64_t pid) {
+  for (Slot& slot : slots_) {
+    if (slot.rank == rank) {
+      slot.host = std::move(host);
+      slot.pid = pid;
+    }
+  }
+}
+
+ErrorInfo Scheduler::timeout_error(const Task& task, int rank, const std::string& message) const {
+  ErrorInfo info;
+  info.chain = {{"parc::TaskTimeout", message, true}};
+  info.rank = rank;
+  info.task_id = task.id;
+  info.closure = ClosureRegistry::instance().entry(task.closure).name;
+  for (const Slot& slot : slots_) {
+    if (slot.rank == rank) {
+      info.host = slot.host;
+      info.pid = slot.pid;
+    }
+  }
+  return info;
+}
 
 std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
   if (options.retries < 0) throw UsageError("parc: retries must be >= 0, got " + std::to_string(options.retries));
@@ -201,16 +225,11 @@ void Scheduler::finish(Task& task, std::uint8_t status, ByteReader& payload,
       farm_it == farms_.end() ? 0 : farm_it->second.options.timeout.count() * 1e9;
   if (timeout_ns > 0 && static_cast<double>(duration_ns) > timeout_ns) {
     // Serial mode runs tasks inline, so a timeout is only seen once the task returns.
-    ErrorInfo info;
-    info.chain = {{"parc::TaskTimeout",
-                   "task " + std::to_string(task.id) + " ran " +
-                       std::to_string(static_cast<double>(duration_ns) / 1e9) +
-                       " s, longer than the farm's timeout of " +
-                       std::to_string(timeout_ns / 1e9) + " s",
-                   true}};
-    info.rank = rank;
-    info.task_id = task.id;
-    info.closure = ClosureRegistry::instance().entry(task.closure).name;
+    const ErrorInfo info = timeout_error(
+        task, rank,
+        "task " + std::to_string(task.id) + " ran " +
+            std::to_string(static_cast<double>(duration_ns) / 1e9) +
+            " s, longer than the farm's timeout of " + std::to_string(timeout_ns / 1e9) + " s");
     fail(task, TaskError(info, rebuild_exception(info)));
     return;
   }
@@ -301,17 +320,12 @@ void Scheduler::check_timeouts() {
     if (timeout.count() <= 0 || now - batch.sent <= timeout) continue;
     batch.timed_out = true;
     for (Task& task : batch.tasks) {
-      ErrorInfo info;
-      info.chain = {{"parc::TaskTimeout",
-                     "task " + std::to_string(task.id) + " (" +
-                         ClosureRegistry::instance().entry(task.closure).name +
-                         ") has run longer than the farm's timeout of " +
-                         std::to_string(timeout.count()) + " s on rank " +
-                         std::to_string(slot.rank),
-                     true}};
-      info.rank = slot.rank;
-      info.task_id = task.id;
-      info.closure = ClosureRegistry::instance().entry(task.closure).name;
+      const ErrorInfo info = timeout_error(
+          task, slot.rank,
+          "task " + std::to_string(task.id) + " (" +
+              ClosureRegistry::instance().entry(task.closure).name +
+              ") has run longer than the farm's timeout of " + std::to_string(timeout.count()) +
+              " s on rank " + std::to_string(slot.rank));
       log().warn("{}", info.chain.front().message);
       // The worker is still busy with it; a retry goes to another worker.
       Task copy = task;

@@ -28,6 +28,7 @@ struct ErrorInfo {
   std::uint64_t task_id = 0;
   std::string closure;
   int attempts = 1;
+  std::int64_t input_index = -1;  // position in the map's input, when from a map
 
   const std::string& type_name() const { return chain.front().type_name; }
   const std::string& message() const { return chain.front().message; }
@@ -37,7 +38,7 @@ struct ErrorInfo {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(chain, rank, host, pid, task_id, closure, attempts);
+    ar(chain, rank, host, pid, task_id, closure, attempts, input_index);
   }
 };
 

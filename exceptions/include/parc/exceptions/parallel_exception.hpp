@@ -22,6 +22,13 @@ class TaskError {
   const std::string& host() const noexcept { return info_.host; }
   std::int64_t pid() const noexcept { return info_.pid; }
   std::string describe() const { return info_.describe(); }
+  // Position of the failed input in a map; -1 for a submitted task.
+  std::int64_t input_index() const noexcept { return info_.input_index; }
+  TaskError with_input_index(std::size_t index) const {
+    TaskError copy = *this;
+    copy.info_.input_index = static_cast<std::int64_t>(index);
+    return copy;
+  }
 
   // The rebuilt exception: its registered type, or parc::RemoteError.
   const std::exception_ptr& exception() const noexcept { return exception_; }

@@ -40,6 +40,7 @@ class FutureState : public Sink {
   void on_cancel(std::size_t) override { state = State::cancelled; }
 
   State state = State::pending;
+  bool retrieved = false;
   ValueSlot<T> slot;
   std::optional<TaskError> error;
   std::uint64_t task_id = 0;
@@ -75,6 +76,11 @@ class Future {
     wait();
     using State = typename detail::FutureState<T>::State;
     if (state_->state == State::failed) state_->error->rethrow();
+    if (state_->retrieved) {
+      throw UsageError("parc: Future::get() was already called; it moves the result out, so "
+                       "call it once and keep the value");
+    }
+    state_->retrieved = true;
     if (state_->state == State::cancelled) {
       throw CancelledError("parc: the task was cancelled before it started, because another "
                            "task of its fail_fast farm failed");

@@ -37,6 +37,8 @@ class Scheduler {
   ~Scheduler();
 
   int workers() const { return static_cast<int>(slots_.size()); }
+  // Where worker `rank` runs, for errors the manager reports on its behalf (timeouts).
+  void set_worker_identity(int rank, std::string host, std::int64_t pid);
 
   std::uint32_t open_farm(const FarmOptions& options);
   void close_farm(std::uint32_t farm);
@@ -68,6 +70,10 @@ class Scheduler {
   };
   const Counters& counters() const { return counters_; }
 
+  // Sends queued tasks to workers with room; receives nothing, so outcomes (and the
+  // cancellations they cause) are only seen at the next progress().
+  void dispatch();
+
   // Workers still running a task that timed out (their rank and task).
   std::vector<std::pair<int, std::uint64_t>> stuck_workers() const;
 
@@ -89,6 +95,8 @@ class Scheduler {
   };
   struct Slot {
     int rank;
+    std::string host;
+    std::int64_t pid = 0;
     std::deque<Batch> batches;  // in flight, oldest first: workers answer in order
   };
   struct Farm {
@@ -109,11 +117,11 @@ class Scheduler {
   void fail(Task& task, TaskError error);
   void cancel_farm(std::uint32_t farm);
   void check_timeouts();
-  void dispatch();
   std::size_t batch_size_for(const Task& front) const;
   std::size_t depth_for(const Task& front) const;
   Farm& farm(std::uint32_t id);
   void release(Task& task);
+  ErrorInfo timeout_error(const Task& task, int rank, const std::string& message) const;
 
   Endpoint& endpoint_;
   std::vector<std::unique_ptr<Worker>> simulated_;

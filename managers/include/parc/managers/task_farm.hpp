@@ -38,6 +38,7 @@ class TaskFarm {
     auto state = std::make_shared<detail::FutureState<R>>();
     scheduler_->submit(farm_, detail::closure_id_of(fn, "TaskFarm::submit"),
                        encode(fn, std::forward<Args>(args)...), state, 0);
+    scheduler_->dispatch();  // a free worker starts now, not at the first wait
     return Future<R>(std::move(state), scheduler_);
   }
 
@@ -116,11 +117,15 @@ class TaskFarm {
     std::vector<TaskError> errors;
     std::size_t finished = 0;
     void on_result(std::size_t index, ByteReader& in) override {
-      in.read_into(results[index]);
+      if constexpr (std::is_same_v<R, bool>) {
+        results[index] = in.read<bool>();  // vector<bool> has no bool& to decode into
+      } else {
+        in.read_into(results[index]);
+      }
       ++finished;
     }
-    void on_error(std::size_t, TaskError error) override {
-      errors.push_back(std::move(error));
+    void on_error(std::size_t index, TaskError error) override {
+      errors.push_back(error.with_input_index(index));
       ++finished;
     }
     void on_cancel(std::size_t) override { ++finished; }
