@@ -59,12 +59,18 @@ Settings parse(int argc, char** argv) {
     }
     const long value = std::stol(text);
     if (value < 1) throw std::invalid_argument(name + " must be >= 1");
-    if (name == "round_trips") s.round_trips = value;
-    else if (name == "map") s.map = value;
-    else if (name == "window") s.window = value;
-    else if (name == "window_tasks") s.window_tasks = value;
-    else if (name == "trials") s.trials = value;
-    else throw std::invalid_argument("unknown setting " + name);
+    if (name == "round_trips")
+      s.round_trips = value;
+    else if (name == "map")
+      s.map = value;
+    else if (name == "window")
+      s.window = value;
+    else if (name == "window_tasks")
+      s.window_tasks = value;
+    else if (name == "trials")
+      s.trials = value;
+    else
+      throw std::invalid_argument("unknown setting " + name);
   }
   return s;
 }
@@ -152,7 +158,8 @@ int main(int argc, char** argv) {
       round_trips(farm, std::max(1L, s.round_trips / 10), samples);  // warm-up
       samples.clear();
       std::vector<double> means;
-      for (long t = 0; t < s.trials; ++t) means.push_back(round_trips(farm, s.round_trips, samples));
+      for (long t = 0; t < s.trials; ++t)
+        means.push_back(round_trips(farm, s.round_trips, samples));
       std::sort(samples.begin(), samples.end());
       std::printf("farm_round_trip_us %.3f\n", median(means));
       std::printf("farm_round_trip_us_min %.3f\n", *std::min_element(means.begin(), means.end()));
@@ -169,7 +176,8 @@ int main(int argc, char** argv) {
     if (s.runs("window")) {
       window_rate(farm, std::max(1L, s.window_tasks / 10), s.window);  // warm-up
       std::vector<double> rates;
-      for (long t = 0; t < s.trials; ++t) rates.push_back(window_rate(farm, s.window_tasks, s.window));
+      for (long t = 0; t < s.trials; ++t)
+        rates.push_back(window_rate(farm, s.window_tasks, s.window));
       std::printf("farm_window %ld\n", s.window);
       std::printf("farm_window_tasks_per_s %.0f\n", median(rates));
     }

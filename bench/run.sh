@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Runs parc's C++ benchmarks in one go on 2 ranks (one manager, one worker) and prints
-# a table against the design targets; also writes it to bench/results/latest.txt.
+# Runs parc's C++ benchmarks in one go on 2 ranks (one manager, one worker), prints a
+# table against the design targets and writes it to bench/results/latest.txt.
 #
-#   bash bench/run.sh [build_dir=build]       (`make bench` builds first, then runs this)
+#   bash bench/run.sh [build_dir=build]       (`make bench` builds, then runs this)
 #
-# Environment: RAW_ARGS (raw_pingpong's: bytes iterations trials warmup), FARM_ARGS
-# (farm_bench's name=value settings), IDLE_WINDOW (seconds), RESULTS (output file).
+# The round trips are measured in interleaved rounds, raw farm raw farm ... raw, and each
+# farm run is compared with the raw runs on either side of it: the machine's speed
+# drifts between runs (see README.md), and a ratio must compare like with like.
+#
+# Environment: ROUNDS (farm round-trip runs, default 3), RAW_ARGS (raw_pingpong's
+# "bytes iterations trials warmup"), FARM_ARGS (farm_bench's sizes, e.g. "round_trips=N
+# map=N"), IDLE_WINDOW (seconds, default 5), ONE_CORE=0 to skip the run with both ranks
+# on one core, RESULTS (output file).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build_dir=$(cd "${1:-build}" && pwd)
 bin="$build_dir/bench"
 results=${RESULTS:-$here/results/latest.txt}
-mpiexec=mpiexec.mpich
+rounds=${ROUNDS:-3}
+mpiexec=mpiexec.mpich  # never `mpiexec`: it may be Open MPI's
 ranks=2
 
 for program in raw_pingpong farm_bench idle_worker; do
@@ -23,68 +30,131 @@ for program in raw_pingpong farm_bench idle_worker; do
   fi
 done
 command -v "$mpiexec" >/dev/null || { echo "run.sh: $mpiexec not found (apt-get install mpich)" >&2; exit 2; }
-
 mkdir -p "$(dirname "$results")"
 
-declare -A v
-collect() {  # reads "name value" lines; a name seen again keeps its first value
-  local name value
-  while read -r name value _; do
-    [[ -n $name && -z ${v[$name]+x} ]] && v[$name]=$value
-  done
-}
 step() { echo "== $*" >&2; }
+prefix() { local line; while IFS= read -r line; do echo "$1$line"; done; }
+value() { awk -v name="$1" '$1 == name { print $2 }'; }  # "name value" lines on stdin
 
-# The raw reference runs before and after the farm; the faster of the two is used
-# (the stricter choice for the ratio on a noisy machine).
-step "raw MPI ping-pong (1/2)"
-raw1=$(timeout 120 "$mpiexec" -n $ranks "$bin/raw_pingpong" ${RAW_ARGS:-})
-step "parc task farm"
-farm=$(timeout 600 "$mpiexec" -n $ranks "$bin/farm_bench" ${FARM_ARGS:-})
-step "raw MPI ping-pong (2/2)"
-raw2=$(timeout 120 "$mpiexec" -n $ranks "$bin/raw_pingpong" ${RAW_ARGS:-})
+# How busy the machine is without us: the CPUs' busy share over one second.
+busy_percent() {
+  local a b
+  a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    n = split(a, x); split(b, y); total = 0; idle = 0
+    for (i = 2; i <= n && i <= 9; ++i) { d = y[i] - x[i]; total += d; if (i == 5 || i == 6) idle += d }
+    printf "%.0f\n", (total > 0 ? 100 * (total - idle) / total : 0)
+  }'
+}
+busy_before=$(busy_percent)
+
+read -ra raw_args <<<"${RAW_ARGS:-64 100000 3 10000}"
+read -ra farm_args <<<"${FARM_ARGS:-}"
+raw() { timeout 120 "$mpiexec" -n $ranks "$bin/raw_pingpong" "${raw_args[@]}"; }
+farm() { timeout 600 "$mpiexec" -n $ranks "$bin/farm_bench" trials=3 "${farm_args[@]}" "$@"; }
+
+log=""
+raw_means=() raw_p50s=() raw_p99s=() farm_means=() farm_p50s=() farm_p99s=()
+record_raw() {
+  raw_means+=("$(value raw_round_trip_us <<<"$1")")
+  raw_p50s+=("$(value raw_round_trip_p50_us <<<"$1")")
+  raw_p99s+=("$(value raw_round_trip_p99_us <<<"$1")")
+  bytes=$(value raw_message_bytes <<<"$1")
+}
+step "raw MPI ping-pong 0"
+out=$(raw); log+=$(prefix "raw0 " <<<"$out")$'\n'; record_raw "$out"
+for ((i = 1; i <= rounds; ++i)); do
+  step "parc round trip $i"
+  out=$(farm parts=rtt); log+=$(prefix "farm$i " <<<"$out")$'\n'
+  farm_means+=("$(value farm_round_trip_us <<<"$out")")
+  farm_p50s+=("$(value farm_round_trip_p50_us <<<"$out")")
+  farm_p99s+=("$(value farm_round_trip_p99_us <<<"$out")")
+  step "raw MPI ping-pong $i"
+  out=$(raw); log+=$(prefix "raw$i " <<<"$out")$'\n'; record_raw "$out"
+done
+
+step "parc throughput"
+out=$(farm parts=map,window); log+=$(prefix "" <<<"$out")$'\n'
+map=$(value farm_map_tasks_per_s <<<"$out")
+map_n=$(value farm_map_tasks <<<"$out")
+win=$(value farm_window_tasks_per_s <<<"$out")
+win_n=$(value farm_window <<<"$out")
+
+one="" one_p50=""
+if [[ ${ONE_CORE:-1} != 0 ]] && command -v taskset >/dev/null; then
+  # Both ranks on one core, as when ranks outnumber cores: raw MPI's blocking calls
+  # spin for whole time slices there, so only parc is measured.
+  cpu=$(taskset -pc $$ | sed 's/.*: //; s/[,-].*//')
+  step "parc round trip, both ranks on cpu $cpu"
+  out=$(taskset -c "$cpu" timeout 300 "$mpiexec" -n $ranks "$bin/farm_bench" \
+        parts=rtt round_trips=5000 trials=3)
+  log+=$(prefix "one_core " <<<"$out")$'\n'
+  one=$(value farm_round_trip_us <<<"$out")
+  one_p50=$(value farm_round_trip_p50_us <<<"$out")
+fi
+
 step "idle worker CPU (${IDLE_WINDOW:-5} s)"
-idle=$(bash "$here/idle_cpu.sh" "$build_dir" "${IDLE_WINDOW:-5}")
+out=$(bash "$here/idle_cpu.sh" "$build_dir" "${IDLE_WINDOW:-5}"); log+=$out$'\n'
+idle=$(value idle_worker_cpu_percent <<<"$out")
+idle_ns=$(value idle_worker_cpu_percent_ns <<<"$out")
+busy_after=$(busy_percent)
 
-collect <<<"$farm"
-collect <<<"$idle"
-raw_a=$(awk '$1 == "raw_round_trip_us" { print $2 }' <<<"$raw1")
-raw_b=$(awk '$1 == "raw_round_trip_us" { print $2 }' <<<"$raw2")
-v[raw_message_bytes]=$(awk '$1 == "raw_message_bytes" { print $2 }' <<<"$raw1")
-
-table=$(awk -v raw_a="$raw_a" -v raw_b="$raw_b" -v bytes="${v[raw_message_bytes]}" \
-            -v rtt="${v[farm_round_trip_us]}" -v rtt_min="${v[farm_round_trip_us_min]}" \
-            -v map="${v[farm_map_tasks_per_s]}" -v map_n="${v[farm_map_tasks]}" \
-            -v win="${v[farm_window_tasks_per_s]}" -v win_n="${v[farm_window]}" \
-            -v idle="${v[idle_worker_cpu_percent]}" -v idle_ns="${v[idle_worker_cpu_percent_ns]}" '
+table=$(awk -v raw_means="${raw_means[*]}" -v raw_p50s="${raw_p50s[*]}" -v raw_p99s="${raw_p99s[*]}" \
+            -v farm_means="${farm_means[*]}" -v farm_p50s="${farm_p50s[*]}" \
+            -v farm_p99s="${farm_p99s[*]}" -v bytes="$bytes" \
+            -v one="$one" -v one_p50="$one_p50" -v map="$map" -v map_n="$map_n" \
+            -v win="$win" -v win_n="$win_n" -v idle="$idle" -v idle_ns="$idle_ns" '
   function verdict(ok) { return ok ? "ok" : "MISSED" }
+  function median(s,    a, n, i, j, t) {
+    n = split(s, a)
+    for (i = 2; i <= n; ++i) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; --j) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  # Each farm run against the mean of the raw runs before and after it.
+  function ratios(farm, raw,    f, r, n, i, out) {
+    n = split(farm, f); split(raw, r); out = ""
+    for (i = 1; i <= n; ++i) out = out sprintf("%.2f ", f[i] / ((r[i] + r[i + 1]) / 2))
+    return out
+  }
+  function list(s,    a, n, i, out) {
+    n = split(s, a); out = ""
+    for (i = 1; i <= n; ++i) out = out (i > 1 ? ", " : "") sprintf("%.2f", a[i])
+    return out
+  }
   BEGIN {
-    raw = raw_a < raw_b ? raw_a : raw_b
-    ratio = rtt / raw
-    fmt = "%-44s %14s   %s\n"
-    printf fmt, "figure", "value", "target"
-    printf fmt, "raw MPI round trip (" bytes " B), us", sprintf("%.2f", raw), sprintf("(runs: %.2f, %.2f)", raw_a, raw_b)
-    printf fmt, "parc submit().get() round trip, us", sprintf("%.2f", rtt), sprintf("(best trial %.2f)", rtt_min)
-    printf fmt, "ratio parc / raw", sprintf("%.1fx", ratio), "<= 4x  " verdict(ratio <= 4)
+    r_mean = ratios(farm_means, raw_means); r_p50 = ratios(farm_p50s, raw_p50s)
+    raw = median(raw_means)
+    fmt = "%-46s %12s   %s\n"
+    printf fmt, "figure", "value", "target / notes"
+    printf fmt, "raw MPI round trip (" bytes " B), mean us", sprintf("%.2f", raw), "runs: " list(raw_means)
+    printf fmt, "  median, p99 us", sprintf("%.2f", median(raw_p50s)), sprintf("p99 %.2f", median(raw_p99s))
+    printf fmt, "parc submit(noop).get() round trip, mean us", sprintf("%.2f", median(farm_means)), "runs: " list(farm_means)
+    printf fmt, "  median, p99 us", sprintf("%.2f", median(farm_p50s)), sprintf("p99 %.2f", median(farm_p99s))
+    printf fmt, "ratio parc / raw, means", sprintf("%.1fx", median(r_mean)), "<= 4x  " verdict(median(r_mean) <= 4) "  runs: " list(r_mean)
+    printf fmt, "ratio parc / raw, medians", sprintf("%.1fx", median(r_p50)), "<= 4x  " verdict(median(r_p50) <= 4) "  runs: " list(r_p50)
+    if (one != "")
+      printf fmt, "parc round trip, both ranks on 1 core, us", sprintf("%.2f", one), sprintf("median %.2f", one_p50)
     printf fmt, "farm.map(noop, " map_n " ints), tasks/s", sprintf("%.0f", map), ""
-    printf fmt, "  tasks per raw round trip", sprintf("%.2f", map * raw / 1e6), ""
-    printf fmt, "submit+get, window " win_n ", tasks/s", sprintf("%.0f", win), ""
-    printf fmt, "  tasks per raw round trip", sprintf("%.2f", win * raw / 1e6), ""
-    printf fmt, "idle worker CPU, % of a core", sprintf("%.2f", idle), "< 2%  " verdict(idle < 2) sprintf("  (schedstat: %.2f)", idle_ns)
+    printf fmt, "  x raw round trip (tasks per raw RTT)", sprintf("%.2f", map * raw / 1e6), ""
+    printf fmt, "submit+get, window of " win_n ", tasks/s", sprintf("%.0f", win), ""
+    printf fmt, "  x raw round trip (tasks per raw RTT)", sprintf("%.2f", win * raw / 1e6), ""
+    printf fmt, "idle worker CPU, % of a core", sprintf("%.2f", idle), "< 2%  " verdict(idle < 2) sprintf("  (schedstat %.2f)", idle_ns)
   }')
 
 {
-  echo "# parc bench, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(hostname), $(nproc) cores," \
+  echo "# parc bench, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores," \
        "MPICH $(pkg-config --modversion mpich 2>/dev/null || echo '?'), $ranks ranks (1 manager, 1 worker)"
-  echo "# commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$here" diff --quiet HEAD -- 2>/dev/null || echo ' (with local changes)'), build $build_dir"
+  echo "# commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')," \
+       "build $build_dir; machine busy ${busy_before}% before, ${busy_after}% after (others' load)"
   echo "$table"
   echo
   echo "# raw output"
-  echo "$raw1" | sed 's/^/run1 /'
-  echo "$raw2" | sed 's/^/run2 /'
-  echo "$farm"
-  echo "$idle"
+  printf '%s' "$log"
 } >"$results.tmp"
 mv "$results.tmp" "$results"
 echo "$table"
+if ((busy_before > 10 || busy_after > 10)); then
+  echo "note: other processes kept the CPUs ${busy_before}% busy before the run and" \
+       "${busy_after}% after: these figures are noisy; rerun on a quiet machine"
+fi
 echo "(written to $results)"

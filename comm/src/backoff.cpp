@@ -8,10 +8,16 @@
 namespace parc {
 
 namespace {
-constexpr auto spin_for = std::chrono::microseconds(20);
+// A short spin: when ranks share a core, every spinning microsecond is taken from the
+// rank that would answer (bench/README.md measured 20 us of spin as a 50 us round trip).
+constexpr auto spin_for = std::chrono::microseconds(2);
 constexpr auto yield_for = std::chrono::microseconds(300);
 constexpr auto first_sleep = std::chrono::microseconds(20);
 constexpr auto longest_sleep = std::chrono::microseconds(1000);
+// Long idleness (a worker between managers) sleeps longer: each wake-up costs about
+// 10 us of polling, which at 1 kHz is already ~1.5% of a core.
+constexpr auto long_idle = std::chrono::milliseconds(50);
+constexpr auto longest_sleep_when_long_idle = std::chrono::microseconds(2000);
 }  // namespace
 
 void Backoff::pause() {
@@ -32,7 +38,7 @@ void Backoff::pause() {
     return;
   }
   std::this_thread::sleep_for(sleep_);
-  sleep_ = std::min(sleep_ * 2, longest_sleep);
+  sleep_ = std::min(sleep_ * 2, idle < long_idle ? longest_sleep : longest_sleep_when_long_idle);
 }
 
 }  // namespace parc

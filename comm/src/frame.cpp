@@ -1,4 +1,5 @@
 #include <parc/comm/frame.hpp>
+#include <parc/exceptions/registry.hpp>
 
 #include <cstring>
 #include <string>
@@ -43,3 +44,6 @@ MessageKind check_frame(const Bytes& frame, int source) {
 }
 
 }  // namespace parc
+
+// Rebuilt as itself when a manager reports it for a task.
+PARC_REGISTER_EXCEPTION(parc::DecodeError);

@@ -37,9 +37,10 @@ void Scheduler::set_worker_identity(int rank, std::string host, std::int64_t pid
   }
 }
 
-ErrorInfo Scheduler::timeout_error(const Task& task, int rank, const std::string& message) const {
+ErrorInfo Scheduler::manager_error(const Task& task, int rank, const std::string& type,
+                                   const std::string& message) const {
   ErrorInfo info;
-  info.chain = {{"parc::TaskTimeout", message, true}};
+  info.chain = {{type, message, true}};
   info.rank = rank;
   info.task_id = task.id;
   info.closure = ClosureRegistry::instance().entry(task.closure).name;
@@ -57,10 +58,16 @@ std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
   if (options.timeout.count() < 0) throw UsageError("parc: timeout must be >= 0 seconds");
   const std::uint32_t id = next_farm_++;
   farms_.emplace(id, Farm{options});
+  if (options.timeout.count() > 0) ++farms_with_timeout_;
   return id;
 }
 
-void Scheduler::close_farm(std::uint32_t farm) { farms_.erase(farm); }
+void Scheduler::close_farm(std::uint32_t farm) {
+  auto it = farms_.find(farm);
+  if (it == farms_.end()) return;
+  if (it->second.options.timeout.count() > 0) --farms_with_timeout_;
+  farms_.erase(it);
+}
 
 Scheduler::Farm& Scheduler::farm(std::uint32_t id) { return farms_.at(id); }
 
@@ -158,7 +165,7 @@ void Scheduler::dispatch() {
         batch.tasks.push_back(std::move(task));
         queue_.pop_front();
       }
-      batch.sent = Clock::now();
+      if (farms_with_timeout_ > 0) batch.sent = Clock::now();
       ++counters_.batches_sent;
       counters_.tasks_sent += size;
       endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame));
@@ -184,27 +191,42 @@ void Scheduler::handle_results(Message& message) {
   }
   Batch batch = std::move(slot->batches.front());
   slot->batches.pop_front();
-  ByteReader body = message.body();
-  const auto count = body.read<std::uint32_t>();
-  if (count != batch.tasks.size()) {
-    throw DecodeError("parc: rank " + std::to_string(message.source) + " answered " +
-                      std::to_string(count) + " outcomes to a batch of " +
-                      std::to_string(batch.tasks.size()));
-  }
-  for (Task& task : batch.tasks) {
-    const auto task_id = body.read<std::uint64_t>();
-    const auto status = body.read<std::uint8_t>();
-    const auto duration_ns = body.read<std::uint64_t>();
-    const auto length = body.read<std::uint64_t>();
-    std::span<const char> payload = body.take(length);
-    if (task_id != task.id) {
-      throw DecodeError("parc: rank " + std::to_string(message.source) + " answered task " +
-                        std::to_string(task_id) + " where task " + std::to_string(task.id) +
-                        " was expected");
+  std::size_t handled = 0;
+  try {
+    ByteReader body = message.body();
+    const auto count = body.read<std::uint32_t>();
+    if (count == batch_rejected) throw DecodeError(body.read<std::string>());
+    if (count != batch.tasks.size()) {
+      throw DecodeError("parc: rank " + std::to_string(message.source) + " answered " +
+                        std::to_string(count) + " outcomes to a batch of " +
+                        std::to_string(batch.tasks.size()));
     }
-    if (batch.timed_out) continue;  // its failure was reported when the timeout expired
-    ByteReader reader(payload.data(), payload.size());
-    finish(task, status, reader, duration_ns, message.source);
+    for (Task& task : batch.tasks) {
+      const auto task_id = body.read<std::uint64_t>();
+      const auto status = body.read<std::uint8_t>();
+      const auto duration_ns = body.read<std::uint64_t>();
+      const auto length = body.read<std::uint64_t>();
+      std::span<const char> payload = body.take(length);
+      if (task_id != task.id) {
+        throw DecodeError("parc: rank " + std::to_string(message.source) + " answered task " +
+                          std::to_string(task_id) + " where task " + std::to_string(task.id) +
+                          " was expected");
+      }
+      ++handled;
+      if (batch.timed_out) continue;  // its failure was reported when the timeout expired
+      ByteReader reader(payload.data(), payload.size());
+      finish(task, status, reader, duration_ns, message.source);
+    }
+  } catch (const DecodeError& e) {
+    // The outcomes cannot be trusted: fail the tasks not handled yet, so nothing waits
+    // for them forever.
+    log().error("{}", e.what());
+    for (std::size_t i = handled; i < batch.tasks.size(); ++i) {
+      Task& task = batch.tasks[i];
+      if (batch.timed_out) continue;
+      const ErrorInfo info = manager_error(task, message.source, "parc::DecodeError", e.what());
+      fail(task, TaskError(info, rebuild_exception(info)));
+    }
   }
 }
 
@@ -225,8 +247,8 @@ void Scheduler::finish(Task& task, std::uint8_t status, ByteReader& payload,
       farm_it == farms_.end() ? 0 : farm_it->second.options.timeout.count() * 1e9;
   if (timeout_ns > 0 && static_cast<double>(duration_ns) > timeout_ns) {
     // Serial mode runs tasks inline, so a timeout is only seen once the task returns.
-    const ErrorInfo info = timeout_error(
-        task, rank,
+    const ErrorInfo info = manager_error(
+        task, rank, "parc::TaskTimeout",
         "task " + std::to_string(task.id) + " ran " +
             std::to_string(static_cast<double>(duration_ns) / 1e9) +
             " s, longer than the farm's timeout of " + std::to_string(timeout_ns / 1e9) + " s");
@@ -309,6 +331,7 @@ void Scheduler::cancel_farm(std::uint32_t farm_id) {
 }
 
 void Scheduler::check_timeouts() {
+  if (farms_with_timeout_ == 0) return;
   const auto now = Clock::now();
   for (Slot& slot : slots_) {
     if (slot.batches.empty()) continue;
@@ -320,8 +343,8 @@ void Scheduler::check_timeouts() {
     if (timeout.count() <= 0 || now - batch.sent <= timeout) continue;
     batch.timed_out = true;
     for (Task& task : batch.tasks) {
-      const ErrorInfo info = timeout_error(
-          task, slot.rank,
+      const ErrorInfo info = manager_error(
+          task, slot.rank, "parc::TaskTimeout",
           "task " + std::to_string(task.id) + " (" +
               ClosureRegistry::instance().entry(task.closure).name +
               ") has run longer than the farm's timeout of " + std::to_string(timeout.count()) +

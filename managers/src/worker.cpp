@@ -21,9 +21,18 @@ bool Worker::step() {
     tasks = endpoint_.try_receive(Traffic::tasks);
     if (tasks) run_batch(*tasks);
   } catch (const DecodeError& e) {
-    // Only a different build or a corrupted message gets here; keep serving the others.
-    log().error("dropped a task batch{}: {}",
+    // Only a different build or a corrupted message gets here: tell the manager, so its
+    // tasks fail instead of waiting, and keep serving.
+    log().error("rejected a task batch{}: {}",
                 tasks ? " from rank " + std::to_string(tasks->source) : std::string(), e.what());
+    if (tasks) {
+      Bytes reply = begin_frame();
+      ByteWriter out(reply);
+      out.write(batch_rejected);
+      out.write("rank " + std::to_string(endpoint_.rank()) +
+                " could not decode a task batch: " + e.what());
+      endpoint_.send(Traffic::tasks, tasks->source, MessageKind::result_batch, std::move(reply));
+    }
   }
   return tasks.has_value();
 }

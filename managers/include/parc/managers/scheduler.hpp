@@ -121,7 +121,9 @@ class Scheduler {
   std::size_t depth_for(const Task& front) const;
   Farm& farm(std::uint32_t id);
   void release(Task& task);
-  ErrorInfo timeout_error(const Task& task, int rank, const std::string& message) const;
+  // An error the manager reports on behalf of worker `rank` (timeouts, bad replies).
+  ErrorInfo manager_error(const Task& task, int rank, const std::string& type,
+                          const std::string& message) const;
 
   Endpoint& endpoint_;
   std::vector<std::unique_ptr<Worker>> simulated_;
@@ -130,6 +132,7 @@ class Scheduler {
   std::map<std::uint32_t, Farm> farms_;
   std::unordered_map<ClosureId, ClosureStats> stats_;
   Counters counters_;
+  std::size_t farms_with_timeout_ = 0;  // check_timeouts() reads the clock only when needed
   std::uint32_t next_farm_ = 1;
   std::uint64_t next_task_ = 1;
 };

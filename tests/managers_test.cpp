@@ -1,0 +1,65 @@
+// The manager and worker protocol over an in-process network, with broken messages
+// that a correct peer never sends: nothing may wait forever because of them.
+
+#include <parc/managers/scheduler.hpp>
+#include <parc/managers/worker.hpp>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+int identity(int x) { return x; }
+PARC_CLOSURE(identity);
+
+struct RecordingSink : parc::detail::Sink {
+  int results = 0, cancels = 0;
+  std::vector<parc::TaskError> errors;
+  void on_result(std::size_t, parc::ByteReader&) override { ++results; }
+  void on_error(std::size_t, parc::TaskError error) override { errors.push_back(std::move(error)); }
+  void on_cancel(std::size_t) override { ++cancels; }
+};
+
+struct Protocol : ::testing::Test {
+  static void SetUpTestSuite() { parc::detail::ClosureRegistry::instance().seal(); }
+  parc::LoopbackNetwork network{2};
+};
+
+TEST_F(Protocol, WorkerRejectsAnUndecodableBatchAndKeepsServing) {
+  parc::detail::Worker worker(network.endpoint(1), "host", 1);
+  parc::Bytes frame = parc::begin_frame();
+  parc::ByteWriter(frame).write(std::uint32_t{3});  // three tasks announced, none present
+  network.endpoint(0).send(parc::Traffic::tasks, 1, parc::MessageKind::task_batch, std::move(frame));
+  EXPECT_TRUE(worker.step());
+  auto reply = network.endpoint(0).try_receive(parc::Traffic::tasks);
+  ASSERT_TRUE(reply);
+  auto body = reply->body();
+  EXPECT_EQ(body.read<std::uint32_t>(), parc::detail::batch_rejected);
+  EXPECT_NE(body.read<std::string>().find("rank 1 could not decode a task batch"), std::string::npos);
+  EXPECT_FALSE(worker.shut_down());
+}
+
+TEST_F(Protocol, SchedulerFailsTheTasksOfAGarbledReply) {
+  parc::detail::Scheduler scheduler(network.endpoint(0), {});
+  ASSERT_EQ(scheduler.workers(), 1);
+  const auto farm = scheduler.open_farm(parc::FarmOptions{});
+  auto sink = std::make_shared<RecordingSink>();
+  for (int i = 0; i < 2; ++i) {
+    parc::Bytes arguments;
+    parc::ByteWriter(arguments).write(i);
+    scheduler.submit(farm, parc::closure_id(identity), std::move(arguments), sink, 0);
+  }
+  scheduler.dispatch();
+  ASSERT_TRUE(network.endpoint(1).try_receive(parc::Traffic::tasks));
+  parc::Bytes reply = parc::begin_frame();
+  parc::ByteWriter(reply).write(std::uint32_t{7});  // wrong count for the batch
+  network.endpoint(1).send(parc::Traffic::tasks, 0, parc::MessageKind::result_batch, std::move(reply));
+  scheduler.progress();
+  ASSERT_EQ(sink->errors.size(), 1u);
+  EXPECT_EQ(sink->errors[0].type_name(), "parc::DecodeError");
+  EXPECT_EQ(sink->errors[0].rank(), 1);
+  EXPECT_THROW(sink->errors[0].rethrow(), parc::DecodeError);
+  EXPECT_EQ(sink->cancels, 1);  // fail_fast cancelled the task still queued
+  EXPECT_EQ(scheduler.outstanding(farm), 0u);  // nothing left to wait for
+}
+
+}  // namespace
