@@ -138,7 +138,8 @@ void collect_all(parc::Runtime& rt) {
           check(false, "demo::StepFailed carries a nested exception");
         } catch (const std::out_of_range& inner) {
           std::printf("    nested: std::out_of_range: %s\n", inner.what());
-          check(std::string(inner.what()) == "cell " + std::to_string(10 * x) + " is outside the mesh",
+          check(std::string(inner.what()) ==
+                    "cell " + std::to_string(10 * x) + " is outside the mesh",
                 "the nested exception keeps its message");
         }
       } catch (const parc::RemoteError& ex) {
@@ -173,7 +174,8 @@ void collect_all(parc::Runtime& rt) {
     check(false, "get() of a failing task returned normally");
   } catch (const parc::RemoteError& ex) {
     std::printf("submit(simulate, 12).get() threw parc::RemoteError: %s\n", ex.what());
-    check(ex.type_name() == "demo::SolverDiverged", "get() rethrows RemoteError for unregistered types");
+    check(ex.type_name() == "demo::SolverDiverged",
+          "get() rethrows RemoteError for unregistered types");
   }
   check(farm.submit(simulate, 10).get() == 5.0, "get() of a successful task returns its value");
 }

@@ -32,13 +32,14 @@ int main(int argc, char** argv) {
     constexpr std::uint64_t tasks = 200;
     const std::uint64_t darts_per_task = 200'000;
     parc::TaskFarm farm(rt);
-    auto calls = std::views::iota(std::uint64_t{0}, tasks) |
-                 std::views::transform([=](std::uint64_t seed) {
-                   return std::tuple{seed, darts_per_task};
-                 });
+    auto calls =
+        std::views::iota(std::uint64_t{0}, tasks) | std::views::transform([=](std::uint64_t seed) {
+          return std::tuple{seed, darts_per_task};
+        });
     std::vector<std::uint64_t> hits = farm.map(count_hits, calls);
     const std::uint64_t total = std::accumulate(hits.begin(), hits.end(), std::uint64_t{0});
-    const double pi = 4.0 * static_cast<double>(total) / static_cast<double>(tasks * darts_per_task);
+    const double pi =
+        4.0 * static_cast<double>(total) / static_cast<double>(tasks * darts_per_task);
     std::printf("pi ~= %.6f from %llu darts on %d worker%s%s\n", pi,
                 static_cast<unsigned long long>(tasks * darts_per_task), rt.workers(),
                 rt.workers() == 1 ? "" : "s", rt.serial() ? " (serial)" : "");

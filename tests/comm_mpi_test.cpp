@@ -26,8 +26,9 @@ TEST(Environment, RanksAgreeOnTheWorld) {
   auto ranks = environment->allgather(static_cast<std::uint64_t>(environment->rank()));
   ASSERT_EQ(static_cast<int>(ranks.size()), environment->size());
   for (std::size_t r = 0; r < ranks.size(); ++r) EXPECT_EQ(ranks[r], r);
-  auto hosts = environment->allgather(environment->host() + "#" + std::to_string(environment->rank()));
-  EXPECT_EQ(hosts[0], environment->host() + "#0") ;
+  auto hosts =
+      environment->allgather(environment->host() + "#" + std::to_string(environment->rank()));
+  EXPECT_EQ(hosts[0], environment->host() + "#0");
 }
 
 TEST(Endpoint, RingOfFramesOverEveryTrafficClass) {

@@ -123,10 +123,12 @@ TEST(Loopback, DeliversPerTrafficClassInOrder) {
   for (int i = 0; i < 3; ++i) {
     parc::Bytes frame = parc::begin_frame();
     parc::ByteWriter(frame).write(i);
-    network.endpoint(0).send(parc::Traffic::tasks, 2, parc::MessageKind::task_batch, std::move(frame));
+    network.endpoint(0).send(parc::Traffic::tasks, 2, parc::MessageKind::task_batch,
+                             std::move(frame));
   }
   parc::Bytes control = parc::begin_frame();
-  network.endpoint(1).send(parc::Traffic::control, 2, parc::MessageKind::cancel, std::move(control));
+  network.endpoint(1).send(parc::Traffic::control, 2, parc::MessageKind::cancel,
+                           std::move(control));
   EXPECT_TRUE(network.has_pending(2));
   EXPECT_FALSE(network.has_pending(1));
   auto c = network.endpoint(2).try_receive(parc::Traffic::control);

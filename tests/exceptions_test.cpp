@@ -71,7 +71,8 @@ TEST(RecordChain, ReportsNonStdThrows) {
 }
 
 TEST(Rebuild, RegisteredTypesComeBackAsThemselves) {
-  auto rebuilt = parc::rebuild_exception(info_of(capture([] { throw app::RegisteredError("boom"); })));
+  auto rebuilt =
+      parc::rebuild_exception(info_of(capture([] { throw app::RegisteredError("boom"); })));
   try {
     std::rethrow_exception(rebuilt);
   } catch (const app::RegisteredError& e) {
@@ -83,12 +84,14 @@ TEST(Rebuild, RegisteredTypesComeBackAsThemselves) {
 }
 
 TEST(Rebuild, StandardTypesAreRegistered) {
-  auto rebuilt = parc::rebuild_exception(info_of(capture([] { throw std::invalid_argument("x"); })));
+  auto rebuilt =
+      parc::rebuild_exception(info_of(capture([] { throw std::invalid_argument("x"); })));
   EXPECT_THROW(std::rethrow_exception(rebuilt), std::invalid_argument);
 }
 
 TEST(Rebuild, UnregisteredTypesBecomeRemoteErrorWithTheirName) {
-  auto rebuilt = parc::rebuild_exception(info_of(capture([] { throw app::UnregisteredError("nope"); })));
+  auto rebuilt =
+      parc::rebuild_exception(info_of(capture([] { throw app::UnregisteredError("nope"); })));
   try {
     std::rethrow_exception(rebuilt);
   } catch (const parc::RemoteError& e) {
@@ -140,8 +143,9 @@ TEST(Rebuild, NestedChainSurvivesAndCanBeUnwound) {
 
 TEST(ErrorInfo, DescribeNamesWhereAndWhat) {
   auto info = info_of(capture([] { throw std::invalid_argument("bad x"); }));
-  EXPECT_EQ(info.describe(),
-            "rank 2 (host node7, pid 4242), task 17, closure simulate: std::invalid_argument: bad x");
+  EXPECT_EQ(
+      info.describe(),
+      "rank 2 (host node7, pid 4242), task 17, closure simulate: std::invalid_argument: bad x");
 }
 
 TEST(ParallelException, HoldsEveryErrorAndSummarizesThem) {

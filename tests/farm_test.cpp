@@ -36,15 +36,18 @@ PARC_CLOSURE(fail_on_multiples_of_3);
 
 int throw_kind(int kind) {
   switch (kind) {
-    case 0: throw Unregistered("not registered");
+    case 0:
+      throw Unregistered("not registered");
     case 1:
       try {
         throw std::out_of_range("inner index");
       } catch (...) {
         std::throw_with_nested(BadInput("outer"));
       }
-    case 2: throw 42;
-    default: return kind;
+    case 2:
+      throw 42;
+    default:
+      return kind;
   }
 }
 PARC_CLOSURE(throw_kind);
@@ -157,8 +160,9 @@ TEST(TaskFarm, MapKeepsInputOrder) {
 
 TEST(TaskFarm, MapSpreadsTuplesAndTakesLazyRanges) {
   parc::TaskFarm farm(rt());
-  auto calls = std::views::iota(0, 50) |
-               std::views::transform([](int i) { return std::tuple{i, long{i}, 0.5}; });
+  auto calls = std::views::iota(0, 50) | std::views::transform([](int i) {
+                 return std::tuple{i, long{i}, 0.5};
+               });
   auto sums = farm.map(app::add3, calls);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(sums[static_cast<std::size_t>(i)], 2 * i);
 }

@@ -28,13 +28,15 @@ TEST_F(Protocol, WorkerRejectsAnUndecodableBatchAndKeepsServing) {
   parc::detail::Worker worker(network.endpoint(1), "host", 1);
   parc::Bytes frame = parc::begin_frame();
   parc::ByteWriter(frame).write(std::uint32_t{3});  // three tasks announced, none present
-  network.endpoint(0).send(parc::Traffic::tasks, 1, parc::MessageKind::task_batch, std::move(frame));
+  network.endpoint(0).send(parc::Traffic::tasks, 1, parc::MessageKind::task_batch,
+                           std::move(frame));
   EXPECT_TRUE(worker.step());
   auto reply = network.endpoint(0).try_receive(parc::Traffic::tasks);
   ASSERT_TRUE(reply);
   auto body = reply->body();
   EXPECT_EQ(body.read<std::uint32_t>(), parc::detail::batch_rejected);
-  EXPECT_NE(body.read<std::string>().find("rank 1 could not decode a task batch"), std::string::npos);
+  EXPECT_NE(body.read<std::string>().find("rank 1 could not decode a task batch"),
+            std::string::npos);
   EXPECT_FALSE(worker.shut_down());
 }
 
@@ -52,13 +54,14 @@ TEST_F(Protocol, SchedulerFailsTheTasksOfAGarbledReply) {
   ASSERT_TRUE(network.endpoint(1).try_receive(parc::Traffic::tasks));
   parc::Bytes reply = parc::begin_frame();
   parc::ByteWriter(reply).write(std::uint32_t{7});  // wrong count for the batch
-  network.endpoint(1).send(parc::Traffic::tasks, 0, parc::MessageKind::result_batch, std::move(reply));
+  network.endpoint(1).send(parc::Traffic::tasks, 0, parc::MessageKind::result_batch,
+                           std::move(reply));
   scheduler.progress();
   ASSERT_EQ(sink->errors.size(), 1u);
   EXPECT_EQ(sink->errors[0].type_name(), "parc::DecodeError");
   EXPECT_EQ(sink->errors[0].rank(), 1);
   EXPECT_THROW(sink->errors[0].rethrow(), parc::DecodeError);
-  EXPECT_EQ(sink->cancels, 1);  // fail_fast cancelled the task still queued
+  EXPECT_EQ(sink->cancels, 1);                 // fail_fast cancelled the task still queued
   EXPECT_EQ(scheduler.outstanding(farm), 0u);  // nothing left to wait for
 }
 

@@ -34,9 +34,12 @@ void ClosureRegistry::seal() {
     if (i > 0 && entries_[i].name == entries_[i - 1].name) {
       throw StartupError("parc: two different closures are declared as '" + entries_[i].name +
                          "'. If they are in different namespaces, qualify one: "
-                         "PARC_CLOSURE(ns::" + entries_[i].name +
+                         "PARC_CLOSURE(ns::" +
+                         entries_[i].name +
                          "). If it is a lambda variable in a header, declare it inline "
-                         "(inline constexpr auto " + entries_[i].name + " = ...) so every "
+                         "(inline constexpr auto " +
+                         entries_[i].name +
+                         " = ...) so every "
                          "file shares one.");
     }
     entries_[i].id = static_cast<ClosureId>(i);

@@ -141,8 +141,7 @@ Environment::~Environment() {
 
 std::vector<std::uint64_t> Environment::allgather(std::uint64_t value) const {
   std::vector<std::uint64_t> values(static_cast<std::size_t>(size_));
-  check_mpi(MPI_Allgather(&value, 1, MPI_UINT64_T, values.data(), 1, MPI_UINT64_T,
-                          MPI_COMM_WORLD),
+  check_mpi(MPI_Allgather(&value, 1, MPI_UINT64_T, values.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD),
             "MPI_Allgather");
   return values;
 }
@@ -160,8 +159,8 @@ std::vector<std::string> Environment::allgather(const std::string& value) const 
             "MPI_Allgatherv");
   std::vector<std::string> values;
   for (std::size_t i = 0; i < lengths.size(); ++i) {
-    values.push_back(all.substr(static_cast<std::size_t>(offsets[i]),
-                                static_cast<std::size_t>(lengths[i])));
+    values.push_back(
+        all.substr(static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(lengths[i])));
   }
   return values;
 }

@@ -31,8 +31,8 @@ MessageKind check_frame(const Bytes& frame, int source) {
                       ": run the same build on every rank");
   }
   if (header.body_size != frame.size() - sizeof(FrameHeader)) {
-    throw DecodeError("parc: a message " + peer + " announces " +
-                      std::to_string(header.body_size) + " body bytes but carries " +
+    throw DecodeError("parc: a message " + peer + " announces " + std::to_string(header.body_size) +
+                      " body bytes but carries " +
                       std::to_string(frame.size() - sizeof(FrameHeader)));
   }
   if (header.kind < static_cast<std::uint16_t>(MessageKind::task_batch) ||

@@ -48,7 +48,8 @@ FactoryTable& factory_table() {
 
 }  // namespace
 
-RemoteError::RemoteError(ErrorInfo info) : std::runtime_error(remote_what(info)), info_(std::move(info)) {}
+RemoteError::RemoteError(ErrorInfo info)
+    : std::runtime_error(remote_what(info)), info_(std::move(info)) {}
 
 void register_exception_factory(const std::string& type_name, ExceptionFactory factory) {
   FactoryTable& table = factory_table();

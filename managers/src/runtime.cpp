@@ -78,14 +78,13 @@ void Runtime::start(int argc, char** argv) {
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
     std::vector<std::unique_ptr<detail::Worker>> simulated;
     for (int worker = 1; worker <= serial_workers_; ++worker) {
-      simulated.push_back(std::make_unique<detail::Worker>(loopback_->endpoint(worker),
-                                                           environment_->host(),
-                                                           environment_->pid()));
+      simulated.push_back(std::make_unique<detail::Worker>(
+          loopback_->endpoint(worker), environment_->host(), environment_->pid()));
     }
     scheduler_ = std::make_unique<detail::Scheduler>(loopback_->endpoint(0), std::move(simulated));
   } else if (rank() == 0) {
-    scheduler_ = std::make_unique<detail::Scheduler>(*endpoint_,
-                                                     std::vector<std::unique_ptr<detail::Worker>>{});
+    scheduler_ = std::make_unique<detail::Scheduler>(
+        *endpoint_, std::vector<std::unique_ptr<detail::Worker>>{});
   }
   if (scheduler_) {
     for (int worker = 1; worker <= workers(); ++worker) {
@@ -94,9 +93,10 @@ void Runtime::start(int argc, char** argv) {
     }
   }
   if (serial_workers > 0 && environment_->size() > 1 && rank() == 0) {
-    log().warn("PARC_SERIAL={} under a launcher of {} ranks: rank 0 runs everything with "
-               "simulated workers and ranks 1-{} stay idle; unset PARC_SERIAL to use them",
-               serial_workers, size(), size() - 1);
+    log().warn(
+        "PARC_SERIAL={} under a launcher of {} ranks: rank 0 runs everything with "
+        "simulated workers and ranks 1-{} stay idle; unset PARC_SERIAL to use them",
+        serial_workers, size(), size() - 1);
   }
   log().debug("runtime up: {} ranks, {}", size(),
               serial() ? std::to_string(serial_workers_) + " simulated workers" : "MPI workers");
@@ -134,10 +134,12 @@ void Runtime::check_closure_tables() {
   for (std::size_t r = 1; r < tables.size(); ++r) {
     const auto lines = lines_of(tables[r]);
     for (const auto& line : reference) {
-      if (!lines.count(line)) message << "\n  rank " << r << " lacks  " << line << "  (rank 0 has it)";
+      if (!lines.count(line))
+        message << "\n  rank " << r << " lacks  " << line << "  (rank 0 has it)";
     }
     for (const auto& line : lines) {
-      if (!reference.count(line)) message << "\n  rank " << r << " has    " << line << "  (rank 0 lacks it)";
+      if (!reference.count(line))
+        message << "\n  rank " << r << " has    " << line << "  (rank 0 lacks it)";
     }
   }
   message << "\nRun the same executable on every rank, with PARC_CLOSURE declarations that do "

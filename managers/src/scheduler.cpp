@@ -22,7 +22,8 @@ constexpr std::size_t serial_batch = 256;
 
 Scheduler::Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated)
     : endpoint_(endpoint), simulated_(std::move(simulated)) {
-  const int workers = simulated_.empty() ? endpoint_.size() - 1 : static_cast<int>(simulated_.size());
+  const int workers =
+      simulated_.empty() ? endpoint_.size() - 1 : static_cast<int>(simulated_.size());
   for (int rank = 1; rank <= workers; ++rank) slots_.push_back(Slot{rank, "", 0, {}});
 }
 
@@ -54,7 +55,8 @@ ErrorInfo Scheduler::manager_error(const Task& task, int rank, const std::string
 }
 
 std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
-  if (options.retries < 0) throw UsageError("parc: retries must be >= 0, got " + std::to_string(options.retries));
+  if (options.retries < 0)
+    throw UsageError("parc: retries must be >= 0, got " + std::to_string(options.retries));
   if (options.timeout.count() < 0) throw UsageError("parc: timeout must be >= 0 seconds");
   const std::uint32_t id = next_farm_++;
   farms_.emplace(id, Farm{options});
@@ -317,10 +319,11 @@ void Scheduler::cancel_farm(std::uint32_t farm_id) {
     task.sink->on_cancel(task.index);
   }
   for (Slot& slot : slots_) {
-    const bool has_farm = std::any_of(slot.batches.begin(), slot.batches.end(), [&](const Batch& b) {
-      return std::any_of(b.tasks.begin(), b.tasks.end(),
-                         [&](const Task& t) { return t.farm == farm_id; });
-    });
+    const bool has_farm =
+        std::any_of(slot.batches.begin(), slot.batches.end(), [&](const Batch& b) {
+          return std::any_of(b.tasks.begin(), b.tasks.end(),
+                             [&](const Task& t) { return t.farm == farm_id; });
+        });
     if (!has_farm) continue;
     Bytes frame = begin_frame();
     ByteWriter out(frame);

@@ -133,10 +133,10 @@ void Worker::run_batch(const Message& message) {
       out.write(info);
       if (flags & task_flag_fail_fast) cancel(farm, generation);
     }
-    const auto duration_ns = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                             start)
-            .count());
+    const auto duration_ns =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count());
     const std::uint64_t payload_size = reply.size() - payload_at;
     std::memcpy(reply.data() + header_at, &status, sizeof status);
     std::memcpy(reply.data() + header_at + 1, &duration_ns, sizeof duration_ns);

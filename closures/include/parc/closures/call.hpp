@@ -7,8 +7,7 @@ namespace parc::detail {
 
 template <class F>
 using closure_signature_t =
-    std::conditional_t<is_function_closure_v<F>,
-                       std::remove_pointer_t<std::remove_cvref_t<F>>,
+    std::conditional_t<is_function_closure_v<F>, std::remove_pointer_t<std::remove_cvref_t<F>>,
                        std::remove_cvref_t<F>>;
 
 template <class F>
@@ -35,7 +34,8 @@ void write_arguments(ByteWriter& out, Given&&... given) {
                 "parc: wrong number of arguments for this closure");
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (write_argument<std::tuple_element_t<I, Parameters>>(out, std::forward<Given>(given)), ...);
-  }(std::index_sequence_for<Given...>{});
+  }
+  (std::index_sequence_for<Given...>{});
 }
 
 // Runs closure `id` on arguments encoded by write_arguments, encoding its result.

@@ -90,9 +90,9 @@ bool declare_closure(const char* name, F& fn) {
     static_assert(std::is_default_constructible_v<typename Traits::arguments>,
                   "PARC_CLOSURE: every argument type must be default-constructible so it "
                   "can be decoded on the worker");
-    ClosureRegistry::instance().add(ClosureEntry{
-        name, demangle(typeid(Fn).name()), reinterpret_cast<const void*>(&fn),
-        std::type_index(typeid(Fn*)), true, &invoke_closure<Fn, Fn>});
+    ClosureRegistry::instance().add(
+        ClosureEntry{name, demangle(typeid(Fn).name()), reinterpret_cast<const void*>(&fn),
+                     std::type_index(typeid(Fn*)), true, &invoke_closure<Fn, Fn>});
   } else {
     static_assert(has_signature<Fn>,
                   "PARC_CLOSURE: declare a function, or a lambda / function object with one "
@@ -101,9 +101,9 @@ bool declare_closure(const char* name, F& fn) {
                   "PARC_CLOSURE: a lambda that captures state cannot be a closure: the "
                   "workers would not have the captured values; pass them as arguments");
     using Signature = decltype(&Fn::operator());
-    ClosureRegistry::instance().add(ClosureEntry{
-        name, demangle(typeid(Signature).name()), static_cast<const void*>(&fn),
-        std::type_index(typeid(Fn)), false, &invoke_closure<Fn, Signature>});
+    ClosureRegistry::instance().add(
+        ClosureEntry{name, demangle(typeid(Signature).name()), static_cast<const void*>(&fn),
+                     std::type_index(typeid(Fn)), false, &invoke_closure<Fn, Signature>});
   }
   return true;
 }
@@ -117,8 +117,9 @@ using closure_tag_type =
 
 // True when PARC_CLOSURE(x) for an object of type F is visible (found by ADL).
 template <class F>
-concept declared_function_object =
-    requires { parc_declared_closure(ClosureTag<std::remove_cvref_t<F>>{}); };
+concept declared_function_object = requires {
+  parc_declared_closure(ClosureTag<std::remove_cvref_t<F>>{});
+};
 
 // Where a closure is resolved: its id for a call from the manager.
 template <class F>
@@ -141,8 +142,9 @@ ClosureId closure_id(const F& fn) {
 // that every rank runs. Declared lambdas are checked at compile time where they are
 // submitted; functions at run time.
 #define PARC_CLOSURE(fn)                                                                    \
-  [[maybe_unused]] static constexpr bool parc_declared_closure(                              \
-      ::parc::detail::ClosureTag<::parc::detail::closure_tag_type<decltype(fn), decltype([] {})>>) { \
+  [[maybe_unused]] static constexpr bool parc_declared_closure(                             \
+      ::parc::detail::ClosureTag<                                                           \
+          ::parc::detail::closure_tag_type<decltype(fn), decltype([] {})>>) {               \
     return true;                                                                            \
   }                                                                                         \
   [[maybe_unused]] static const bool PARC_DETAIL_CAT(parc_closure_declared_, __COUNTER__) = \

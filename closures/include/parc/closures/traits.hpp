@@ -32,7 +32,9 @@ struct function_traits<F, std::void_t<decltype(&F::operator())>>
     : function_traits<decltype(&F::operator())> {};
 
 template <class F>
-concept has_signature = requires { typename function_traits<std::remove_cvref_t<F>>::result; };
+concept has_signature = requires {
+  typename function_traits<std::remove_cvref_t<F>>::result;
+};
 
 // A closure is a function, or a stateless function object (a capture-less lambda).
 template <class F>

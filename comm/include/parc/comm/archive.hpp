@@ -166,8 +166,7 @@ class ByteReader {
       auto count = read<std::uint64_t>();
       if (count > remaining() / sizeof(Element)) {
         throw DecodeError("parc: a message claims " + std::to_string(count) +
-                          " elements but holds only " + std::to_string(remaining()) +
-                          " bytes");
+                          " elements but holds only " + std::to_string(remaining()) + " bytes");
       }
       value.resize(count);
       read_bytes(value.data(), count * sizeof(Element));

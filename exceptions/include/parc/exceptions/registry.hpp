@@ -61,7 +61,6 @@ bool register_exception() {
 #define PARC_DETAIL_CAT(a, b) PARC_DETAIL_CAT2(a, b)
 
 // At namespace scope, in the program (every rank registers the same types).
-#define PARC_REGISTER_EXCEPTION(Type)                                                \
-  [[maybe_unused]] static const bool PARC_DETAIL_CAT(parc_exception_registered_, \
-                                                     __COUNTER__) =                  \
+#define PARC_REGISTER_EXCEPTION(Type)                                                           \
+  [[maybe_unused]] static const bool PARC_DETAIL_CAT(parc_exception_registered_, __COUNTER__) = \
       ::parc::register_exception<Type>()

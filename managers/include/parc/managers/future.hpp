@@ -77,13 +77,15 @@ class Future {
     using State = typename detail::FutureState<T>::State;
     if (state_->state == State::failed) state_->error->rethrow();
     if (state_->retrieved) {
-      throw UsageError("parc: Future::get() was already called; it moves the result out, so "
-                       "call it once and keep the value");
+      throw UsageError(
+          "parc: Future::get() was already called; it moves the result out, so "
+          "call it once and keep the value");
     }
     state_->retrieved = true;
     if (state_->state == State::cancelled) {
-      throw CancelledError("parc: the task was cancelled before it started, because another "
-                           "task of its fail_fast farm failed");
+      throw CancelledError(
+          "parc: the task was cancelled before it started, because another "
+          "task of its fail_fast farm failed");
     }
     return state_->slot.take();
   }
@@ -99,13 +101,12 @@ class Future {
   }
 
   detail::Scheduler& scheduler() const { return *scheduler_; }
-  bool pending() const {
-    return state_->state == detail::FutureState<T>::State::pending;
-  }
+  bool pending() const { return state_->state == detail::FutureState<T>::State::pending; }
 
  private:
   void check_valid() const {
-    if (!state_) throw UsageError("parc: this Future has no task (default-constructed or moved from)");
+    if (!state_)
+      throw UsageError("parc: this Future has no task (default-constructed or moved from)");
   }
 
   std::shared_ptr<detail::FutureState<T>> state_;

@@ -13,8 +13,8 @@ using RetryFilter = std::function<bool(const TaskError&)>;
 
 struct FarmOptions {
   Policy policy = Policy::fail_fast;
-  int retries = 0;          // extra attempts of a failed task
-  RetryFilter retry_on;     // empty: retry every failure
+  int retries = 0;                           // extra attempts of a failed task
+  RetryFilter retry_on;                      // empty: retry every failure
   std::chrono::duration<double> timeout{0};  // per task; zero means none
 };
 

@@ -60,8 +60,11 @@ class TaskFarm {
   template <class F, std::ranges::input_range Inputs>
   std::vector<detail::closure_result_t<F>> map(const F& fn, Inputs&& inputs) {
     using R = detail::closure_result_t<F>;
-    static_assert(!std::is_void_v<R>, "TaskFarm::map needs a closure that returns a value; use submit for void closures");
-    static_assert(std::is_default_constructible_v<R>, "TaskFarm::map: the result type must be default-constructible");
+    static_assert(
+        !std::is_void_v<R>,
+        "TaskFarm::map needs a closure that returns a value; use submit for void closures");
+    static_assert(std::is_default_constructible_v<R>,
+                  "TaskFarm::map: the result type must be default-constructible");
     check_open("map");
     const ClosureId closure = detail::closure_id_of(fn, "TaskFarm::map");
     auto sink = std::make_shared<MapSink<R>>();
