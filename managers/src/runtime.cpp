@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <set>
 #include <sstream>
-#include <thread>
 
 namespace parc {
 
@@ -152,8 +151,13 @@ void Runtime::shut_down_workers(int exit_code) {
   if (scheduler_) {
     // A worker still inside a timed-out task would never read the shutdown message.
     const auto deadline = std::chrono::steady_clock::now() + shutdown_grace();
+    Backoff backoff;
     while (!scheduler_->stuck_workers().empty() && std::chrono::steady_clock::now() < deadline) {
-      if (!scheduler_->progress()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (scheduler_->progress()) {
+        backoff.reset();
+      } else {
+        backoff.pause();
+      }
     }
     if (const auto stuck = scheduler_->stuck_workers(); !stuck.empty()) {
       for (auto [worker, task] : stuck) {

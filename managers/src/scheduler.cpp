@@ -261,12 +261,9 @@ void Scheduler::finish(Task& task, std::uint8_t status, ByteReader& payload,
     release(task);
     try {
       task.sink->on_result(task.index, payload);
-    } catch (const std::exception& e) {
-      ErrorInfo info;
+    } catch (const std::exception&) {
+      ErrorInfo info = manager_error(task, rank, "", "");
       info.chain = record_chain(std::current_exception());
-      info.rank = 0;
-      info.task_id = task.id;
-      info.closure = ClosureRegistry::instance().entry(task.closure).name;
       task.sink->on_error(task.index, TaskError(info, std::current_exception()));
     }
     return;

@@ -138,9 +138,10 @@ void Worker::run_batch(const Message& message) {
                                        std::chrono::steady_clock::now() - start)
                                        .count());
     const std::uint64_t payload_size = reply.size() - payload_at;
-    std::memcpy(reply.data() + header_at, &status, sizeof status);
-    std::memcpy(reply.data() + header_at + 1, &duration_ns, sizeof duration_ns);
-    std::memcpy(reply.data() + header_at + 9, &payload_size, sizeof payload_size);
+    char* header = reply.data() + header_at;
+    std::memcpy(header, &status, sizeof status);
+    std::memcpy(header + sizeof status, &duration_ns, sizeof duration_ns);
+    std::memcpy(header + sizeof status + sizeof duration_ns, &payload_size, sizeof payload_size);
   }
   endpoint_.send(Traffic::tasks, message.source, MessageKind::result_batch, std::move(reply));
 }
