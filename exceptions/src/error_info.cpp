@@ -1,4 +1,5 @@
 #include <parc/exceptions/error_info.hpp>
+#include <parc/exceptions/errors.hpp>
 
 #include <cxxabi.h>
 
@@ -64,6 +65,8 @@ std::vector<ExceptionRecord> record_chain(std::exception_ptr error) {
     std::exception_ptr inner;
     try {
       std::rethrow_exception(error);
+    } catch (const ForeignException& e) {
+      chain.push_back({e.type_name(), e.what(), true});
     } catch (const std::exception& e) {
       chain.push_back({demangle(typeid(e).name()), e.what(), true});
       if (auto* nested = dynamic_cast<const std::nested_exception*>(&e)) {
@@ -75,6 +78,16 @@ std::vector<ExceptionRecord> record_chain(std::exception_ptr error) {
     error = inner;
   }
   return chain;
+}
+
+std::string foreign_encoding(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const ForeignException& e) {
+    return e.encoded();
+  } catch (...) {
+  }
+  return {};
 }
 
 }  // namespace parc

@@ -86,6 +86,16 @@ std::size_t Scheduler::outstanding(std::uint32_t farm_id) const {
   return it == farms_.end() ? 0 : it->second.outstanding;
 }
 
+bool Scheduler::cancel_queued(const Sink* sink, std::size_t index) {
+  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Task& task) {
+    return task.sink.get() == sink && task.index == index;
+  });
+  if (it == queue_.end()) return false;
+  release(*it);
+  queue_.erase(it);
+  return true;
+}
+
 void Scheduler::release(Task& task) {
   auto it = farms_.find(task.farm);
   if (it != farms_.end() && it->second.outstanding > 0) --it->second.outstanding;
@@ -195,7 +205,7 @@ void Scheduler::handle_results(Message& message) {
   slot->batches.pop_front();
   std::size_t handled = 0;
   try {
-    ByteReader body = message.body();
+    ByteReader body = message.take_body();
     const auto count = body.read<std::uint32_t>();
     if (count == batch_rejected) throw DecodeError(body.read<std::string>());
     if (count != batch.tasks.size()) {
@@ -208,7 +218,7 @@ void Scheduler::handle_results(Message& message) {
       const auto status = body.read<std::uint8_t>();
       const auto duration_ns = body.read<std::uint64_t>();
       const auto length = body.read<std::uint64_t>();
-      std::span<const char> payload = body.take(length);
+      ByteReader payload = body.sub_reader(length);
       if (task_id != task.id) {
         throw DecodeError("parc: rank " + std::to_string(message.source) + " answered task " +
                           std::to_string(task_id) + " where task " + std::to_string(task.id) +
@@ -216,8 +226,7 @@ void Scheduler::handle_results(Message& message) {
       }
       ++handled;
       if (batch.timed_out) continue;  // its failure was reported when the timeout expired
-      ByteReader reader(payload.data(), payload.size());
-      finish(task, status, reader, duration_ns, message.source);
+      finish(task, status, payload, duration_ns, message.source);
     }
   } catch (const DecodeError& e) {
     // The outcomes cannot be trusted: fail the tasks not handled yet, so nothing waits

@@ -82,8 +82,8 @@ bool Worker::cancelled(std::uint32_t farm, std::uint32_t generation) const {
   return it != cancelled_up_to_.end() && generation < it->second;
 }
 
-void Worker::run_batch(const Message& message) {
-  ByteReader body = message.body();
+void Worker::run_batch(Message& message) {
+  ByteReader body = message.take_body();
   const auto count = body.read<std::uint32_t>();
   Bytes reply = begin_frame();
   ByteWriter out(reply);
@@ -95,7 +95,7 @@ void Worker::run_batch(const Message& message) {
     const auto generation = body.read<std::uint32_t>();
     const auto flags = body.read<std::uint8_t>();
     const auto length = body.read<std::uint64_t>();
-    std::span<const char> arguments = body.take(length);
+    ByteReader in = body.sub_reader(length);
 
     poll_control();
     out.write(task_id);
@@ -114,13 +114,13 @@ void Worker::run_batch(const Message& message) {
     const auto start = std::chrono::steady_clock::now();
     TaskStatus status = TaskStatus::ok;
     try {
-      ByteReader in(arguments.data(), arguments.size());
       run_closure(closure, in, out);
     } catch (...) {
       reply.resize(payload_at);
       status = TaskStatus::error;
       ErrorInfo info;
       info.chain = record_chain(std::current_exception());
+      info.foreign = foreign_encoding(std::current_exception());
       info.rank = endpoint_.rank();
       info.host = host_;
       info.pid = pid_;

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <istream>
 #include <ostream>
 #include <span>
@@ -127,7 +128,17 @@ class ByteWriter {
 
 class ByteReader {
  public:
-  ByteReader(const char* data, std::size_t size) : pos_(data), end_(data + size) {}
+  // `owner`, when given, keeps the bytes alive: a host language may hold views into them
+  // after the reader is gone (numpy arrays unpickled out-of-band).
+  ByteReader(const char* data, std::size_t size, std::shared_ptr<const void> owner = {})
+      : pos_(data), end_(data + size), owner_(std::move(owner)) {}
+
+  const std::shared_ptr<const void>& owner() const { return owner_; }
+  // A reader of the next `size` bytes that shares this one's owner.
+  ByteReader sub_reader(std::size_t size) {
+    std::span<const char> view = take(size);
+    return ByteReader(view.data(), view.size(), owner_);
+  }
 
   std::size_t remaining() const { return static_cast<std::size_t>(end_ - pos_); }
 
@@ -193,6 +204,7 @@ class ByteReader {
 
   const char* pos_;
   const char* end_;
+  std::shared_ptr<const void> owner_;
 };
 
 }  // namespace parc

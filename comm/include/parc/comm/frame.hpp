@@ -47,6 +47,13 @@ struct Message {
   ByteReader body() const {
     return ByteReader(frame.data() + sizeof(FrameHeader), frame.size() - sizeof(FrameHeader));
   }
+  // The body, its frame moved into shared ownership so that views of it may outlive the
+  // message (see ByteReader::owner).
+  ByteReader take_body() {
+    auto shared = std::make_shared<const Bytes>(std::move(frame));
+    return ByteReader(shared->data() + sizeof(FrameHeader), shared->size() - sizeof(FrameHeader),
+                      shared);
+  }
 };
 
 // Checks the header of a received frame; throws DecodeError naming `source`.

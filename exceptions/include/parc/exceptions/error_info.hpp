@@ -29,6 +29,9 @@ struct ErrorInfo {
   std::string closure;
   int attempts = 1;
   std::int64_t input_index = -1;  // position in the map's input, when from a map
+  // A host language's own encoding of the failure (Python: the pickled exception and its
+  // traceback), from a ForeignException; empty for C++ exceptions.
+  std::string foreign;
 
   const std::string& type_name() const { return chain.front().type_name; }
   const std::string& message() const { return chain.front().message; }
@@ -38,12 +41,15 @@ struct ErrorInfo {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(chain, rank, host, pid, task_id, closure, attempts, input_index);
+    ar(chain, rank, host, pid, task_id, closure, attempts, input_index, foreign);
   }
 };
 
 // Records the exception chain of `error` (following std::nested_exception).
 std::vector<ExceptionRecord> record_chain(std::exception_ptr error);
+
+// The ForeignException::encoded() of `error`, or "" when it is not one.
+std::string foreign_encoding(std::exception_ptr error);
 
 std::string demangle(const char* mangled_name);
 

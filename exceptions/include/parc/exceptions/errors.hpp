@@ -46,4 +46,18 @@ class CancelledError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An exception of a host language (Python) raised inside a closure: its type name and
+// message for C++ readers, and the host's own encoding for the host on the manager.
+class ForeignException : public std::runtime_error {
+ public:
+  ForeignException(std::string type_name, const std::string& message, std::string encoded)
+      : std::runtime_error(message), type_name_(std::move(type_name)), encoded_(std::move(encoded)) {}
+  const std::string& type_name() const noexcept { return type_name_; }
+  const std::string& encoded() const noexcept { return encoded_; }
+
+ private:
+  std::string type_name_;
+  std::string encoded_;
+};
+
 }  // namespace parc

@@ -46,6 +46,9 @@ class Scheduler {
   void submit(std::uint32_t farm, ClosureId closure, Bytes arguments, std::shared_ptr<Sink> sink,
               std::size_t index);
 
+  // Drops a task still queued (not sent to a worker); false when it was not queued.
+  bool cancel_queued(const Sink* sink, std::size_t index);
+
   // Tasks of `farm` queued or running.
   std::size_t outstanding(std::uint32_t farm) const;
 

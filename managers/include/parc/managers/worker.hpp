@@ -29,7 +29,7 @@ class Worker {
   int exit_code() const { return exit_code_; }
 
  private:
-  void run_batch(const Message& message);
+  void run_batch(Message& message);
   void poll_control();
   void handle_control(const Message& message);
   bool cancelled(std::uint32_t farm, std::uint32_t generation) const;

@@ -1,0 +1,31 @@
+"""parc: parallel closures, task farms and parallel exceptions over MPI.
+
+    import parc
+
+    @parc.closure
+    def simulate(seed): ...
+
+    def main():
+        with parc.TaskFarm() as farm:
+            print(sum(farm.map(simulate, range(1000))))
+
+    if __name__ == "__main__":
+        parc.run(main)
+
+Run it with `mpiexec.mpich -n 4 python3 app.py`, or serially with `python3 app.py`.
+"""
+
+from ._closures import closure, closure_table, load_library
+from ._cpp import cpp_closure
+from ._errors import (CancelledError, ParallelException, RemoteError, StartupError,
+                      TaskTimeout, UsageError)
+from ._farm import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, TaskFarm,
+                    as_completed, wait)
+from ._runtime import rank, run, serial, size, workers
+
+__all__ = [
+    "ALL_COMPLETED", "CancelledError", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future",
+    "ParallelException", "RemoteError", "StartupError", "TaskFarm", "TaskTimeout",
+    "UsageError", "as_completed", "closure", "closure_table", "cpp_closure", "load_library",
+    "rank", "run", "serial", "size", "wait", "workers",
+]

@@ -1,0 +1,129 @@
+"""Parallel closures: declared functions (by id), other callables by reference or value."""
+
+import ctypes
+import os
+import pickle
+import struct
+import sys
+
+from . import _core, _task
+from ._errors import UsageError
+
+try:
+    import cloudpickle
+except ImportError:  # optional: only lambdas, nested and __main__ functions need it
+    cloudpickle = None
+
+_declared = {}  # closure name -> function, in declaration order
+_ids = None  # closure name -> id, once the runtime has started
+_PYTHON_CALL = "parc.python_call"
+
+
+def _module_name(function):
+    module = function.__module__
+    # `python3 -m parc app.py` imports the script as __mp_main__ on the workers.
+    return "__main__" if module == "__mp_main__" else module
+
+
+def closure_name(function):
+    return f"py:{_module_name(function)}.{function.__qualname__}"
+
+
+def closure(function):
+    """Declares `function` as a parallel closure: it is called by id on the workers.
+
+    Declare closures at the top level of a module that every rank imports, before
+    parc.run: each rank's table of closures is checked against rank 0's at start-up."""
+    if not callable(function) or not hasattr(function, "__qualname__"):
+        raise UsageError(f"parc.closure: {function!r} is not a function; decorate a function "
+                         "defined with def at module top level")
+    name = closure_name(function)
+    if "<locals>" in function.__qualname__ or "<lambda>" in function.__qualname__:
+        raise UsageError(
+            f"parc.closure: {function.__qualname__} is defined inside a function (or is a "
+            "lambda), so the other ranks do not have it. Define it at module top level, or "
+            "submit it undecorated: it is then sent by value (cloudpickle).")
+    function.__parc_closure__ = name
+    if name in _declared:
+        return function
+    _declared[name] = function
+    if _ids is None:
+        _core.declare_closure(name, function)
+    # Declared after start-up: still callable, by reference instead of by id.
+    return function
+
+
+def load_library(path):
+    """Loads a shared library whose PARC_CLOSURE declarations become callable with
+    cpp_closure(name). Call it on every rank, before parc.run."""
+    if _ids is not None:
+        raise UsageError(f"parc.load_library({path!r}) after the runtime started: load C++ "
+                         "closures before parc.run (or any other parc call) on every rank")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"parc.load_library: no such file: {path}")
+    return ctypes.CDLL(os.path.abspath(path), mode=ctypes.RTLD_GLOBAL)
+
+
+def on_start():
+    global _ids
+    _ids = {name: entry[0] for name, entry in _core.closure_table().items()}
+
+
+def closure_table():
+    """{name: (id, signature)} of every closure this rank declared (C++ and Python)."""
+    return dict(_core.closure_table())
+
+
+_prefixes = {}
+_CALLABLE = struct.Struct("<BI")
+
+
+def _pickle_by_value(function):
+    if cloudpickle is None:
+        kind = "a lambda" if function.__name__ == "<lambda>" else "a nested function"
+        raise UsageError(
+            f"parc cannot send {function.__qualname__}: it is {kind}, which the workers can "
+            "only receive by value, and cloudpickle is not installed. Define it at module "
+            "top level (and decorate it with @parc.closure), or install python3-cloudpickle.")
+    return cloudpickle.dumps(function, protocol=5)
+
+
+def _pickle_callable(function):
+    qualname = getattr(function, "__qualname__", "")
+    module = getattr(function, "__module__", None)
+    local = "<locals>" in qualname or "<lambda>" in qualname
+    if local or (module in ("__main__", "__mp_main__") and cloudpickle is not None):
+        return _pickle_by_value(function)
+    try:
+        return pickle.dumps(function, protocol=5)
+    except Exception as error:
+        if cloudpickle is not None:
+            try:
+                return cloudpickle.dumps(function, protocol=5)
+            except Exception:
+                pass
+        raise UsageError(
+            f"parc cannot send {function!r} to the workers: {error}. Submit a function "
+            "defined at module top level (or any picklable callable)") from error
+
+
+def resolve(function):
+    """(closure id, payload prefix) for calling `function` on a worker."""
+    cached = _prefixes.get(function)
+    if cached is not None:
+        return cached
+    if not callable(function):
+        raise TypeError(f"parc: {function!r} is not callable")
+    name = getattr(function, "__parc_closure__", None)
+    if name is not None and name in _ids:
+        resolved = (_ids[name], bytes([0]))
+    else:
+        blob = _pickle_callable(function)
+        resolved = (_ids[_PYTHON_CALL], _CALLABLE.pack(_task.FLAG_CALLABLE, len(blob)) + blob)
+    if len(_prefixes) > 1024:
+        _prefixes.clear()
+    try:
+        _prefixes[function] = resolved
+    except TypeError:  # unhashable callable object
+        pass
+    return resolved

@@ -1,0 +1,141 @@
+"""parc's exception types, and the rebuilding of remote failures on the manager."""
+
+import concurrent.futures
+import pickle
+
+from . import _core
+
+
+class ParallelException(ExceptionGroup):
+    """Every failure of one manager operation; `except* ValueError` matches members.
+
+    Each member keeps its original type and chain, and carries PEP 678 notes naming the
+    rank, host, pid, task and call, plus the remote traceback; attributes parc_rank,
+    parc_task, parc_host (and parc_index for an input of map)."""
+
+    def derive(self, excs):
+        return ParallelException(self.message, excs)
+
+
+class RemoteError(Exception):
+    """A remote exception that could not be rebuilt as itself on the manager."""
+
+    def __init__(self, type_name, message, args_repr="", traceback_text=""):
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.message = message
+        self.args_repr = args_repr
+        self.traceback_text = traceback_text
+
+    def __reduce__(self):
+        return (RemoteError, (self.type_name, self.message, self.args_repr, self.traceback_text))
+
+
+class TaskTimeout(TimeoutError):
+    """A task ran longer than its farm's timeout."""
+
+
+UsageError = _core.UsageError
+StartupError = _core.StartupError
+CancelledError = concurrent.futures.CancelledError
+
+# C++ exception types as Python ones, as pybind11 translates them.
+_CPP_TYPES = {
+    "std::invalid_argument": ValueError,
+    "std::domain_error": ValueError,
+    "std::length_error": ValueError,
+    "std::out_of_range": IndexError,
+    "std::range_error": ValueError,
+    "std::overflow_error": OverflowError,
+    "std::underflow_error": ArithmeticError,
+    "std::bad_alloc": MemoryError,
+    "std::runtime_error": RuntimeError,
+    "std::logic_error": RuntimeError,
+    "std::exception": RuntimeError,
+    "parc::TaskTimeout": TaskTimeout,
+    "parc::UsageError": UsageError,
+}
+
+# Serial mode: the live exceptions of tasks run in this process, by token, so that a
+# rebuilt exception carries the closure's real traceback (pdb post-mortem lands there).
+_live = {}
+_LIVE_LIMIT = 1000
+
+
+def remember_live(exc):
+    token = id(exc)
+    if len(_live) >= _LIVE_LIMIT:
+        _live.pop(next(iter(_live)))
+    _live[token] = exc
+    return token
+
+
+def _rebuild_link(link):
+    if link.get("pickled") is not None:
+        try:
+            exc = pickle.loads(link["pickled"])
+            if isinstance(exc, Exception):
+                return exc
+        except Exception as error:  # the class is not importable here, ...
+            link = dict(link, problem=f"{type(error).__name__}: {error}")
+    return RemoteError(link["type"], link["message"], link.get("args", ""),
+                       link.get("traceback", ""))
+
+
+def _rebuild_python(record):
+    links = record["links"]
+    rebuilt = [_rebuild_link(link) for link in links]
+    for outer, inner, link in zip(rebuilt, rebuilt[1:], links[1:]):
+        if link["how"] == "cause":
+            outer.__cause__ = inner
+        else:
+            outer.__context__ = inner
+    live = _live.pop(record.get("token"), None)
+    if live is not None:
+        for exc in rebuilt:
+            if live is None:
+                break
+            exc.__traceback__ = live.__traceback__
+            live = live.__cause__ if live.__cause__ is not None else live.__context__
+    for exc, link in zip(rebuilt, links):
+        if isinstance(exc, RemoteError) and link.get("problem"):
+            exc.add_note(f"rebuilt as parc.RemoteError: {link['problem']}")
+    return rebuilt[0], record.get("call", ""), record.get("traceback", "")
+
+
+def _rebuild_cpp(chain, closure):
+    rebuilt = []
+    for type_name, message, _ in chain:
+        kind = _CPP_TYPES.get(type_name)
+        rebuilt.append(kind(message) if kind else RemoteError(type_name, message))
+    for outer, inner in zip(rebuilt, rebuilt[1:]):  # throw_with_nested: outer wraps inner
+        outer.__cause__ = inner
+    return rebuilt[0], f"{closure}(...)", ""
+
+
+def rebuild(error, index=None):
+    """The exception of a failed task, from _core's error tuple."""
+    foreign, chain, rank, host, pid, task, closure, attempts = error
+    if foreign:
+        exc, call, traceback_text = _rebuild_python(pickle.loads(foreign))
+    else:
+        exc, call, traceback_text = _rebuild_cpp(chain, closure)
+    where = f"rank {rank} (host {host}, pid {pid}), task {task}: {call}"
+    if index is not None:
+        where += f", input #{index}"
+    if attempts > 1:
+        where += f", after {attempts} attempts"
+    exc.add_note(where)
+    if traceback_text:
+        exc.add_note("remote traceback:\n" + traceback_text.rstrip("\n"))
+    exc.parc_rank = rank
+    exc.parc_task = task
+    exc.parc_host = host
+    exc.parc_pid = pid
+    if index is not None:
+        exc.parc_index = index
+    return exc
+
+
+def group(message, errors):
+    return ParallelException(message, errors)

@@ -1,0 +1,138 @@
+"""Start-up, parc.run, rank/size, and log lines that match the C++ core's."""
+
+import atexit
+import logging
+import os
+import sys
+import time
+
+from . import _closures, _core, _task
+from ._errors import StartupError, UsageError
+
+log = logging.getLogger("parc")
+_running = False  # inside parc.run's main on rank 0
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "warning": logging.WARNING, "error": logging.ERROR, "off": logging.CRITICAL + 10}
+
+
+class _CoreFormat(logging.Formatter):
+    """[12:00:01.123] [parc rank 2] [warning] message: the C++ core's spdlog pattern."""
+
+    rank = "?"
+
+    def format(self, record):
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        return (f"[{stamp}.{int(record.msecs):03d}] [parc rank {self.rank}] "
+                f"[{record.levelname.lower()}] {message}")
+
+
+def _configure_logging():
+    if getattr(log, "_parc_configured", False):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_CoreFormat())
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(_LEVELS.get(os.environ.get("PARC_LOG", "warn").lower(), logging.WARNING))
+    log._parc_configured = True
+
+
+_configure_logging()
+
+
+def _set_log_rank(rank):
+    for handler in log.handlers:
+        if isinstance(handler.formatter, _CoreFormat):
+            handler.formatter.rank = str(rank)
+
+
+def start():
+    """Starts the runtime once: MPI under a launcher, otherwise serial."""
+    if _core.started():
+        return
+    try:
+        _core.start(sys.argv)
+    except StartupError as error:
+        rank = os.environ.get("PMI_RANK", "0")
+        if rank == "0":
+            sys.stderr.write(f"[parc rank {rank}] {error}\n")
+        else:
+            sys.stderr.write(f"[parc rank {rank}] stopping: the job cannot start "
+                             "(rank 0 says why)\n")
+        sys.stderr.flush()
+        raise SystemExit(2) from None
+    _closures.on_start()
+    _task.serial = _core.serial()
+    _set_log_rank(_core.rank())
+    atexit.register(_core.finalize)
+    log.debug("runtime started: %d ranks%s", _core.size(),
+              f", serial with {_core.workers()} simulated workers" if _core.serial() else "")
+
+
+def rank():
+    """This process's rank (0 in serial mode)."""
+    start()
+    return _core.rank()
+
+
+def size():
+    """The number of ranks in the job (1 in serial mode)."""
+    start()
+    return _core.size()
+
+
+def serial():
+    """True when managers run their tasks in this process (no launcher, or PARC_SERIAL)."""
+    start()
+    return _core.serial()
+
+
+def workers():
+    """How many workers run tasks: size() - 1, or PARC_SERIAL's simulated ones."""
+    start()
+    return _core.workers()
+
+
+def run(main, *args, **kwargs):
+    """Rank 0 runs main(*args, **kwargs) and gets its return value; the other ranks
+    serve the managers meanwhile and then exit, with main's exit code (its int return
+    value, 1 if it raised, else 0)."""
+    global _running
+    if _running:  # already inside parc.run (python3 -m parc app.py running parc.run)
+        return main(*args, **kwargs)
+    start()
+    returned = []
+
+    def rank0_main():
+        global _running
+        _running = True
+        try:
+            returned.append(main(*args, **kwargs))
+        finally:
+            _running = False
+        value = returned[0]
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    try:
+        code = _core.run(rank0_main)
+    except UsageError as error:
+        if "may be called once" in str(error):
+            raise UsageError("parc.run may be called once per program") from None
+        raise
+    if _core.rank() != 0:
+        _core.finalize()
+        sys.stdout.flush()
+        raise SystemExit(code)
+    return returned[0]
+
+
+def check_manager(what):
+    start()
+    if _core.rank() != 0 and not _core.serial():
+        raise UsageError(
+            f"{what} on rank {_core.rank()}: managers run on rank 0, the other ranks serve "
+            "them. Put the program in a main() function and call parc.run(main).")

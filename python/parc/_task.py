@@ -1,0 +1,119 @@
+"""The worker side of a Python task: decode, call, encode the result or the failure.
+
+Called by _core (with the GIL) for every task this rank runs, in MPI and serial mode.
+"""
+
+import pickle
+import reprlib
+import struct
+import sys
+import traceback
+
+from . import _codec, _errors
+
+# Task payload: a flags byte, the callable when it is not a declared closure, then the
+# arguments (see _codec): args, or (args, kwargs) when FLAG_KWARGS.
+FLAG_CALLABLE = 1
+FLAG_KWARGS = 2
+_CALLABLE_LENGTH = struct.Struct("<I")
+
+_callables = {}  # pickled callable -> callable: a farm sends the same one many times
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+serial = False  # set by _runtime at start: the manager is this process
+
+
+def _callable_at(view):
+    (length,) = _CALLABLE_LENGTH.unpack_from(view, 1)
+    start = 1 + _CALLABLE_LENGTH.size
+    blob = bytes(view[start:start + length])
+    function = _callables.get(blob)
+    if function is None:
+        if len(_callables) > 256:
+            _callables.clear()
+        function = _callables[blob] = pickle.loads(blob)
+    return function, start + length
+
+
+def describe_call(function, args, kwargs):
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
+    name = name or type(function).__name__
+    shown = [_repr.repr(a) for a in args] + [f"{k}={_repr.repr(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(shown)})"
+
+
+def _qualified(kind):
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _link(exc, how):
+    link = {"type": _qualified(type(exc)), "message": str(exc), "how": how,
+            "args": _repr.repr(exc.args), "pickled": None}
+    if not isinstance(exc, Exception):  # SystemExit & co cannot join an ExceptionGroup
+        link["problem"] = f"{type(exc).__name__} is not an Exception"
+        if isinstance(exc, SystemExit):
+            link["message"] = f"the task called sys.exit({exc.code!r})"
+        return link
+    try:
+        pickled = pickle.dumps(exc, protocol=5)
+        pickle.loads(pickled)  # an __init__ with extra required arguments fails here
+        link["pickled"] = pickled
+    except Exception as error:
+        link["problem"] = f"{type(error).__name__}: {error}"
+    return link
+
+
+def encode_failure(exc, call):
+    """(type name, message, encoded record) of a failed task."""
+    links, seen, current, how = [], set(), exc, None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        links.append(_link(current, how))
+        if current.__cause__ is not None:
+            current, how = current.__cause__, "cause"
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, how = current.__context__, "context"
+        else:
+            current = None
+    text = "".join(traceback.format_exception(exc))
+    for link in links:
+        link["traceback"] = text
+    record = {"links": links, "call": call, "traceback": text,
+              "token": _errors.remember_live(exc) if serial else None}
+    return links[0]["type"], links[0]["message"], pickle.dumps(record, protocol=5)
+
+
+def run_chunk(function, chunk):
+    """One task of a map with chunksize: the results of a run of inputs."""
+    return [function(*item) for item in chunk]
+
+
+def execute(function, payload):
+    """Runs one task; returns (True, result parts) or (False, type, message, record)."""
+    view = memoryview(payload)
+    call = "<task>"
+    try:
+        flags = view[0]
+        offset = 1
+        if function is None:
+            function, offset = _callable_at(view)
+        call = describe_call(function, (), {}).replace("()", "(...)")
+        arguments = _codec.decode(view, offset)
+        args, kwargs = arguments if flags & FLAG_KWARGS else (arguments, {})
+    except Exception as exc:
+        exc.add_note(f"parc: the task could not be decoded on this rank ({call})")
+        return (False, *encode_failure(exc, call))
+    try:
+        result = function(*args, **kwargs)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        exc.__traceback__ = exc.__traceback__.tb_next or exc.__traceback__  # drop this frame
+        return (False, *encode_failure(exc, describe_call(function, args, kwargs)))
+    try:
+        return (True, _codec.encode(result))
+    except Exception as exc:
+        call = describe_call(function, args, kwargs)
+        exc.add_note(f"parc: the result of {call} ({type(result).__name__}) cannot be pickled")
+        return (False, *encode_failure(exc, call))

@@ -1,0 +1,359 @@
+// parc._core: the C++ runtime, scheduler and worker under the Python package.
+//
+// Threading: every call into the scheduler releases the GIL first and then takes
+// `scheduler_mutex`, never the other way round: in serial mode the scheduler runs Python
+// tasks inline, and they take the GIL back.
+
+#include <parc/comm/log.hpp>
+#include <parc/parc.hpp>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+
+namespace py = pybind11;
+
+namespace parc::python {
+namespace {
+
+std::unique_ptr<Runtime> runtime;
+std::recursive_mutex scheduler_mutex;
+// A KeyboardInterrupt inside a task run in this process (serial mode): re-raised by the
+// wait that was running it, not reported as the task's failure.
+std::atomic<bool> interrupted{false};
+
+Runtime& started() {
+  if (!runtime) throw UsageError("parc: the runtime has not started (parc._core.start)");
+  return *runtime;
+}
+
+// Bytes that Python reads in place through the buffer protocol. `owner` keeps a received
+// message alive for as long as any view (a numpy array unpickled out-of-band) uses it.
+class Buffer {
+ public:
+  Buffer(std::shared_ptr<const void> owner, const char* data, std::size_t size)
+      : owner_(std::move(owner)), data_(data), size_(size) {
+    if (!owner_) {  // nothing keeps the bytes alive: keep a copy
+      auto copy = std::make_shared<Bytes>(data, data + size);
+      data_ = copy->data();
+      owner_ = std::move(copy);
+    }
+  }
+  const char* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::shared_ptr<const void> owner_;
+  const char* data_;
+  std::size_t size_;
+};
+
+py::object buffer_of(ByteReader& reader) {
+  const std::size_t size = reader.remaining();
+  const char* data = reader.take(size).data();
+  return py::cast(Buffer(reader.owner(), data, size));
+}
+
+// Calls write(data, size) on the bytes of every buffer-protocol object in `parts`.
+template <class Write>
+void for_each_part(const py::iterable& parts, Write write) {
+  for (py::handle part : parts) {
+    if (PyBytes_Check(part.ptr())) {
+      write(PyBytes_AS_STRING(part.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(part.ptr())));
+      continue;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(part.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) throw py::error_already_set();
+    write(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+    PyBuffer_Release(&view);
+  }
+}
+
+// The Python side of a task run on this rank: parc._task.execute.
+py::object& execute_hook() {
+  static py::object* hook =
+      new py::object(py::module_::import("parc._task").attr("execute"));  // leaked: outlives
+  return *hook;                                                           // interpreter teardown
+}
+
+// What a Python closure entry points at; `function` is None for "parc.python_call", whose
+// arguments carry the callable itself.
+struct PythonClosure {
+  py::object function;
+};
+
+void invoke_python(const void* target, ByteReader& in, ByteWriter& out) {
+  py::gil_scoped_acquire gil;
+  const auto* closure = static_cast<const PythonClosure*>(target);
+  py::tuple outcome;
+  try {
+    outcome = execute_hook()(closure ? closure->function : py::none(), buffer_of(in));
+  } catch (py::error_already_set& e) {
+    // Only an interrupt or a bug of parc's own gets past execute().
+    if (e.matches(PyExc_KeyboardInterrupt)) interrupted = true;
+    throw ForeignException(py::str(e.type().attr("__name__")), e.what(), "");
+  }
+  if (outcome[0].cast<bool>()) {
+    for_each_part(outcome[1], [&](const char* data, std::size_t size) { out.write_bytes(data, size); });
+    return;
+  }
+  throw ForeignException(outcome[1].cast<std::string>(), outcome[2].cast<std::string>(),
+                         outcome[3].cast<std::string>());
+}
+
+void declare_python_closure(const std::string& name, py::object function) {
+  auto* target = new PythonClosure{std::move(function)};  // lives as long as the registry
+  detail::ClosureRegistry::instance().add(detail::ClosureEntry{
+      name, "python", target, std::type_index(typeid(PythonClosure)), false, &invoke_python});
+}
+
+py::tuple error_tuple(const TaskError& error) {
+  const ErrorInfo& info = error.info();
+  py::list chain;
+  for (const ExceptionRecord& record : info.chain) {
+    chain.append(py::make_tuple(record.type_name, record.message, record.is_std_exception));
+  }
+  return py::make_tuple(py::bytes(info.foreign), chain, info.rank, info.host, info.pid,
+                        info.task_id, info.closure, info.attempts);
+}
+
+// Outcomes of one farm's tasks, gathered while the scheduler runs without the GIL.
+class Collector : public detail::Sink {
+ public:
+  enum Kind { result = 0, error = 1, cancelled = 2 };
+  struct Outcome {
+    std::size_t index;
+    Kind kind;
+    std::shared_ptr<const void> owner;
+    const char* data = nullptr;
+    std::size_t size = 0;
+    std::optional<TaskError> failure;
+  };
+
+  void on_result(std::size_t index, ByteReader& reader) override {
+    const std::size_t size = reader.remaining();
+    outcomes.push_back({index, result, reader.owner(), reader.take(size).data(), size, {}});
+  }
+  void on_error(std::size_t index, TaskError failure) override {
+    outcomes.push_back({index, error, {}, nullptr, 0, std::move(failure)});
+  }
+  void on_cancel(std::size_t index) override { outcomes.push_back({index, cancelled, {}, nullptr, 0, {}}); }
+
+  std::vector<Outcome> outcomes;
+};
+
+// One parc.TaskFarm's handle on the scheduler.
+class Farm {
+ public:
+  Farm(const std::string& policy, int retries, py::object retry_filter, double timeout)
+      : collector_(std::make_shared<Collector>()) {
+    FarmOptions options;
+    options.policy = policy == "collect_all" ? Policy::collect_all : Policy::fail_fast;
+    options.retries = retries;
+    options.timeout = std::chrono::duration<double>(timeout);
+    if (!retry_filter.is_none()) {
+      auto filter = std::make_shared<py::object>(std::move(retry_filter));
+      options.retry_on = [filter](const TaskError& error) {
+        py::gil_scoped_acquire gil;
+        return (*filter)(error_tuple(error)).cast<bool>();
+      };
+    }
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    id_ = started().scheduler().open_farm(options);
+  }
+
+  ~Farm() {
+    if (!closed_) {
+      py::gil_scoped_release release;
+      close();
+    }
+  }
+
+  void close() {
+    std::lock_guard lock(scheduler_mutex);
+    if (closed_ || !runtime) return;
+    closed_ = true;
+    runtime->scheduler().close_farm(id_);
+  }
+
+  // Queues one task per payload; a payload is a sequence of buffer-protocol parts.
+  void submit(ClosureId closure, const py::list& payloads, std::size_t first_index) {
+    std::vector<Bytes> arguments;
+    arguments.reserve(payloads.size());
+    for (py::handle payload : payloads) {
+      Bytes& bytes = arguments.emplace_back();
+      for_each_part(py::reinterpret_borrow<py::iterable>(payload), [&](const char* data, std::size_t size) {
+        bytes.insert(bytes.end(), data, data + size);
+      });
+    }
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    auto& scheduler = started().scheduler();
+    for (std::size_t i = 0; i < arguments.size(); ++i) {
+      scheduler.submit(id_, closure, std::move(arguments[i]), collector_, first_index + i);
+    }
+    scheduler.dispatch();
+  }
+
+  // Runs the scheduler until some outcome of this farm is known or `timeout` seconds
+  // pass (negative: no limit; zero: one round), and returns the outcomes as
+  // (index, kind, data) with data a Buffer, an error tuple or None.
+  py::list wait(double timeout) {
+    {
+      py::gil_scoped_release release;
+      run_until_outcome(timeout);
+    }
+    if (interrupted.exchange(false)) {
+      PyErr_SetNone(PyExc_KeyboardInterrupt);
+      throw py::error_already_set();
+    }
+    py::list result;
+    std::vector<Collector::Outcome> outcomes;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard lock(scheduler_mutex);
+      outcomes.swap(collector_->outcomes);
+    }
+    for (auto& outcome : outcomes) {
+      py::object data = py::none();
+      if (outcome.kind == Collector::result) {
+        data = py::cast(Buffer(outcome.owner, outcome.data, outcome.size));
+      } else if (outcome.kind == Collector::error) {
+        data = error_tuple(*outcome.failure);
+      }
+      result.append(py::make_tuple(outcome.index, static_cast<int>(outcome.kind), data));
+    }
+    return result;
+  }
+
+  bool cancel(std::size_t index) {
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    return started().scheduler().cancel_queued(collector_.get(), index);
+  }
+
+  std::size_t outstanding() {
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    return started().scheduler().outstanding(id_);
+  }
+
+ private:
+  void run_until_outcome(double timeout) {
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    auto next_signal_check = start + std::chrono::milliseconds(50);
+    Backoff backoff;
+    for (;;) {
+      bool active;
+      {
+        std::lock_guard lock(scheduler_mutex);
+        auto& scheduler = started().scheduler();
+        active = scheduler.progress();
+        if (!collector_->outcomes.empty() || interrupted || scheduler.outstanding(id_) == 0) return;
+      }
+      const auto now = Clock::now();
+      if (timeout >= 0 && now - start >= std::chrono::duration<double>(timeout)) return;
+      if (now >= next_signal_check) {  // Ctrl-C reaches Python only through the GIL
+        next_signal_check = now + std::chrono::milliseconds(50);
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      }
+      if (active) {
+        backoff.reset();
+      } else {
+        backoff.pause();
+      }
+    }
+  }
+
+  std::shared_ptr<Collector> collector_;
+  std::uint32_t id_ = 0;
+  bool closed_ = false;
+};
+
+// Rank 0 runs `main` with the GIL; the other ranks serve without it.
+int run(py::object main) {
+  Runtime& rt = started();
+  if (rt.rank() != 0) {
+    py::gil_scoped_release release;
+    return rt.run([] { return 0; });
+  }
+  return rt.run([&]() -> int {
+    py::object code = main();
+    return code.is_none() ? 0 : code.cast<int>();
+  });
+}
+
+}  // namespace
+}  // namespace parc::python
+
+PYBIND11_MODULE(_core, m) {
+  using namespace parc;
+  using namespace parc::python;
+  m.doc() = "parc's C++ runtime; use the parc package, not this module";
+
+  static py::exception<UsageError> usage_error(m, "UsageError", PyExc_RuntimeError);
+  static py::exception<StartupError> startup_error(m, "StartupError", PyExc_RuntimeError);
+
+  declare_python_closure("parc.python_call", py::none());
+
+  py::class_<Buffer>(m, "Buffer", py::buffer_protocol())
+      .def_buffer([](Buffer& buffer) {
+        return py::buffer_info(const_cast<char*>(buffer.data()), 1,
+                               py::format_descriptor<std::uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(buffer.size())}, {1}, true);
+      })
+      .def("__len__", &Buffer::size);
+
+  m.def(
+      "start",
+      [](std::vector<std::string> argv) {
+        if (runtime) return;
+        std::vector<char*> pointers;
+        for (auto& arg : argv) pointers.push_back(arg.data());
+        pointers.push_back(nullptr);
+        runtime = std::make_unique<Runtime>(static_cast<int>(argv.size()), pointers.data(),
+                                            OnStartupError::raise);
+        set_log_rank(runtime->rank());
+      },
+      "Starts MPI (or the serial runtime) and checks the closure tables of every rank.");
+  m.def("started", [] { return runtime != nullptr; });
+  m.def("finalize", [] {
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    runtime.reset();
+  });
+  m.def("run", &run);
+  m.def("rank", [] { return started().rank(); });
+  m.def("size", [] { return started().size(); });
+  m.def("serial", [] { return started().serial(); });
+  m.def("workers", [] { return started().workers(); });
+
+  m.def("declare_closure", &declare_python_closure);
+  m.def("closure_table", [] {
+    const auto& registry = detail::ClosureRegistry::instance();
+    py::dict table;
+    for (ClosureId id = 0; id < registry.size(); ++id) {
+      const auto& entry = registry.entry(id);
+      table[py::str(entry.name)] = py::make_tuple(id, entry.signature);
+    }
+    return table;
+  });
+
+  py::class_<Farm>(m, "Farm")
+      .def(py::init<const std::string&, int, py::object, double>())
+      .def("submit", &Farm::submit)
+      .def("wait", &Farm::wait)
+      .def("cancel", &Farm::cancel)
+      .def("outstanding", &Farm::outstanding)
+      .def("close", [](Farm& farm) {
+        py::gil_scoped_release release;
+        farm.close();
+      });
+}

@@ -1,0 +1,81 @@
+"""Shared fixtures: every test here runs parc programs as real subprocesses.
+
+`launch` runs a script (a path, or source text) with Debian's python3 against the build
+tree's package: serially (`ranks=None`), or under MPICH's `mpiexec.mpich -n ranks`.
+Each launch runs under `timeout`, so a hang fails the test instead of blocking CI.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PYTHON = os.environ.get("PARC_TEST_PYTHON", "/usr/bin/python3")
+MPIEXEC = os.environ.get("PARC_MPIEXEC", "mpiexec.mpich")
+# The build tree's python/ folder (holds parc/ with _core); set by CTest.
+PACKAGE_DIR = os.environ.get("PARC_PYTHONPATH", "")
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Launched(subprocess.CompletedProcess):
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+
+def _run(script, ranks=None, serial=None, env=None, timeout=120, args=(), tmp_path=None,
+         python_args=(), stdin=None):
+    if isinstance(script, str):
+        path = tmp_path / "app.py"
+        path.write_text(textwrap.dedent(script))
+        script = path
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in [PACKAGE_DIR, str(REPO / "tests" / "python"),
+                    environment.get("PYTHONPATH", "")] if p)
+    environment.pop("PARC_SERIAL", None)
+    if serial is not None:
+        environment["PARC_SERIAL"] = str(serial)
+    environment.update(env or {})
+    command = [PYTHON, *python_args, str(script), *map(str, args)]
+    if ranks is not None:
+        command = [MPIEXEC, "-n", str(ranks), *command]
+    command = ["timeout", "-k", "10", str(timeout), *command]
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment,
+                               cwd=tmp_path or REPO, input=stdin)
+    result = Launched(completed.args, completed.returncode, completed.stdout, completed.stderr)
+    if completed.returncode == 124:
+        pytest.fail(f"timed out after {timeout} s: {' '.join(command)}\n{result.output}")
+    return result
+
+
+@pytest.fixture
+def launch(tmp_path):
+    """launch(script, ranks=None, serial=None, env=None, timeout=120, args=()) -> result
+
+    `script` is a Path, or Python source text (written to tmp_path/app.py). The result
+    has returncode, stdout, stderr and output (both)."""
+
+    def launcher(script, **kwargs):
+        kwargs.setdefault("tmp_path", tmp_path)
+        return _run(script, **kwargs)
+
+    return launcher
+
+
+# The launches every behaviour is checked under: serially, with simulated workers, and
+# over real MPI ranks.
+MODES = [
+    pytest.param(dict(), id="serial"),
+    pytest.param(dict(serial=3), id="serial3"),
+    pytest.param(dict(ranks=2), id="np2"),
+    pytest.param(dict(ranks=4), id="np4"),
+]
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    return request.param
