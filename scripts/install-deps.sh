@@ -16,10 +16,11 @@ required=(
   libcereal-dev libspdlog-dev libfmt-dev
   googletest libgtest-dev libgmock-dev
   pybind11-dev python3-dev python3-pybind11 python3-numpy python3-pytest
+  python3-cloudpickle python3-tqdm  # optional for users; the tests exercise both paths
 )
 
 declare -A groups=(
-  [bench]="python3-mpi4py python3-cloudpickle python3-tqdm"
+  [bench]="python3-mpi4py python3-cloudpickle python3-tqdm python3-matplotlib"
   [format]="clang-format"
 )
 

@@ -109,3 +109,35 @@ TEST_F(Sealed, DeclaringAfterStartIsAnError) {
 }
 
 }  // namespace
+
+namespace {
+
+struct Point {
+  int x;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(x);
+  }
+};
+
+TEST(WireSignature, CodesFollowTheArchiveLayout) {
+  using parc::detail::wire_signature;
+  EXPECT_EQ((wire_signature<int(int, int)>()), "ii->i");
+  EXPECT_EQ((wire_signature<std::string(const std::string&)>()), "s->s");
+  EXPECT_EQ((wire_signature<std::vector<double>(std::vector<double>, double)>()), "[dd->[d");
+  EXPECT_EQ((wire_signature<void(bool, std::int8_t, std::uint64_t, float)>()), "?bQf->v");
+  // Values cereal encodes have no wire code: not callable from Python.
+  EXPECT_EQ((wire_signature<Point(std::vector<bool>)>()), "!->!");
+}
+
+TEST(WireSignature, DeclaredClosuresCarryTheirs) {
+  ClosureRegistry::instance().seal();
+  const auto* add = ClosureRegistry::instance().find_function(reinterpret_cast<const void*>(&app::add));
+  ASSERT_NE(add, nullptr);
+  EXPECT_EQ(add->wire, "ii->i");
+  const auto* scale = ClosureRegistry::instance().find_type(typeid(app::scale));
+  ASSERT_NE(scale, nullptr);
+  EXPECT_EQ(scale->wire, "[dd->[d");
+}
+
+}  // namespace

@@ -112,6 +112,9 @@ def resolve(function):
     cached = _prefixes.get(function)
     if cached is not None:
         return cached
+    resolve_cpp = getattr(function, "resolve", None)
+    if resolve_cpp is not None and hasattr(function, "encode"):  # a parc.cpp_closure
+        return resolve_cpp()[0], b""
     if not callable(function):
         raise TypeError(f"parc: {function!r} is not callable")
     name = getattr(function, "__parc_closure__", None)

@@ -12,6 +12,7 @@ import threading
 import time
 
 from . import _closures, _codec, _core, _errors, _progress, _runtime, _task
+from ._cpp import CppClosure
 from ._errors import ParallelException
 
 _POLICIES = ("fail_fast", "collect_all")
@@ -22,8 +23,15 @@ def _name_of(fn):
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
+def _decoder(fn):
+    """How the results of fn arrive: C++ closures in their own layout, else pickled."""
+    return fn.decode if isinstance(fn, CppClosure) else _codec.decode
+
+
 def _encode_call(fn, prefix, args, kwargs):
     """The payload parts of one task; an unpicklable argument is named in a TypeError."""
+    if isinstance(fn, CppClosure):
+        return fn.encode(args, kwargs)
     try:
         if kwargs:
             return [bytes([prefix[0] | _task.FLAG_KWARGS]), prefix[1:],
@@ -55,10 +63,11 @@ def _raise_group(message, errors):
 class Future(concurrent.futures.Future):
     """concurrent.futures.Future of one task; waiting on it makes the farm progress."""
 
-    def __init__(self, farm, index):
+    def __init__(self, farm, index, decode=_codec.decode):
         super().__init__()
         self._parc_farm = farm
         self._parc_index = index
+        self._parc_decode = decode
 
     def done(self):
         if not concurrent.futures.Future.done(self):
@@ -86,7 +95,7 @@ class Future(concurrent.futures.Future):
             return
         if kind == _RESULT:
             try:
-                value = _codec.decode(memoryview(data))
+                value = self._parc_decode(memoryview(data))
             except Exception as error:
                 error.add_note(f"parc: the result of task #{index} could not be unpickled on "
                                "the manager")
@@ -107,6 +116,9 @@ class _MapRun:
         self.name = _name_of(fn)
         self.chunked = chunksize is not None
         if self.chunked:
+            if isinstance(fn, CppClosure):
+                raise ValueError(f"parc: chunksize is for Python callables; {fn!r} is "
+                                 "batched automatically")
             if not isinstance(chunksize, int) or chunksize < 1:
                 raise ValueError(f"parc: chunksize must be a positive int, got {chunksize!r}")
             self.call = functools.partial(_task.run_chunk, fn)
@@ -116,6 +128,7 @@ class _MapRun:
             self.call = fn
             self.items = zip(*iterables)
         self.closure, self.prefix = _closures.resolve(self.call)
+        self.decode = _decoder(self.call)
         self.deadline = None if timeout is None else time.monotonic() + timeout
         total = _progress.length_of(iterables)
         if total is not None and self.chunked:
@@ -175,7 +188,7 @@ class _MapRun:
                     self.next_out += 1
                     if not self.exhausted:
                         self.fill()
-                    value = _codec.decode(memoryview(data))
+                    value = self.decode(memoryview(data))
                     if self.chunked:
                         yield from value
                     else:
@@ -257,7 +270,7 @@ class TaskFarm(concurrent.futures.Executor):
             self._check_open()
             closure, prefix = _closures.resolve(fn)
             payload = _encode_call(fn, prefix, args, kwargs)
-            future = Future(self, self._next_index)
+            future = Future(self, self._next_index, _decoder(fn))
             self._routes[self._next_index] = future
             self._next_index += 1
             self._core.submit(closure, [payload], future._parc_index)
@@ -275,7 +288,8 @@ class TaskFarm(concurrent.futures.Executor):
                                     f"{type(args).__name__} {args!r}; write ({args!r},)")
                 payloads.append(_encode_call(fn, prefix, args, None))
             first = self._next_index
-            futures = [Future(self, first + i) for i in range(len(payloads))]
+            decode = _decoder(fn)
+            futures = [Future(self, first + i, decode) for i in range(len(payloads))]
             for future in futures:
                 self._routes[future._parc_index] = future
             self._next_index += len(payloads)

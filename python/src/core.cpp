@@ -108,7 +108,8 @@ void invoke_python(const void* target, ByteReader& in, ByteWriter& out) {
 void declare_python_closure(const std::string& name, py::object function) {
   auto* target = new PythonClosure{std::move(function)};  // lives as long as the registry
   detail::ClosureRegistry::instance().add(detail::ClosureEntry{
-      name, "python", target, std::type_index(typeid(PythonClosure)), false, &invoke_python});
+      name, "python", target, std::type_index(typeid(PythonClosure)), false, &invoke_python, 0,
+      ""});
 }
 
 py::tuple error_tuple(const TaskError& error) {
@@ -341,7 +342,7 @@ PYBIND11_MODULE(_core, m) {
     py::dict table;
     for (ClosureId id = 0; id < registry.size(); ++id) {
       const auto& entry = registry.entry(id);
-      table[py::str(entry.name)] = py::make_tuple(id, entry.signature);
+      table[py::str(entry.name)] = py::make_tuple(id, entry.signature, entry.wire);
     }
     return table;
   });

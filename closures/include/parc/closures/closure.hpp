@@ -2,6 +2,7 @@
 // Parallel closures: functions declared on every rank, called by id.
 
 #include <parc/closures/traits.hpp>
+#include <parc/closures/wire_signature.hpp>
 #include <parc/comm/archive.hpp>
 #include <parc/exceptions/registry.hpp>
 
@@ -28,6 +29,7 @@ struct ClosureEntry {
   bool is_function;
   Invoker invoke;
   ClosureId id = 0;
+  std::string wire;  // see wire_signature.hpp; "" for closures not written in C++
 };
 
 class ClosureRegistry {
@@ -92,7 +94,8 @@ bool declare_closure(const char* name, F& fn) {
                   "can be decoded on the worker");
     ClosureRegistry::instance().add(
         ClosureEntry{name, demangle(typeid(Fn).name()), reinterpret_cast<const void*>(&fn),
-                     std::type_index(typeid(Fn*)), true, &invoke_closure<Fn, Fn>});
+                     std::type_index(typeid(Fn*)), true, &invoke_closure<Fn, Fn>, 0,
+                     wire_signature<Fn>()});
   } else {
     static_assert(has_signature<Fn>,
                   "PARC_CLOSURE: declare a function, or a lambda / function object with one "
@@ -103,7 +106,8 @@ bool declare_closure(const char* name, F& fn) {
     using Signature = decltype(&Fn::operator());
     ClosureRegistry::instance().add(
         ClosureEntry{name, demangle(typeid(Signature).name()), static_cast<const void*>(&fn),
-                     std::type_index(typeid(Fn)), false, &invoke_closure<Fn, Signature>});
+                     std::type_index(typeid(Fn)), false, &invoke_closure<Fn, Signature>, 0,
+                     wire_signature<Signature>()});
   }
   return true;
 }
