@@ -39,4 +39,17 @@ for n in 2 4; do
   timeout -k 5 60 "$mpiexec" -n "$n" "$exe"
 done
 
+# The Python package, where Debian's python3 looks under the prefix.
+site="$(cd "$tmp/prefix" && ls -d lib/python3*/dist-packages)"
+app="$here/python/user_app.py"
+echo "== Python: $site, serially, PARC_SERIAL=3, $mpiexec -n 2 and -n 4"
+export PYTHONPATH="$tmp/prefix/$site"
+python=/usr/bin/python3
+(cd "$tmp" && timeout -k 5 60 "$python" -c "import parc, sys; assert parc.__file__.startswith('$tmp'), parc.__file__")
+timeout -k 5 60 "$python" "$app" | grep "total 22.5 on 1 ranks, 1 workers"
+PARC_SERIAL=3 timeout -k 5 60 "$python" "$app" | grep "total 22.5 on 1 ranks, 3 workers"
+for n in 2 4; do
+  timeout -k 5 60 "$mpiexec" -n "$n" "$python" "$app" | grep "total 22.5 on $n ranks, $((n - 1)) workers"
+done
+
 echo "install_consumer: OK"
