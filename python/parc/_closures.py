@@ -1,6 +1,7 @@
 """Parallel closures: declared functions (by id), other callables by reference or value."""
 
 import ctypes
+import logging
 import os
 import pickle
 import struct
@@ -49,7 +50,11 @@ def closure(function):
     _declared[name] = function
     if _ids is None:
         _core.declare_closure(name, function)
-    # Declared after start-up: still callable, by reference instead of by id.
+    else:
+        logging.getLogger("parc").warning(
+            "parc.closure %s is declared after the runtime started, so it is not in the "
+            "checked table: it is sent by reference instead of by id. Declare closures at "
+            "module top level, before parc.run.", function.__qualname__)
     return function
 
 

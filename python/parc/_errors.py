@@ -90,7 +90,7 @@ def _rebuild_python(record):
             outer.__cause__ = inner
         else:
             outer.__context__ = inner
-    live = _live.pop(record.get("token"), None)
+    live = _live.get(record.get("token"))  # kept: a retry filter may rebuild it first
     if live is not None:
         for exc in rebuilt:
             if live is None:

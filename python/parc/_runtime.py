@@ -69,8 +69,9 @@ def start():
     _task.serial = _core.serial()
     _set_log_rank(_core.rank())
     atexit.register(_core.finalize)
-    log.debug("runtime started: %d ranks%s", _core.size(),
-              f", serial with {_core.workers()} simulated workers" if _core.serial() else "")
+    log.debug("python package ready: %d closures declared, cloudpickle %s",
+              len(_closures._declared),
+              "available" if _closures.cloudpickle is not None else "missing")
 
 
 def rank():
