@@ -35,7 +35,7 @@ help:
 	@echo "  make configure   configure CMake in \$$(BUILD_DIR) (only when needed)"
 	@echo "  make build       build everything"
 	@echo "  make test        build and run the whole test suite (ctest)"
-	@echo "  make demo        run the pi task-farm example serially, then on $(DEMO_RANKS) ranks"
+	@echo "  make demo        run the pi examples (C++, then Python) serially and on $(DEMO_RANKS) ranks"
 	@echo "  make install     install into \$$(PREFIX) (default /usr/local)"
 	@echo "  make bench       install benchmark peers, build, run bench/run.sh"
 	@echo "  make format      clang-format -i the C++ sources"
@@ -89,6 +89,10 @@ demo: build
 	$(BUILD_DIR)/examples/pi_farm
 	@echo "== pi_farm, $(DEMO_RANKS) ranks =="
 	$(MPIEXEC) -n $(DEMO_RANKS) $(BUILD_DIR)/examples/pi_farm
+	@echo "== examples/python/pi.py, serial (one process) =="
+	PYTHONPATH=$(BUILD_DIR)/python $(PYTHON) examples/python/pi.py
+	@echo "== examples/python/pi.py, $(DEMO_RANKS) ranks =="
+	PYTHONPATH=$(BUILD_DIR)/python $(MPIEXEC) -n $(DEMO_RANKS) $(PYTHON) examples/python/pi.py
 
 install: build
 	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
@@ -98,6 +102,7 @@ install: build
 bench: deps-bench
 	@$(MAKE) --no-print-directory build
 	bash bench/run.sh $(BUILD_DIR)
+	PYTHON=$(PYTHON) bash bench/python/run.sh $(BUILD_DIR)
 
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.hpp' -o -name '*.cpp' \
                  -o -name '*.h' -o -name '*.cc' \) -not -path '*/build*' 2>/dev/null)

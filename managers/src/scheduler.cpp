@@ -18,6 +18,8 @@ constexpr std::size_t max_batch = 4096;
 // Tasks shorter than this are pipelined: a second batch waits at the worker.
 constexpr double pipeline_below_ns = 1e6;
 constexpr std::size_t serial_batch = 256;
+// id, closure, farm, generation, flags, argument length
+constexpr std::size_t task_header_size = 8 + 4 + 4 + 4 + 1 + 8;
 }  // namespace
 
 Scheduler::Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated)
@@ -162,6 +164,9 @@ void Scheduler::dispatch() {
       Batch batch;
       batch.tasks.reserve(size);
       Bytes frame = begin_frame();
+      std::size_t frame_size = frame.size() + sizeof(std::uint32_t);
+      for (std::size_t i = 0; i < size; ++i) frame_size += task_header_size + queue_[i].arguments.size();
+      frame.reserve(frame_size);  // one allocation: large arguments are copied once
       ByteWriter out(frame);
       out.write(static_cast<std::uint32_t>(size));
       for (std::size_t i = 0; i < size; ++i) {

@@ -15,6 +15,7 @@
 Run it with `mpiexec.mpich -n 4 python3 app.py`, or serially with `python3 app.py`.
 """
 
+from ._core import __version__
 from ._closures import closure, closure_table, load_library
 from ._cpp import cpp_closure
 from ._errors import (CancelledError, ParallelException, RemoteError, StartupError,
@@ -24,6 +25,7 @@ from ._farm import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, Tas
 from ._runtime import rank, run, serial, size, workers
 
 __all__ = [
+    "__version__",
     "ALL_COMPLETED", "CancelledError", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future",
     "ParallelException", "RemoteError", "StartupError", "TaskFarm", "TaskTimeout",
     "UsageError", "as_completed", "closure", "closure_table", "cpp_closure", "load_library",

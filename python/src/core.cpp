@@ -33,6 +33,8 @@ Runtime& started() {
 
 // Bytes that Python reads in place through the buffer protocol. `owner` keeps a received
 // message alive for as long as any view (a numpy array unpickled out-of-band) uses it.
+// Writable, as arrays from concurrent.futures are: each task's arguments and each result
+// are disjoint parts of a message nothing else reads once it is decoded.
 class Buffer {
  public:
   Buffer(std::shared_ptr<const void> owner, const char* data, std::size_t size)
@@ -298,6 +300,7 @@ PYBIND11_MODULE(_core, m) {
   using namespace parc;
   using namespace parc::python;
   m.doc() = "parc's C++ runtime; use the parc package, not this module";
+  m.attr("__version__") = PARC_VERSION;
 
   static py::exception<UsageError> usage_error(m, "UsageError", PyExc_RuntimeError);
   static py::exception<StartupError> startup_error(m, "StartupError", PyExc_RuntimeError);
@@ -308,7 +311,7 @@ PYBIND11_MODULE(_core, m) {
       .def_buffer([](Buffer& buffer) {
         return py::buffer_info(const_cast<char*>(buffer.data()), 1,
                                py::format_descriptor<std::uint8_t>::format(), 1,
-                               {static_cast<py::ssize_t>(buffer.size())}, {1}, true);
+                               {static_cast<py::ssize_t>(buffer.size())}, {1}, false);
       })
       .def("__len__", &Buffer::size);
 

@@ -94,10 +94,8 @@ class ByteWriter {
   explicit ByteWriter(Bytes& out) : out_(out) {}
 
   void write_bytes(const void* data, std::size_t size) {
-    if (size == 0) return;
-    const std::size_t at = out_.size();
-    out_.resize(at + size);
-    std::memcpy(out_.data() + at, data, size);
+    const char* bytes = static_cast<const char*>(data);
+    out_.insert(out_.end(), bytes, bytes + size);  // no zero-fill first, unlike resize
   }
 
   template <class T>

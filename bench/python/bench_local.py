@@ -1,0 +1,55 @@
+"""The single-machine peers at their defaults, 1 worker process each:
+concurrent.futures.ProcessPoolExecutor(1) ("ppe") and multiprocessing.Pool(1) ("mp_pool").
+
+    python3 bench_local.py [parts]
+
+prints JSON lines (see common.py). parts: throughput,latency,payload (default all);
+multiprocessing.Pool takes part in throughput and latency only.
+"""
+
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import common
+
+
+def noop(x):
+    return x
+
+
+def echo(arr):
+    return arr
+
+
+def total(arr):
+    return arr.sum()
+
+
+def main():
+    wanted = common.parts(sys.argv)
+    common.versions("ppe", start_method=multiprocessing.get_start_method())
+    with ProcessPoolExecutor(1) as pool:
+        pool.submit(noop, 0).result()  # starts the worker
+        if "throughput" in wanted:
+            common.throughput("ppe", "map", lambda n: list(pool.map(noop, range(n))))
+            common.throughput("ppe", "submit",
+                              lambda n: [f.result() for f in [pool.submit(noop, i) for i in range(n)]])
+        if "latency" in wanted:
+            common.latency("ppe", lambda i: pool.submit(noop, i).result())
+        if "payload" in wanted:
+            common.payload("ppe", lambda a: pool.submit(echo, a).result(),
+                           lambda a: pool.submit(total, a).result())
+
+    with multiprocessing.Pool(1) as pool:
+        pool.apply(noop, (0,))
+        if "throughput" in wanted:
+            common.throughput("mp_pool", "map", lambda n: pool.map(noop, range(n)))
+            common.throughput("mp_pool", "submit",  # apply_async all, then get all
+                              lambda n: [r.get() for r in [pool.apply_async(noop, (i,)) for i in range(n)]])
+        if "latency" in wanted:
+            common.latency("mp_pool", lambda i: pool.apply_async(noop, (i,)).get())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""parc's Python task farm at its defaults, 1 worker:
+
+    PYTHONPATH=build/python mpiexec.mpich -n 2 python3 bench_parc.py [parts]
+
+prints JSON lines (see common.py). parts: throughput,latency,payload (default all).
+Besides the two modes the other tools share (map, submit), throughput also measures
+farm.submit_batch.
+"""
+
+import sys
+
+import parc
+
+import common
+
+
+@parc.closure
+def noop(x):
+    return x
+
+
+@parc.closure
+def echo(arr):
+    return arr
+
+
+@parc.closure
+def total(arr):
+    return arr.sum()
+
+
+def main():
+    wanted = common.parts(sys.argv)
+    common.versions("parc", version=getattr(parc, "__version__", "?"), workers=parc.size() - 1)
+    with parc.TaskFarm() as farm:
+        farm.submit(noop, 0).result()
+        if "throughput" in wanted:
+            common.throughput("parc", "map", lambda n: list(farm.map(noop, range(n))))
+            common.throughput("parc", "submit",
+                              lambda n: [f.result() for f in [farm.submit(noop, i) for i in range(n)]])
+            common.throughput("parc", "submit_batch",
+                              lambda n: [f.result() for f in farm.submit_batch(noop, [(i,) for i in range(n)])])
+        if "latency" in wanted:
+            common.latency("parc", lambda i: farm.submit(noop, i).result())
+        if "payload" in wanted:
+            common.payload("parc", lambda a: farm.submit(echo, a).result(),
+                           lambda a: farm.submit(total, a).result())
+
+
+if __name__ == "__main__":
+    parc.run(main)

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs the Python benchmarks: parc's TaskFarm against mpi4py.futures, ProcessPoolExecutor
+# and multiprocessing.Pool, 1 worker process each, in interleaved rounds; writes
+# bench/results/python.md (table), python.png (plot) and python.jsonl (raw lines).
+#
+#   bash bench/python/run.sh [build_dir=build]     (`make bench` runs this after run.sh)
+#
+# Environment: ROUNDS (default 3), PARTS (default throughput,latency,payload), TIMEOUT
+# (seconds per sub-run, default 300), RESULTS_DIR, PYTHON (default /usr/bin/python3),
+# and the measuring settings read by common.py (MIN_SECONDS, MAX_TASKS, LATENCY_ITERS,
+# PAYLOAD_SECONDS, PAYLOAD_MAX).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build_dir=$(cd "${1:-$root/build}" && pwd)
+python=${PYTHON:-/usr/bin/python3}  # Debian's: sees python3-mpi4py, numpy, matplotlib
+rounds=${ROUNDS:-3}
+parts=${PARTS:-throughput,latency,payload}
+limit=${TIMEOUT:-300}
+results_dir=${RESULTS_DIR:-$root/bench/results}
+
+fail() { echo "python/run.sh: $*" >&2; exit 2; }
+[[ -d $build_dir/python/parc ]] || fail "$build_dir/python/parc is missing; build first (make build)"
+command -v mpiexec.mpich >/dev/null || fail "mpiexec.mpich not found (apt-get install mpich)"
+command -v mpiexec.openmpi >/dev/null || fail "mpiexec.openmpi not found (make deps-bench)"
+"$python" -c 'import numpy, mpi4py, matplotlib' ||
+  fail "$python lacks numpy, mpi4py or matplotlib (make deps-bench)"
+mkdir -p "$results_dir"
+
+# parc is built on MPICH; Debian's mpi4py on Open MPI, which refuses root unless told.
+parc_run=(mpiexec.mpich -n 2 "$python" "$here/bench_parc.py" "$parts")
+mpi4py_run=(mpiexec.openmpi --oversubscribe -n 2)
+[[ $(id -u) -ne 0 ]] || mpi4py_run+=(--allow-run-as-root)
+mpi4py_run+=("$python" -m mpi4py.futures "$here/bench_mpi4py.py" "$parts")
+local_run=("$python" "$here/bench_local.py" "$parts")
+
+step() { echo "== $*" >&2; }
+# The CPUs' busy share over one second, without us (as in bench/run.sh).
+busy_percent() {
+  local a b
+  a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    n = split(a, x); split(b, y); total = 0; idle = 0
+    for (i = 2; i <= n && i <= 9; ++i) { d = y[i] - x[i]; total += d; if (i == 5 || i == 6) idle += d }
+    printf "%.0f\n", (total > 0 ? 100 * (total - idle) / total : 0)
+  }'
+}
+
+raw=$results_dir/python.jsonl
+busy_before=$(busy_percent)
+: >"$raw.tmp"
+for ((r = 1; r <= rounds; ++r)); do
+  step "round $r/$rounds: parc"
+  BENCH_ROUND=$r PYTHONPATH="$build_dir/python${PYTHONPATH:+:$PYTHONPATH}" \
+    timeout "$limit" "${parc_run[@]}" >>"$raw.tmp"
+  step "round $r/$rounds: mpi4py.futures"
+  BENCH_ROUND=$r timeout "$limit" "${mpi4py_run[@]}" >>"$raw.tmp"
+  step "round $r/$rounds: ProcessPoolExecutor, multiprocessing.Pool"
+  BENCH_ROUND=$r timeout "$limit" "${local_run[@]}" >>"$raw.tmp"
+done
+busy_after=$(busy_percent)
+mv "$raw.tmp" "$raw"
+
+. /etc/os-release
+meta1="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), $PRETTY_NAME, Linux $(uname -r)"
+meta2="MPICH $(mpichversion 2>/dev/null | sed -n 's/^MPICH Version:[[:space:]]*//p') for parc (commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), build $build_dir); $(mpiexec.openmpi --version | head -1) for mpi4py; machine busy ${busy_before}% before, ${busy_after}% after (others' load)"
+"$python" "$here/report.py" "$raw" --md "$results_dir/python.md" --png "$results_dir/python.png" \
+  --meta "$meta1" --meta "$meta2"
+if ((busy_before > 10 || busy_after > 10)); then
+  echo "note: other processes kept the CPUs ${busy_before}% busy before the run and" \
+       "${busy_after}% after: these figures are noisy; rerun on a quiet machine"
+fi
+echo "(written to $results_dir/python.md, python.png, python.jsonl)"
