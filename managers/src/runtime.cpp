@@ -108,6 +108,8 @@ Runtime::~Runtime() {
   endpoint_.reset();
 }
 
+void Runtime::abort(int exit_code) { environment_->abort(exit_code); }
+
 int Runtime::rank() const { return environment_->rank(); }
 int Runtime::size() const { return environment_->size(); }
 int Runtime::workers() const { return serial() ? serial_workers_ : size() - 1; }

@@ -103,6 +103,15 @@ def _rebuild_python(record):
     return rebuilt[0], record.get("call", ""), record.get("traceback", "")
 
 
+def _closure_display_name(closure):
+    """'py:__main__.simulate' -> 'simulate', 'py:pkg.mod.f' -> 'pkg.mod.f'."""
+    if closure.startswith("py:"):
+        closure = closure[3:]
+        if closure.startswith("__main__."):
+            closure = closure[len("__main__."):]
+    return closure
+
+
 def _rebuild_cpp(chain, closure):
     rebuilt = []
     for type_name, message, _ in chain:
@@ -110,7 +119,7 @@ def _rebuild_cpp(chain, closure):
         rebuilt.append(kind(message) if kind else RemoteError(type_name, message))
     for outer, inner in zip(rebuilt, rebuilt[1:]):  # throw_with_nested: outer wraps inner
         outer.__cause__ = inner
-    return rebuilt[0], f"{closure}(...)", ""
+    return rebuilt[0], f"{_closure_display_name(closure)}(...)", ""
 
 
 def rebuild(error, index=None):
@@ -137,5 +146,5 @@ def rebuild(error, index=None):
     return exc
 
 
-def group(message, errors):
-    return ParallelException(message, errors)
+for _public in (ParallelException, RemoteError, TaskTimeout):
+    _public.__module__ = "parc"

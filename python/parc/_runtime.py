@@ -57,6 +57,9 @@ def start():
     try:
         _core.start(sys.argv)
     except StartupError as error:
+        if "declare different closures" in str(error):
+            error = (f"{error}\nIn Python: apply @parc.closure at module top level, "
+                     "unconditionally, in modules that every rank imports before parc.run.")
         rank = os.environ.get("PMI_RANK", "0")
         if rank == "0":
             sys.stderr.write(f"[parc rank {rank}] {error}\n")
@@ -99,9 +102,11 @@ def workers():
 
 
 def run(main, *args, **kwargs):
-    """Rank 0 runs main(*args, **kwargs) and gets its return value; the other ranks
-    serve the managers meanwhile and then exit, with main's exit code (its int return
-    value, 1 if it raised, else 0)."""
+    """Rank 0 runs main(*args, **kwargs); the other ranks serve the managers meanwhile
+    and then exit. main's exit code is the job's on every rank: when main returns a
+    non-zero int, rank 0 exits with it too (as sys.exit(main()) would); when main raises,
+    rank 0 raises it and the workers exit with 1. Otherwise parc.run returns main's return
+    value on rank 0."""
     global _running
     if _running:  # already inside parc.run (python3 -m parc app.py running parc.run)
         return main(*args, **kwargs)
@@ -128,12 +133,18 @@ def run(main, *args, **kwargs):
         _core.finalize()
         sys.stdout.flush()
         raise SystemExit(code)
+    if code != 0:  # as sys.exit(main()): the job's exit status is main's on every rank
+        raise SystemExit(code)
     return returned[0]
 
 
 def check_manager(what):
     start()
     if _core.rank() != 0 and not _core.serial():
-        raise UsageError(
-            f"{what} on rank {_core.rank()}: managers run on rank 0, the other ranks serve "
-            "them. Put the program in a main() function and call parc.run(main).")
+        # Rank 0 would wait forever for this rank to serve: end the job, saying why.
+        message = (f"{what} on rank {_core.rank()}: managers run on rank 0, the other "
+                   "ranks serve them. Put the program in a main() function and call "
+                   "parc.run(main) (or run the script with python3 -m parc app.py).")
+        log.error("%s Ending the job.", message)
+        sys.stderr.flush()
+        _core.abort(2)

@@ -159,7 +159,12 @@ class Farm {
     options.retries = retries;
     options.timeout = std::chrono::duration<double>(timeout);
     if (!retry_filter.is_none()) {
-      auto filter = std::make_shared<py::object>(std::move(retry_filter));
+      // The scheduler drops its options without the GIL; the filter must take it to die.
+      std::shared_ptr<py::object> filter(new py::object(std::move(retry_filter)),
+                                         [](py::object* object) {
+                                           py::gil_scoped_acquire gil;
+                                           delete object;
+                                         });
       options.retry_on = [filter](const TaskError& error) {
         py::gil_scoped_acquire gil;
         return (*filter)(error_tuple(error)).cast<bool>();
@@ -302,8 +307,8 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "parc's C++ runtime; use the parc package, not this module";
   m.attr("__version__") = PARC_VERSION;
 
-  static py::exception<UsageError> usage_error(m, "UsageError", PyExc_RuntimeError);
-  static py::exception<StartupError> startup_error(m, "StartupError", PyExc_RuntimeError);
+  py::register_exception<UsageError>(m, "UsageError", PyExc_RuntimeError);
+  py::register_exception<StartupError>(m, "StartupError", PyExc_RuntimeError);
 
   declare_python_closure("parc.python_call", py::none());
 
@@ -335,6 +340,13 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("run", &run);
   m.def("rank", [] { return started().rank(); });
+  m.def(
+      "abort",
+      [](int code) {
+        log().flush();
+        started().abort(code);
+      },
+      "Ends the whole job (MPI_Abort): for errors that would otherwise leave it hanging.");
   m.def("size", [] { return started().size(); });
   m.def("serial", [] { return started().serial(); });
   m.def("workers", [] { return started().workers(); });

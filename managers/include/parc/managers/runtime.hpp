@@ -50,6 +50,9 @@ class Runtime {
 
   detail::Scheduler& scheduler();
 
+  // Ends every rank of the job now (MPI_Abort); for errors that would leave it hanging.
+  [[noreturn]] void abort(int exit_code);
+
  private:
   void start(int argc, char** argv);
   int run_main(const std::function<int()>& main);

@@ -1,0 +1,116 @@
+"""The Python examples run, and print what they should, in every mode.
+
+Each example runs serially, with PARC_SERIAL=4, and under mpiexec.mpich -n 2 and -n 4;
+the checks below are on what it prints (the examples also check themselves and exit
+non-zero when a fact they print does not hold).
+"""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "python"
+
+MODES = [
+    pytest.param(dict(), id="serial"),
+    pytest.param(dict(serial=4), id="serial4"),
+    pytest.param(dict(ranks=2), id="np2"),
+    pytest.param(dict(ranks=4), id="np4"),
+]
+
+
+def workers(mode):
+    return mode["ranks"] - 1 if "ranks" in mode else mode.get("serial", 1)
+
+
+def run_ok(launch, name, mode):
+    result = launch(EXAMPLES / name, **mode)
+    assert result.returncode == 0, result.output
+    assert "Traceback" not in result.stderr, result.output
+    return result
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pi(launch, mode):
+    result = run_ok(launch, "pi.py", mode)
+    found = re.search(r"pi ~= (\d+\.\d+) from 40,000,000 darts on (.*)", result.stdout)
+    assert found, result.output
+    assert abs(float(found.group(1)) - math.pi) < 0.05, result.output
+    expected = f"{workers(mode)} worker{'s' * (workers(mode) > 1)}"
+    expected += " (serial)" if "ranks" not in mode else ""
+    assert found.group(2) == expected, result.output
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pi_same_estimate_in_every_mode(launch, mode):
+    # One seed per task and results in seed order: the estimate does not depend on
+    # how many workers there are or which one ran what.
+    reference = launch(EXAMPLES / "pi.py")
+    result = run_ok(launch, "pi.py", mode)
+    estimate = re.compile(r"pi ~= (\d+\.\d+)")
+    assert estimate.search(result.stdout).group(1) == estimate.search(reference.stdout).group(1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sweep(launch, mode):
+    result = run_ok(launch, "sweep.py", mode)
+    assert ("10 profiles of 65536 points; heat conserved: True; "
+            "peak falls as the rate grows: True") in result.stdout, result.output
+    rows = re.findall(r"^\s*(0\.\d+)\s+(\d\.\d+)\s+(\d+\.\d+)$", result.stdout, re.MULTILINE)
+    assert len(rows) == 10, result.output
+    assert [float(rate) for rate, _, _ in rows] == pytest.approx(
+        [0.05 + 0.05 * i for i in range(10)])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exceptions_walkthrough(launch, mode):
+    result = run_ok(launch, "exceptions_walkthrough.py", mode)
+    out = result.stdout
+    assert "all checks passed" in out, result.output
+    serial = " (serial)" if "ranks" not in mode else ""
+    assert out.startswith(f"{workers(mode)} worker(s){serial}\n"), out
+
+    def section(number):
+        found = re.search(rf"^== {number}\..*?(?=^== |\Z)", out, re.MULTILINE | re.DOTALL)
+        assert found, f"no section {number}:\n{out}"
+        return found.group(0)
+
+    # 1. except* split the collect_all group by type; notes and attributes are there.
+    one = section(1)
+    for x in (1, 4):
+        assert f"BadInput: input {x}: negative density" in one
+        assert re.search(rf"note: rank \d+ \(host \S+, pid \d+\), task \d+: simulate\({x}\)", one)
+    assert len(re.findall(r"^ZeroDivisionError: float division by zero$", one, re.MULTILINE)) == 2
+    assert re.search(r"note: rank \d+ \(host \S+, pid \d+\), task \d+: simulate\(5\)", one)
+    ranks = {int(r) for r in re.findall(r"parc_rank=(\d+)", one)}
+    assert ranks and ranks <= set(range(1, workers(mode) + 1)), one
+    assert "remote traceback ends with: BadInput: input 1: negative density" in one \
+        or "remote traceback ends with: __main__.BadInput: input 1: negative density" in one, one
+
+    assert "result() raised BadInput: input 4: negative density" in section(2)
+
+    three = section(3)
+    assert "StepFailed: cannot load step 'refine'" in three
+    assert "__cause__: KeyError: 'refine'" in three
+
+    four = section(4)
+    assert "parc.RemoteError" in four
+    assert re.search(r"type_name: \S*SolverDiverged", four), four
+    assert "residual grew to 1e+12 at step 7" in four
+
+    five = section(5)
+    assert "map raised at once: ['input 0 is invalid']" in five
+    assert re.search(r"submit x40: 1 failed, \d+ cancelled", five), five
+    assert "futures[-1].result() raised CancelledError" in five
+
+    six = section(6)
+    for x in (0, 1, 2, 4, 5):
+        assert f"input {x}: 2 attempt(s) -> result {10 * x}" in six, six
+    assert "input 3: 1 attempt(s) -> BadInput: input 3 is invalid" in six, six
+
+    seven = section(7)
+    assert len(re.findall(r"^  TaskTimeout: ", seven, re.MULTILINE)) == 1, seven
+    assert "result 0.01" in seven and "result 0.02" in seven, seven
