@@ -5,6 +5,7 @@ tree's package: serially (`ranks=None`), or under MPICH's `mpiexec.mpich -n rank
 Each launch runs under `timeout`, so a hang fails the test instead of blocking CI.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -79,3 +80,43 @@ MODES = [
 @pytest.fixture(params=MODES)
 def mode(request):
     return request.param
+
+
+# -- helpers for the behaviour suites (test_farm, test_exceptions, test_runtime,
+# test_serial_debug) ------------------------------------------------------------------
+
+SERIAL_MODES = [pytest.param(dict(), id="serial"), pytest.param(dict(serial=3), id="serial3")]
+
+
+def workers_of(mode):
+    """How many workers run tasks in a launch mode: ranks - 1, or the simulated ones."""
+    return mode["ranks"] - 1 if mode.get("ranks") else mode.get("serial") or 1
+
+
+def is_mpi(mode):
+    return bool(mode.get("ranks"))
+
+
+def reports(result, tag="REPORT"):
+    """The JSON objects an app printed as lines `REPORT {...}` (json.dumps), in order."""
+    return [json.loads(line[len(tag) + 1:]) for line in result.stdout.splitlines()
+            if line.startswith(tag + " ")]
+
+
+def report(result, tag="REPORT"):
+    """The one `REPORT {...}` line of a successful launch, as an object."""
+    assert result.returncode == 0, f"exit status {result.returncode}\n{result.output}"
+    found = reports(result, tag)
+    assert len(found) == 1, f"expected one {tag} line, got {len(found)}\n{result.output}"
+    return found[0]
+
+
+@pytest.fixture
+def blocked(tmp_path):
+    """A folder whose tqdm.py and cloudpickle.py raise ImportError: an app that puts it
+    first on sys.path (before importing parc) runs as if they were not installed."""
+    folder = tmp_path / "blocked"
+    folder.mkdir()
+    for name in ("tqdm", "cloudpickle"):
+        (folder / f"{name}.py").write_text('raise ImportError("blocked by test")\n')
+    return folder
