@@ -132,7 +132,8 @@ TEST(WireSignature, CodesFollowTheArchiveLayout) {
 
 TEST(WireSignature, DeclaredClosuresCarryTheirs) {
   ClosureRegistry::instance().seal();
-  const auto* add = ClosureRegistry::instance().find_function(reinterpret_cast<const void*>(&app::add));
+  const auto* add =
+      ClosureRegistry::instance().find_function(reinterpret_cast<const void*>(&app::add));
   ASSERT_NE(add, nullptr);
   EXPECT_EQ(add->wire, "ii->i");
   const auto* scale = ClosureRegistry::instance().find_type(typeid(app::scale));

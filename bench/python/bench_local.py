@@ -12,18 +12,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import common
-
-
-def noop(x):
-    return x
-
-
-def echo(arr):
-    return arr
-
-
-def total(arr):
-    return arr.sum()
+from common import echo, noop, total
 
 
 def main():

@@ -11,18 +11,7 @@ from mpi4py import MPI
 from mpi4py.futures import MPIPoolExecutor
 
 import common
-
-
-def noop(x):
-    return x
-
-
-def echo(arr):
-    return arr
-
-
-def total(arr):
-    return arr.sum()
+from common import echo, noop, total
 
 
 def main():

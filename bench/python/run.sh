@@ -36,16 +36,7 @@ mpi4py_run+=("$python" -m mpi4py.futures "$here/bench_mpi4py.py" "$parts")
 local_run=("$python" "$here/bench_local.py" "$parts")
 
 step() { echo "== $*" >&2; }
-# The CPUs' busy share over one second, without us (as in bench/run.sh).
-busy_percent() {
-  local a b
-  a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN {
-    n = split(a, x); split(b, y); total = 0; idle = 0
-    for (i = 2; i <= n && i <= 9; ++i) { d = y[i] - x[i]; total += d; if (i == 5 || i == 6) idle += d }
-    printf "%.0f\n", (total > 0 ? 100 * (total - idle) / total : 0)
-  }'
-}
+source "$here/../busy.sh"  # busy_percent
 
 raw=$results_dir/python.jsonl
 busy_before=$(busy_percent)

@@ -69,6 +69,9 @@ std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
 void Scheduler::close_farm(std::uint32_t farm) {
   auto it = farms_.find(farm);
   if (it == farms_.end()) return;
+  // Queued tasks of a closed farm would have no options to be sent with; nobody waits for
+  // them (a map left early). Tasks in flight finish and are dropped.
+  std::erase_if(queue_, [&](const Task& task) { return task.farm == farm; });
   if (it->second.options.timeout.count() > 0) --farms_with_timeout_;
   farms_.erase(it);
 }
@@ -165,7 +168,8 @@ void Scheduler::dispatch() {
       batch.tasks.reserve(size);
       Bytes frame = begin_frame();
       std::size_t frame_size = frame.size() + sizeof(std::uint32_t);
-      for (std::size_t i = 0; i < size; ++i) frame_size += task_header_size + queue_[i].arguments.size();
+      for (std::size_t i = 0; i < size; ++i)
+        frame_size += task_header_size + queue_[i].arguments.size();
       frame.reserve(frame_size);  // one allocation: large arguments are copied once
       ByteWriter out(frame);
       out.write(static_cast<std::uint32_t>(size));
@@ -345,7 +349,9 @@ void Scheduler::cancel_farm(std::uint32_t farm_id) {
 }
 
 void Scheduler::check_timeouts() {
-  if (farms_with_timeout_ == 0) return;
+  // Serial mode runs tasks inline, one worker after the other: a batch waits while
+  // another runs, so only the measured run time counts (in finish()).
+  if (farms_with_timeout_ == 0 || !simulated_.empty()) return;
   const auto now = Clock::now();
   for (Slot& slot : slots_) {
     if (slot.batches.empty()) continue;

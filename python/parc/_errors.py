@@ -71,20 +71,22 @@ def remember_live(exc):
 
 
 def _rebuild_link(link):
+    """The exception of one link, or a RemoteError and why it is one."""
+    problem = link.get("problem")
     if link.get("pickled") is not None:
         try:
             exc = pickle.loads(link["pickled"])
             if isinstance(exc, Exception):
-                return exc
+                return exc, None
         except Exception as error:  # the class is not importable here, ...
-            link = dict(link, problem=f"{type(error).__name__}: {error}")
+            problem = f"{type(error).__name__}: {error}"
     return RemoteError(link["type"], link["message"], link.get("args", ""),
-                       link.get("traceback", ""))
+                       link.get("traceback", "")), problem
 
 
 def _rebuild_python(record):
     links = record["links"]
-    rebuilt = [_rebuild_link(link) for link in links]
+    rebuilt, problems = zip(*[_rebuild_link(link) for link in links])
     for outer, inner, link in zip(rebuilt, rebuilt[1:], links[1:]):
         if link["how"] == "cause":
             outer.__cause__ = inner
@@ -97,9 +99,9 @@ def _rebuild_python(record):
                 break
             exc.__traceback__ = live.__traceback__
             live = live.__cause__ if live.__cause__ is not None else live.__context__
-    for exc, link in zip(rebuilt, links):
-        if isinstance(exc, RemoteError) and link.get("problem"):
-            exc.add_note(f"rebuilt as parc.RemoteError: {link['problem']}")
+    for exc, problem in zip(rebuilt, problems):
+        if problem:
+            exc.add_note(f"rebuilt as parc.RemoteError: {problem}")
     return rebuilt[0], record.get("call", ""), record.get("traceback", "")
 
 

@@ -38,7 +38,7 @@ def _encode_call(fn, prefix, args, kwargs):
                     *_codec.encode((args, kwargs))]
         return [prefix, *_codec.encode(args)]
     except Exception as error:
-        named = list(enumerate(args)) + list(kwargs.items())
+        named = list(enumerate(args)) + list((kwargs or {}).items())
         for position, value in named:
             try:
                 pickle.dumps(value, protocol=5)
@@ -418,12 +418,12 @@ def _progress_any(pending, deadline):
 def as_completed(fs, timeout=None):
     """Yields the futures of `fs` as they finish (parc's, or any concurrent.futures)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    pending = set(fs)
+    pending = dict.fromkeys(fs)  # ordered: serial runs yield in the same order
     total = len(pending)
     while pending:
         finished = [f for f in pending if f.done()]
         for future in finished:
-            pending.discard(future)
+            del pending[future]
             yield future
         if not pending:
             return

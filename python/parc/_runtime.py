@@ -140,6 +140,10 @@ def run(main, *args, **kwargs):
 
 def check_manager(what):
     start()
+    if _task.running:
+        raise UsageError(f"{what} inside a task: tasks run on workers, which cannot manage "
+                         "other workers. Return what the task found and submit the next "
+                         "tasks from the manager (rank 0).")
     if _core.rank() != 0 and not _core.serial():
         # Rank 0 would wait forever for this rank to serve: end the job, saying why.
         message = (f"{what} on rank {_core.rank()}: managers run on rank 0, the other "
@@ -147,4 +151,5 @@ def check_manager(what):
                    "parc.run(main) (or run the script with python3 -m parc app.py).")
         log.error("%s Ending the job.", message)
         sys.stderr.flush()
+        time.sleep(0.2)  # lets mpiexec forward the message before the job is torn down
         _core.abort(2)

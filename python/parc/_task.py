@@ -22,6 +22,7 @@ _repr = reprlib.Repr()
 _repr.maxstring = 60
 _repr.maxother = 60
 serial = False  # set by _runtime at start: the manager is this process
+running = False  # a task runs in this process now (managers cannot start inside one)
 
 
 def _callable_at(view):
@@ -104,6 +105,8 @@ def execute(function, payload):
     except Exception as exc:
         exc.add_note(f"parc: the task could not be decoded on this rank ({call})")
         return (False, *encode_failure(exc, call))
+    global running
+    running = True
     try:
         result = function(*args, **kwargs)
     except KeyboardInterrupt:
@@ -111,6 +114,8 @@ def execute(function, payload):
     except BaseException as exc:
         exc.__traceback__ = exc.__traceback__.tb_next or exc.__traceback__  # drop this frame
         return (False, *encode_failure(exc, describe_call(function, args, kwargs)))
+    finally:
+        running = False
     try:
         return (True, _codec.encode(result))
     except Exception as exc:

@@ -69,7 +69,8 @@ void for_each_part(const py::iterable& parts, Write write) {
       continue;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(part.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) throw py::error_already_set();
+    if (PyObject_GetBuffer(part.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0)
+      throw py::error_already_set();
     write(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
     PyBuffer_Release(&view);
   }
@@ -100,7 +101,8 @@ void invoke_python(const void* target, ByteReader& in, ByteWriter& out) {
     throw ForeignException(py::str(e.type().attr("__name__")), e.what(), "");
   }
   if (outcome[0].cast<bool>()) {
-    for_each_part(outcome[1], [&](const char* data, std::size_t size) { out.write_bytes(data, size); });
+    for_each_part(outcome[1],
+                  [&](const char* data, std::size_t size) { out.write_bytes(data, size); });
     return;
   }
   throw ForeignException(outcome[1].cast<std::string>(), outcome[2].cast<std::string>(),
@@ -109,9 +111,9 @@ void invoke_python(const void* target, ByteReader& in, ByteWriter& out) {
 
 void declare_python_closure(const std::string& name, py::object function) {
   auto* target = new PythonClosure{std::move(function)};  // lives as long as the registry
-  detail::ClosureRegistry::instance().add(detail::ClosureEntry{
-      name, "python", target, std::type_index(typeid(PythonClosure)), false, &invoke_python, 0,
-      ""});
+  detail::ClosureRegistry::instance().add(
+      detail::ClosureEntry{name, "python", target, std::type_index(typeid(PythonClosure)), false,
+                           &invoke_python, 0, ""});
 }
 
 py::tuple error_tuple(const TaskError& error) {
@@ -144,7 +146,9 @@ class Collector : public detail::Sink {
   void on_error(std::size_t index, TaskError failure) override {
     outcomes.push_back({index, error, {}, nullptr, 0, std::move(failure)});
   }
-  void on_cancel(std::size_t index) override { outcomes.push_back({index, cancelled, {}, nullptr, 0, {}}); }
+  void on_cancel(std::size_t index) override {
+    outcomes.push_back({index, cancelled, {}, nullptr, 0, {}});
+  }
 
   std::vector<Outcome> outcomes;
 };
@@ -195,9 +199,10 @@ class Farm {
     arguments.reserve(payloads.size());
     for (py::handle payload : payloads) {
       Bytes& bytes = arguments.emplace_back();
-      for_each_part(py::reinterpret_borrow<py::iterable>(payload), [&](const char* data, std::size_t size) {
-        bytes.insert(bytes.end(), data, data + size);
-      });
+      for_each_part(py::reinterpret_borrow<py::iterable>(payload),
+                    [&](const char* data, std::size_t size) {
+                      bytes.insert(bytes.end(), data, data + size);
+                    });
     }
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);

@@ -27,7 +27,9 @@ std::vector<double> scale(std::vector<double> xs, double factor) {
 }
 PARC_CLOSURE(scale);
 
-std::int64_t total(std::vector<std::int64_t> xs) { return std::accumulate(xs.begin(), xs.end(), std::int64_t{0}); }
+std::int64_t total(std::vector<std::int64_t> xs) {
+  return std::accumulate(xs.begin(), xs.end(), std::int64_t{0});
+}
 PARC_CLOSURE(total);
 
 struct Checked : std::runtime_error {

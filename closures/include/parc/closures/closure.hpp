@@ -92,10 +92,9 @@ bool declare_closure(const char* name, F& fn) {
     static_assert(std::is_default_constructible_v<typename Traits::arguments>,
                   "PARC_CLOSURE: every argument type must be default-constructible so it "
                   "can be decoded on the worker");
-    ClosureRegistry::instance().add(
-        ClosureEntry{name, demangle(typeid(Fn).name()), reinterpret_cast<const void*>(&fn),
-                     std::type_index(typeid(Fn*)), true, &invoke_closure<Fn, Fn>, 0,
-                     wire_signature<Fn>()});
+    ClosureRegistry::instance().add(ClosureEntry{
+        name, demangle(typeid(Fn).name()), reinterpret_cast<const void*>(&fn),
+        std::type_index(typeid(Fn*)), true, &invoke_closure<Fn, Fn>, 0, wire_signature<Fn>()});
   } else {
     static_assert(has_signature<Fn>,
                   "PARC_CLOSURE: declare a function, or a lambda / function object with one "

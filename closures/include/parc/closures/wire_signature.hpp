@@ -56,7 +56,8 @@ std::string wire_signature() {
   std::string codes;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     ((codes += wire_code<std::tuple_element_t<I, typename Traits::arguments>>()), ...);
-  }(std::make_index_sequence<Traits::arity>{});
+  }
+  (std::make_index_sequence<Traits::arity>{});
   return codes + "->" + wire_code<typename Traits::result>();
 }
 

@@ -18,8 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <istream>
+#include <memory>
 #include <ostream>
 #include <span>
 #include <stdexcept>

@@ -51,7 +51,9 @@ class CancelledError : public std::runtime_error {
 class ForeignException : public std::runtime_error {
  public:
   ForeignException(std::string type_name, const std::string& message, std::string encoded)
-      : std::runtime_error(message), type_name_(std::move(type_name)), encoded_(std::move(encoded)) {}
+      : std::runtime_error(message),
+        type_name_(std::move(type_name)),
+        encoded_(std::move(encoded)) {}
   const std::string& type_name() const noexcept { return type_name_; }
   const std::string& encoded() const noexcept { return encoded_; }
 
