@@ -5,7 +5,6 @@ import logging
 import os
 import pickle
 import struct
-import sys
 
 from . import _core, _task
 from ._errors import UsageError

@@ -7,7 +7,7 @@ std::vector of scalars. A C++ exception comes back as the matching Python except
 
 import struct
 
-from . import _closures, _core
+from . import _core
 from ._errors import UsageError
 
 try:

@@ -6,7 +6,6 @@ Called by _core (with the GIL) for every task this rank runs, in MPI and serial 
 import pickle
 import reprlib
 import struct
-import sys
 import traceback
 
 from . import _codec, _errors

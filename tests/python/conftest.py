@@ -8,7 +8,6 @@ Each launch runs under `timeout`, so a hang fails the test instead of blocking C
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -120,3 +119,24 @@ def blocked(tmp_path):
     for name in ("tqdm", "cloudpickle"):
         (folder / f"{name}.py").write_text('raise ImportError("blocked by test")\n')
     return folder
+
+
+# The start of every app the behaviour suites launch: imports, and emit() for reporting.
+APP_PRELUDE = r'''
+import concurrent.futures, functools, itertools, json, math, os, socket, sys, threading, time
+import traceback
+import parc
+
+
+def emit(obj, tag="REPORT"):
+    # One write per line: the ranks' output is merged by mpiexec.
+    sys.stdout.write(f"{tag} {json.dumps(obj, default=repr)}\n")
+    sys.stdout.flush()
+
+'''
+
+
+def app(body, first_lines="", helpers=""):
+    """An app's source: `first_lines` (run before parc is imported), the prelude,
+    `helpers`, then `body`."""
+    return textwrap.dedent(first_lines) + APP_PRELUDE + helpers + textwrap.dedent(body)

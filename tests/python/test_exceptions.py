@@ -10,17 +10,13 @@ rebuilt.
 
 import re
 import socket
-import textwrap
 
 import pytest
 
-from conftest import is_mpi, report, workers_of
-
-PRELUDE = r'''
-import json, os, socket, sys, threading, time
-import parc
+from conftest import app as conftest_app, is_mpi, report, workers_of
 
 
+DESCRIBE = r'''
 def describe(e):
     """The facts of one caught exception, as JSON-able data."""
     if e is None:
@@ -45,17 +41,14 @@ def describe(e):
         "suppress_context": e.__suppress_context__,
     }
 
-
-def emit(obj, tag="REPORT"):
-    # One write per line: the ranks' output is merged by mpiexec.
-    sys.stdout.write(f"{tag} {json.dumps(obj, default=repr)}\n")
-    sys.stdout.flush()
-
 '''
 
 
 def app(body):
-    return PRELUDE + textwrap.dedent(body)
+    return conftest_app(body, helpers=DESCRIBE)
+
+
+
 
 
 WHERE = re.compile(r"^rank (\d+) \(host (.+), pid (\d+)\), task (\d+): (.*)$", re.DOTALL)

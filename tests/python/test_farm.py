@@ -10,25 +10,13 @@ import textwrap
 
 import pytest
 
-from conftest import is_mpi, report, workers_of
-
-PRELUDE = r'''
-import concurrent.futures, functools, itertools, json, math, os, sys, threading, time
-import parc
+from conftest import app, is_mpi, report, workers_of
 
 
-def emit(obj, tag="REPORT"):
-    # One write per line: the ranks' output is merged by mpiexec.
-    sys.stdout.write(f"{tag} {json.dumps(obj, default=repr)}\n")
-    sys.stdout.flush()
-
-'''
 
 ONE_WORKER = [pytest.param(dict(), id="serial"), pytest.param(dict(ranks=2), id="np2")]
 
 
-def app(body, first_lines=""):
-    return textwrap.dedent(first_lines) + PRELUDE + textwrap.dedent(body)
 
 
 # -- results ---------------------------------------------------------------------------------

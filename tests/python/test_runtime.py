@@ -7,27 +7,14 @@ mpiexec.mpich) and checks its output and exit status.
 
 import json
 import re
-import textwrap
 
 import pytest
 
-from conftest import is_mpi, report, reports, workers_of
-
-PRELUDE = r'''
-import json, os, sys, time
-import parc
+from conftest import app, is_mpi, report, reports, workers_of
 
 
-def emit(obj, tag="REPORT"):
-    # One write per line: the ranks' output is merged by mpiexec.
-    sys.stdout.write(f"{tag} {json.dumps(obj, default=repr)}\n")
-    sys.stdout.flush()
-
-'''
 
 
-def app(body):
-    return PRELUDE + textwrap.dedent(body)
 
 
 # -- rank, size, serial, workers ---------------------------------------------------------------

@@ -6,26 +6,14 @@ Runs `python3 app.py` (one simulated worker) and PARC_SERIAL=3 (three simulated 
 with MPI runs only where a test contrasts the two.
 """
 
-import textwrap
 
 import pytest
 
-from conftest import SERIAL_MODES, report
-
-PRELUDE = r'''
-import json, os, sys, threading, time, traceback
-import parc
+from conftest import SERIAL_MODES, app, report
 
 
-def emit(obj, tag="REPORT"):
-    sys.stdout.write(f"{tag} {json.dumps(obj, default=repr)}\n")
-    sys.stdout.flush()
-
-'''
 
 
-def app(body):
-    return PRELUDE + textwrap.dedent(body)
 
 
 def line_of(source, text):
