@@ -203,8 +203,8 @@ parc.run(main)
 '''
 
 
-def test_a_manager_inside_a_task_fails_that_task(launch):
-    result = launch(app(NESTED_MANAGER), ranks=2, timeout=60)
+def test_a_manager_inside_a_task_fails_that_task(launch, mode):
+    result = launch(app(NESTED_MANAGER), timeout=60, **mode)
     found = report(result)
     kind, is_usage_error, message = found["error"]
     assert (kind, is_usage_error) == ("UsageError", True)

@@ -321,33 +321,3 @@ def test_serial_fail_fast_timeout_does_not_time_out_its_neighbour(launch):
     r = report(launch(app(SERIAL_TIMEOUT_NEIGHBOUR), serial=3, args=["fail_fast"]))
     assert r[0] == "TaskTimeout"
     assert r[1] in ("quick", "cancelled"), r
-
-
-NESTED_MANAGER = r'''
-@parc.closure
-def inner(x):
-    return x * 10
-
-
-@parc.closure
-def outer(x):
-    with parc.TaskFarm() as farm:  # a manager inside a task
-        return farm.submit(inner, x).result()
-
-
-def main():
-    with parc.TaskFarm(policy="collect_all") as farm:
-        future = farm.submit(outer, 2)
-        emit({"error": repr(future.exception()),
-              "result": None if future.exception() else future.result()})
-
-
-parc.run(main)
-'''
-
-
-@pytest.mark.parametrize("mode", SERIAL_MODES)
-def test_a_manager_inside_a_serial_task_is_refused_as_over_mpi(launch, mode):
-    result = launch(app(NESTED_MANAGER), timeout=8, **mode)
-    assert "parc.TaskFarm inside a task" in result.output, result.output
-    assert '"result": 20' not in result.stdout
