@@ -12,23 +12,14 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import common
-from common import echo, noop, total
+from common import noop
 
 
 def main():
     wanted = common.parts(sys.argv)
     common.versions("ppe", start_method=multiprocessing.get_start_method())
     with ProcessPoolExecutor(1) as pool:
-        pool.submit(noop, 0).result()  # starts the worker
-        if "throughput" in wanted:
-            common.throughput("ppe", "map", lambda n: list(pool.map(noop, range(n))))
-            common.throughput("ppe", "submit",
-                              lambda n: [f.result() for f in [pool.submit(noop, i) for i in range(n)]])
-        if "latency" in wanted:
-            common.latency("ppe", lambda i: pool.submit(noop, i).result())
-        if "payload" in wanted:
-            common.payload("ppe", lambda a: pool.submit(echo, a).result(),
-                           lambda a: pool.submit(total, a).result())
+        common.measure_executor("ppe", pool, wanted)
 
     with multiprocessing.Pool(1) as pool:
         pool.apply(noop, (0,))

@@ -33,18 +33,10 @@ def main():
     wanted = common.parts(sys.argv)
     common.versions("parc", version=getattr(parc, "__version__", "?"), workers=parc.size() - 1)
     with parc.TaskFarm() as farm:
-        farm.submit(noop, 0).result()
+        common.measure_executor("parc", farm, wanted, noop, echo, total)
         if "throughput" in wanted:
-            common.throughput("parc", "map", lambda n: list(farm.map(noop, range(n))))
-            common.throughput("parc", "submit",
-                              lambda n: [f.result() for f in [farm.submit(noop, i) for i in range(n)]])
             common.throughput("parc", "submit_batch",
                               lambda n: [f.result() for f in farm.submit_batch(noop, [(i,) for i in range(n)])])
-        if "latency" in wanted:
-            common.latency("parc", lambda i: farm.submit(noop, i).result())
-        if "payload" in wanted:
-            common.payload("parc", lambda a: farm.submit(echo, a).result(),
-                           lambda a: farm.submit(total, a).result())
 
 
 if __name__ == "__main__":

@@ -127,3 +127,17 @@ def echo(arr):
 
 def total(arr):
     return arr.sum()
+
+
+def measure_executor(tool, pool, wanted, noop=noop, echo=echo, total=total):
+    """The measurements every concurrent.futures executor gets, the same way."""
+    pool.submit(noop, 0).result()  # waits for the worker to be up
+    if "throughput" in wanted:
+        throughput(tool, "map", lambda n: list(pool.map(noop, range(n))))
+        throughput(tool, "submit",
+                   lambda n: [f.result() for f in [pool.submit(noop, i) for i in range(n)]])
+    if "latency" in wanted:
+        latency(tool, lambda i: pool.submit(noop, i).result())
+    if "payload" in wanted:
+        payload(tool, lambda a: pool.submit(echo, a).result(),
+                lambda a: pool.submit(total, a).result())

@@ -7,6 +7,7 @@ import pickle
 import struct
 
 from . import _core, _task
+from ._cpp import CppClosure
 from ._errors import UsageError
 
 try:
@@ -116,9 +117,8 @@ def resolve(function):
     cached = _prefixes.get(function)
     if cached is not None:
         return cached
-    resolve_cpp = getattr(function, "resolve", None)
-    if resolve_cpp is not None and hasattr(function, "encode"):  # a parc.cpp_closure
-        return resolve_cpp()[0], b""
+    if isinstance(function, CppClosure):  # encoded by its wire signature, no prefix
+        return function.resolve()[0], b""
     if not callable(function):
         raise TypeError(f"parc: {function!r} is not callable")
     name = getattr(function, "__parc_closure__", None)
