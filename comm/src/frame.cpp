@@ -36,7 +36,7 @@ MessageKind check_frame(const Bytes& frame, int source) {
                       std::to_string(frame.size() - sizeof(FrameHeader)));
   }
   if (header.kind < static_cast<std::uint16_t>(MessageKind::task_batch) ||
-      header.kind > static_cast<std::uint16_t>(MessageKind::shutdown)) {
+      header.kind > static_cast<std::uint16_t>(last_message_kind)) {
     throw DecodeError("parc: a message " + peer + " has unknown kind " +
                       std::to_string(header.kind));
   }

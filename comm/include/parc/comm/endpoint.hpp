@@ -2,8 +2,11 @@
 // Point-to-point messaging for one rank, over MPI or in-process (serial mode).
 
 #include <parc/comm/frame.hpp>
+#include <parc/comm/region.hpp>
 
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -20,6 +23,14 @@ class Endpoint {
   virtual std::optional<Message> try_receive(Traffic traffic) = 0;
   // Completes finished sends; true while some are still in flight.
   virtual bool progress() = 0;
+
+  // Joins region `id` whose ranks are the world ranks `members` (this rank among them),
+  // as every member does when the manager starts the region. `poll` runs now and then
+  // while an operation waits (the worker reads its control channel there, where a
+  // cancellation arrives). Over MPI this is collective over `members`.
+  virtual std::unique_ptr<RegionComm> open_region(std::uint64_t id,
+                                                  const std::vector<int>& members,
+                                                  std::function<void()> poll) = 0;
 };
 
 // All the endpoints of a simulated job in one process.
