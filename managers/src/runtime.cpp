@@ -78,7 +78,7 @@ void Runtime::start(int argc, char** argv) {
     std::vector<std::unique_ptr<detail::Worker>> simulated;
     for (int worker = 1; worker <= serial_workers_; ++worker) {
       simulated.push_back(std::make_unique<detail::Worker>(
-          loopback_->endpoint(worker), environment_->host(), environment_->pid()));
+          loopback_->endpoint(worker), environment_->host(), environment_->pid(), true));
     }
     scheduler_ = std::make_unique<detail::Scheduler>(loopback_->endpoint(0), std::move(simulated));
   } else if (rank() == 0) {

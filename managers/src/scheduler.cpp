@@ -42,11 +42,16 @@ void Scheduler::set_worker_identity(int rank, std::string host, std::int64_t pid
 
 ErrorInfo Scheduler::manager_error(const Task& task, int rank, const std::string& type,
                                    const std::string& message) const {
+  return manager_error(task.id, task.closure, rank, type, message);
+}
+
+ErrorInfo Scheduler::manager_error(std::uint64_t task_id, ClosureId closure, int rank,
+                                   const std::string& type, const std::string& message) const {
   ErrorInfo info;
   info.chain = {{type, message, true}};
   info.rank = rank;
-  info.task_id = task.id;
-  info.closure = ClosureRegistry::instance().entry(task.closure).name;
+  info.task_id = task_id;
+  info.closure = ClosureRegistry::instance().entry(closure).name;
   for (const Slot& slot : slots_) {
     if (slot.rank == rank) {
       info.host = slot.host;
@@ -60,10 +65,43 @@ std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
   if (options.retries < 0)
     throw UsageError("parc: retries must be >= 0, got " + std::to_string(options.retries));
   if (options.timeout.count() < 0) throw UsageError("parc: timeout must be >= 0 seconds");
+  Farm farm;
+  farm.options = options;
+  if (!options.ranks.empty()) {
+    farm.allowed.assign(slots_.size(), false);
+    for (int rank : options.ranks) {
+      Slot* slot = slot_of(rank);
+      if (slot == nullptr) {
+        throw UsageError("parc: rank " + std::to_string(rank) +
+                         " is not a worker; the workers are ranks 1 to " +
+                         std::to_string(slots_.size()));
+      }
+      farm.allowed[static_cast<std::size_t>(slot - slots_.data())] = true;
+    }
+    ++farms_with_ranks_;
+  }
   const std::uint32_t id = next_farm_++;
-  farms_.emplace(id, Farm{options});
+  farms_.emplace(id, std::move(farm));
   if (options.timeout.count() > 0) ++farms_with_timeout_;
   return id;
+}
+
+Scheduler::Slot* Scheduler::slot_of(int rank) {
+  for (Slot& slot : slots_) {
+    if (slot.rank == rank) return &slot;
+  }
+  return nullptr;
+}
+
+std::vector<int> Scheduler::worker_ranks() const {
+  std::vector<int> ranks;
+  for (const Slot& slot : slots_) ranks.push_back(slot.rank);
+  return ranks;
+}
+
+bool Scheduler::allowed_on(const Task& task, std::size_t slot) const {
+  const auto& allowed = farms_.at(task.farm).allowed;
+  return allowed.empty() || allowed[slot];
 }
 
 void Scheduler::close_farm(std::uint32_t farm) {
@@ -73,6 +111,7 @@ void Scheduler::close_farm(std::uint32_t farm) {
   // them (a map left early). Tasks in flight finish and are dropped.
   std::erase_if(queue_, [&](const Task& task) { return task.farm == farm; });
   if (it->second.options.timeout.count() > 0) --farms_with_timeout_;
+  if (!it->second.allowed.empty()) --farms_with_ranks_;
   farms_.erase(it);
 }
 
@@ -121,6 +160,10 @@ bool Scheduler::progress() {
     }
   }
   check_timeouts();
+  if (!regions_.empty()) {
+    check_region_timeouts();
+    start_regions();
+  }
   const std::size_t queued = queue_.size();
   dispatch();
   return active || queue_.size() != queued;
@@ -129,7 +172,11 @@ bool Scheduler::progress() {
 bool Scheduler::receive_results() {
   bool received = false;
   while (auto message = endpoint_.try_receive(Traffic::tasks)) {
-    handle_results(*message);
+    if (message->kind == MessageKind::region_result) {
+      handle_region_result(*message);
+    } else {
+      handle_results(*message);
+    }
     received = true;
   }
   return received;
@@ -155,26 +202,36 @@ std::size_t Scheduler::depth_for(const Task& front) const {
 }
 
 void Scheduler::dispatch() {
-  for (Slot& slot : slots_) {
-    while (!queue_.empty() && slot.batches.size() < depth_for(queue_.front())) {
+  for (std::size_t s = 0; s < slots_.size(); ++s) {
+    Slot& slot = slots_[s];
+    if (slot.region != 0) continue;  // held for an SPMD region
+    while (!queue_.empty()) {
+      // The first queued task this worker may run (farms pinned to ranks: pipelines).
+      std::size_t start = 0;
+      if (farms_with_ranks_ > 0) {
+        while (start < queue_.size() && !allowed_on(queue_[start], s)) ++start;
+        if (start == queue_.size()) break;
+      }
+      const Task& first = queue_[start];
+      if (slot.batches.size() >= depth_for(first)) break;
       if (!slot.batches.empty() && slot.batches.front().timed_out) break;  // worker is stuck
-      const std::size_t limit = std::min(batch_size_for(queue_.front()), queue_.size());
+      const std::size_t limit = std::min(batch_size_for(first), queue_.size() - start);
       std::size_t size = 1;
-      while (size < limit && queue_[size].closure == queue_.front().closure &&
-             queue_[size].farm == queue_.front().farm) {
+      while (size < limit && queue_[start + size].closure == first.closure &&
+             queue_[start + size].farm == first.farm) {
         ++size;
       }
       Batch batch;
       batch.tasks.reserve(size);
       Bytes frame = begin_frame();
       std::size_t frame_size = frame.size() + sizeof(std::uint32_t);
-      for (std::size_t i = 0; i < size; ++i)
+      for (std::size_t i = start; i < start + size; ++i)
         frame_size += task_header_size + queue_[i].arguments.size();
       frame.reserve(frame_size);  // one allocation: large arguments are copied once
       ByteWriter out(frame);
       out.write(static_cast<std::uint32_t>(size));
-      for (std::size_t i = 0; i < size; ++i) {
-        Task& task = queue_.front();
+      for (std::size_t i = start; i < start + size; ++i) {
+        Task& task = queue_[i];
         ++task.attempts;
         out.write(task.id);
         out.write(task.closure);
@@ -184,8 +241,9 @@ void Scheduler::dispatch() {
         out.write(static_cast<std::uint64_t>(task.arguments.size()));
         out.write_bytes(task.arguments.data(), task.arguments.size());
         batch.tasks.push_back(std::move(task));
-        queue_.pop_front();
       }
+      const auto first_sent = queue_.begin() + static_cast<std::ptrdiff_t>(start);
+      queue_.erase(first_sent, first_sent + static_cast<std::ptrdiff_t>(size));
       if (farms_with_timeout_ > 0) batch.sent = Clock::now();
       ++counters_.batches_sent;
       counters_.tasks_sent += size;
@@ -375,6 +433,186 @@ void Scheduler::check_timeouts() {
       fail(copy, TaskError(info, rebuild_exception(info)));
     }
   }
+}
+
+std::uint64_t Scheduler::open_region(ClosureId closure, std::vector<int> members, Bytes arguments,
+                                     std::shared_ptr<Sink> sink,
+                                     std::chrono::duration<double> timeout) {
+  if (members.empty()) {
+    throw UsageError("parc: an SPMD region needs at least one worker rank" +
+                     std::string(slots_.empty() ? " and this runtime has none (run under "
+                                                  "mpiexec with 2 or more ranks, or serially)"
+                                                : ""));
+  }
+  if (timeout.count() < 0) throw UsageError("parc: timeout must be >= 0 seconds");
+  std::vector<int> seen;
+  for (int rank : members) {
+    if (slot_of(rank) == nullptr) {
+      throw UsageError("parc: rank " + std::to_string(rank) +
+                       " cannot be in an SPMD region: the worker ranks are 1 to " +
+                       std::to_string(slots_.size()) + " (rank 0 runs the managers)");
+    }
+    if (std::find(seen.begin(), seen.end(), rank) != seen.end()) {
+      throw UsageError("parc: rank " + std::to_string(rank) +
+                       " is given twice for one SPMD region; list each rank once");
+    }
+    seen.push_back(rank);
+  }
+  const std::uint64_t id = next_task_++;
+  Region region;
+  region.id = id;
+  region.closure = closure;
+  region.members = std::move(members);
+  region.arguments = std::move(arguments);
+  region.sink = std::move(sink);
+  region.timeout = timeout;
+  region.answered.assign(region.members.size(), false);
+  for (int rank : region.members) {
+    Slot* slot = slot_of(rank);
+    if (slot->region == 0) slot->region = id;  // farms stop sending it work
+  }
+  regions_.emplace(id, std::move(region));
+  start_regions();
+  return id;
+}
+
+void Scheduler::start_regions() {
+  for (auto& [id, region] : regions_) {
+    if (region.started) continue;
+    const bool ready = std::all_of(region.members.begin(), region.members.end(), [&](int rank) {
+      const Slot* slot = slot_of(rank);
+      return slot->region == id && slot->batches.empty();
+    });
+    if (!ready) continue;
+    region.started = true;
+    region.start_time = Clock::now();
+    for (int rank : region.members) {
+      Bytes frame = begin_frame();
+      ByteWriter out(frame);
+      out.write(id);
+      out.write(region.closure);
+      out.write(region.members);
+      out.write(static_cast<std::uint64_t>(region.arguments.size()));
+      out.write_bytes(region.arguments.data(), region.arguments.size());
+      endpoint_.send(Traffic::tasks, rank, MessageKind::region_start, std::move(frame));
+    }
+  }
+}
+
+void Scheduler::send_region_cancel(const Region& region, const std::string& reason) {
+  for (std::size_t i = 0; i < region.members.size(); ++i) {
+    if (region.answered[i]) continue;
+    Bytes frame = begin_frame();
+    ByteWriter out(frame);
+    out.write(region.id);
+    out.write(reason);
+    endpoint_.send(Traffic::control, region.members[i], MessageKind::region_cancel,
+                   std::move(frame));
+  }
+}
+
+void Scheduler::release_region_slots(const Region& region) {
+  for (int rank : region.members) {
+    Slot* slot = slot_of(rank);
+    if (slot->region != region.id) continue;
+    slot->region = 0;
+    // The next region waiting for this worker holds it from now on.
+    for (const auto& [id, other] : regions_) {
+      if (id != region.id && !other.started &&
+          std::find(other.members.begin(), other.members.end(), rank) != other.members.end()) {
+        slot->region = id;
+        break;
+      }
+    }
+  }
+}
+
+void Scheduler::handle_region_result(Message& message) {
+  ByteReader body = message.take_body();
+  const auto id = body.read<std::uint64_t>();
+  auto it = regions_.find(id);
+  if (it == regions_.end()) {
+    log().error("an outcome of region {} from rank {}, which has no such region; dropped", id,
+                message.source);
+    return;
+  }
+  Region& region = it->second;
+  const auto at = std::find(region.members.begin(), region.members.end(), message.source);
+  const auto index = static_cast<std::size_t>(at - region.members.begin());
+  if (at == region.members.end() || region.answered[index]) {
+    log().error("an unexpected outcome of region {} from rank {}; dropped", id, message.source);
+    return;
+  }
+  region.answered[index] = true;
+  ++region.answers;
+  const auto status = body.read<std::uint8_t>();
+  const auto length = body.read<std::uint64_t>();
+  ByteReader payload = body.sub_reader(length);
+  if (!region.timed_out) {  // after a timeout the region's failure is already reported
+    if (status == static_cast<std::uint8_t>(TaskStatus::ok)) {
+      region.sink->on_result(index, payload);
+    } else if (status == static_cast<std::uint8_t>(TaskStatus::error)) {
+      ErrorInfo info = payload.read<ErrorInfo>();
+      region.sink->on_error(index, TaskError(info, rebuild_exception(info)));
+    } else {
+      region.sink->on_cancel(index);
+    }
+  }
+  if (region.answers == region.members.size()) {
+    release_region_slots(region);
+    regions_.erase(it);
+  }
+}
+
+void Scheduler::check_region_timeouts() {
+  const auto now = Clock::now();
+  for (auto& [id, region] : regions_) {
+    if (!region.started || region.timed_out || region.timeout.count() <= 0 ||
+        now - region.start_time <= region.timeout) {
+      continue;
+    }
+    region.timed_out = true;
+    region.timed_out_at = now;
+    std::string running;
+    std::size_t first = region.members.size();
+    for (std::size_t i = 0; i < region.members.size(); ++i) {
+      if (region.answered[i]) continue;
+      if (first == region.members.size()) first = i;
+      running += (running.empty() ? "" : ", ") + std::to_string(i);
+    }
+    const std::string message = "SPMD region " + std::to_string(id) + " (" +
+                                ClosureRegistry::instance().entry(region.closure).name +
+                                ") ran longer than its timeout of " +
+                                std::to_string(region.timeout.count()) +
+                                " s; region ranks still running: " + running;
+    log().warn("{}", message);
+    send_region_cancel(region, "the region timed out");
+    const ErrorInfo info = manager_error(id, region.closure, region.members[first],
+                                         "parc::TaskTimeout", message);
+    region.sink->on_error(first, TaskError(info, rebuild_exception(info)));
+  }
+}
+
+bool Scheduler::region_finished(std::uint64_t id) const {
+  auto it = regions_.find(id);
+  if (it == regions_.end()) return true;
+  // Ranks busy outside any parc call cannot see the cancellation; the manager stops
+  // waiting for them after a grace period (they stay reserved until they answer).
+  constexpr auto grace = std::chrono::seconds(2);
+  return it->second.timed_out && Clock::now() - it->second.timed_out_at > grace;
+}
+
+void Scheduler::cancel_region(std::uint64_t id, const std::string& reason) {
+  auto it = regions_.find(id);
+  if (it == regions_.end()) return;
+  if (!it->second.started) {
+    for (std::size_t i = 0; i < it->second.members.size(); ++i) it->second.sink->on_cancel(i);
+    Region region = std::move(it->second);
+    regions_.erase(it);
+    release_region_slots(region);
+    return;
+  }
+  send_region_cancel(it->second, reason);
 }
 
 std::vector<std::pair<int, std::uint64_t>> Scheduler::stuck_workers() const {

@@ -7,19 +7,57 @@
 
 namespace parc::detail {
 
-Worker::Worker(Endpoint& endpoint, std::string host, std::int64_t pid)
-    : endpoint_(endpoint), host_(std::move(host)), pid_(pid) {}
+namespace {
+
+// A rank released from a region (not a failure of its own): parc::CancelledError, or its
+// host-language form (Python's parc._core.CancelledError).
+bool is_cancellation(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (const ForeignException& e) {
+    return e.type_name().ends_with("CancelledError");
+  } catch (...) {
+  }
+  return false;
+}
+
+void patch_outcome(Bytes& reply, std::size_t header_at, TaskStatus status,
+                   std::uint64_t payload_size) {
+  char* header = reply.data() + header_at;
+  std::memcpy(header, &status, sizeof status);
+  std::memcpy(header + sizeof status, &payload_size, sizeof payload_size);
+}
+
+}  // namespace
+
+Worker::Worker(Endpoint& endpoint, std::string host, std::int64_t pid, bool simulated)
+    : endpoint_(endpoint), host_(std::move(host)), pid_(pid), simulated_(simulated) {}
+
+Worker::~Worker() {
+  if (region_ && region_->thread.joinable()) {
+    region_->comm->cancel("the runtime is shutting down");
+    region_->thread.join();
+  }
+}
 
 bool Worker::step() {
   endpoint_.progress();
+  const bool region_finished = finish_region();
   if (auto control = endpoint_.try_receive(Traffic::control)) {
     handle_control(*control);
     return true;
   }
+  if (region_) return region_finished;  // the manager sends nothing else meanwhile
   std::optional<Message> tasks;
   try {
     tasks = endpoint_.try_receive(Traffic::tasks);
-    if (tasks) run_batch(*tasks);
+    if (tasks && tasks->kind == MessageKind::region_start) {
+      start_region(*tasks);
+    } else if (tasks) {
+      run_batch(*tasks);
+    }
   } catch (const DecodeError& e) {
     // Only a different build or a corrupted message gets here: tell the manager, so its
     // tasks fail instead of waiting, and keep serving.
@@ -34,7 +72,7 @@ bool Worker::step() {
       endpoint_.send(Traffic::tasks, tasks->source, MessageKind::result_batch, std::move(reply));
     }
   }
-  return tasks.has_value();
+  return tasks.has_value() || region_finished;
 }
 
 int Worker::serve() {
@@ -58,9 +96,18 @@ void Worker::handle_control(const Message& message) {
   if (message.kind == MessageKind::cancel) {
     auto farm = body.read<std::uint32_t>();
     cancel(farm, body.read<std::uint32_t>());
+  } else if (message.kind == MessageKind::region_cancel) {
+    const auto id = body.read<std::uint64_t>();
+    auto reason = body.read<std::string>();
+    if (region_ && region_->id == id) {
+      region_->comm->cancel(reason);
+    } else if (id > last_region_) {  // overtook its region_start (another channel)
+      early_cancels_[id] = std::move(reason);
+    }
   } else if (message.kind == MessageKind::shutdown) {
     exit_code_ = body.read<std::int32_t>();
     shut_down_ = true;
+    if (region_) region_->comm->cancel("the job is shutting down");
     log().debug("shutdown received, exit code {}", exit_code_);
   } else {
     log().error("unexpected message kind {} on the control channel from rank {}",
@@ -80,6 +127,90 @@ void Worker::cancel(std::uint32_t farm, std::uint32_t generation) {
 bool Worker::cancelled(std::uint32_t farm, std::uint32_t generation) const {
   auto it = cancelled_up_to_.find(farm);
   return it != cancelled_up_to_.end() && generation < it->second;
+}
+
+ErrorInfo Worker::error_info(ClosureId closure, std::uint64_t task_id) const {
+  ErrorInfo info;
+  info.chain = record_chain(std::current_exception());
+  info.foreign = foreign_encoding(std::current_exception());
+  info.rank = endpoint_.rank();
+  info.host = host_;
+  info.pid = pid_;
+  info.task_id = task_id;
+  try {
+    info.closure = ClosureRegistry::instance().entry(closure).name;
+  } catch (...) {
+    info.closure = "<unknown closure " + std::to_string(closure) + ">";
+  }
+  return info;
+}
+
+void Worker::start_region(Message& message) {
+  ByteReader body = message.take_body();
+  auto region = std::make_unique<ActiveRegion>();
+  region->id = body.read<std::uint64_t>();
+  const auto closure = body.read<ClosureId>();
+  const auto members = body.read<std::vector<int>>();
+  ByteReader arguments = body.sub_reader(body.read<std::uint64_t>());
+  region->manager = message.source;
+  last_region_ = region->id;
+  region->comm = endpoint_.open_region(region->id, members, [this] { poll_control(); });
+  for (auto it = early_cancels_.begin(); it != early_cancels_.end();) {
+    if (it->first == region->id) region->comm->cancel(it->second);
+    it = it->first <= region->id ? early_cancels_.erase(it) : std::next(it);
+  }
+  region_ = std::move(region);
+  ActiveRegion* active = region_.get();
+  if (simulated_) {
+    active->thread = std::thread([this, active, closure, arguments] {
+      active->reply = run_region(*active, closure, arguments);
+      active->done = true;
+    });
+  } else {
+    active->reply = run_region(*active, closure, arguments);
+    active->done = true;
+    finish_region();
+  }
+}
+
+Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arguments) {
+  Bytes reply = begin_frame();
+  ByteWriter out(reply);
+  out.write(region.id);
+  const std::size_t header_at = reply.size();
+  out.write(TaskStatus::ok);
+  out.write(std::uint64_t{0});
+  const std::size_t payload_at = reply.size();
+  TaskStatus status = TaskStatus::ok;
+  SpmdContext context(*region.comm);
+  current_spmd_context() = &context;
+  try {
+    run_closure(closure, arguments, out);
+  } catch (...) {
+    reply.resize(payload_at);
+    if (region.comm->cancelled() && is_cancellation(std::current_exception())) {
+      status = TaskStatus::cancelled;
+    } else {
+      status = TaskStatus::error;
+      const ErrorInfo info = error_info(closure, region.id);
+      out.write(info);
+      region.comm->cancel_all("region rank " + std::to_string(region.comm->rank()) +
+                              " (world rank " + std::to_string(endpoint_.rank()) + ") raised " +
+                              info.type_name() + ": " + info.message());
+    }
+  }
+  current_spmd_context() = nullptr;
+  patch_outcome(reply, header_at, status, reply.size() - payload_at);
+  return reply;
+}
+
+bool Worker::finish_region() {
+  if (!region_ || !region_->done) return false;
+  if (region_->thread.joinable()) region_->thread.join();
+  endpoint_.send(Traffic::tasks, region_->manager, MessageKind::region_result,
+                 std::move(region_->reply));
+  region_.reset();
+  return true;
 }
 
 void Worker::run_batch(Message& message) {
@@ -118,19 +249,7 @@ void Worker::run_batch(Message& message) {
     } catch (...) {
       reply.resize(payload_at);
       status = TaskStatus::error;
-      ErrorInfo info;
-      info.chain = record_chain(std::current_exception());
-      info.foreign = foreign_encoding(std::current_exception());
-      info.rank = endpoint_.rank();
-      info.host = host_;
-      info.pid = pid_;
-      info.task_id = task_id;
-      try {
-        info.closure = ClosureRegistry::instance().entry(closure).name;
-      } catch (...) {
-        info.closure = "<unknown closure " + std::to_string(closure) + ">";
-      }
-      out.write(info);
+      out.write(error_info(closure, task_id));
       if (flags & task_flag_fail_fast) cancel(farm, generation);
     }
     const auto duration_ns =

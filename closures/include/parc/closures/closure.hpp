@@ -4,6 +4,7 @@
 #include <parc/closures/traits.hpp>
 #include <parc/closures/wire_signature.hpp>
 #include <parc/comm/archive.hpp>
+#include <parc/comm/spmd_context.hpp>
 #include <parc/exceptions/registry.hpp>
 
 #include <cstdint>
@@ -76,10 +77,24 @@ void invoke_closure(const void* target, ByteReader& in, ByteWriter& out) {
       return closure_target<Fn>(target);
     }
   }();
+  auto call = [&]() -> decltype(auto) {
+    if constexpr (Traits::takes_context) {
+      SpmdContext* context = current_spmd_context();
+      if (context == nullptr) {
+        throw UsageError(
+            "parc: this closure takes a parc::SpmdContext&, so it runs in an SPMD region: "
+            "call it with parc::Spmd::run, not through a task farm");
+      }
+      return std::apply([&](auto&&... a) -> decltype(auto) { return fn(*context, std::move(a)...); },
+                        std::move(arguments));
+    } else {
+      return std::apply(fn, std::move(arguments));
+    }
+  };
   if constexpr (std::is_void_v<typename Traits::result>) {
-    std::apply(fn, std::move(arguments));
+    call();
   } else {
-    out.write(std::apply(fn, std::move(arguments)));
+    out.write(call());
   }
 }
 

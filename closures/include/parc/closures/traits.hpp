@@ -4,16 +4,27 @@
 #include <tuple>
 #include <type_traits>
 
+namespace parc {
+class SpmdContext;
+}
+
 namespace parc::detail {
 
 template <class F, class = void>
 struct function_traits;
 
+// `arguments` are what a call sends; an SPMD closure's leading parc::SpmdContext& is
+// supplied by the region on the worker instead.
 template <class R, class... A>
 struct function_traits<R(A...)> {
   using result = std::decay_t<R>;
   using arguments = std::tuple<std::decay_t<A>...>;
   static constexpr std::size_t arity = sizeof...(A);
+  static constexpr bool takes_context = false;
+};
+template <class R, class... A>
+struct function_traits<R(SpmdContext&, A...)> : function_traits<R(A...)> {
+  static constexpr bool takes_context = true;
 };
 template <class R, class... A>
 struct function_traits<R(A...) noexcept> : function_traits<R(A...)> {};

@@ -6,7 +6,7 @@
 // (? b B h H i I q Q f d), "s" for std::string (u64 length + bytes), "[" + scalar code for
 // std::vector of scalars (u64 count + elements), "v" for void, "!" for anything else
 // (cereal-encoded: not callable from Python). E.g. double(int, std::vector<double>) is
-// "i[d->d".
+// "i[d->d". An SPMD closure's signature starts with "@".
 
 #include <parc/closures/traits.hpp>
 
@@ -58,7 +58,8 @@ std::string wire_signature() {
     ((codes += wire_code<std::tuple_element_t<I, typename Traits::arguments>>()), ...);
   }
   (std::make_index_sequence<Traits::arity>{});
-  return codes + "->" + wire_code<typename Traits::result>();
+  // "@": an SPMD closure (its parc::SpmdContext& comes from the region).
+  return (Traits::takes_context ? "@" : "") + codes + "->" + wire_code<typename Traits::result>();
 }
 
 }  // namespace parc::detail

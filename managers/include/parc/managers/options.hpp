@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <vector>
 
 namespace parc {
 
@@ -16,6 +17,7 @@ struct FarmOptions {
   int retries = 0;                           // extra attempts of a failed task
   RetryFilter retry_on;                      // empty: retry every failure
   std::chrono::duration<double> timeout{0};  // per task; zero means none
+  std::vector<int> ranks;                    // the workers it may use; empty: all
 };
 
 namespace detail {

@@ -52,6 +52,20 @@ class Scheduler {
   // Tasks of `farm` queued or running.
   std::size_t outstanding(std::uint32_t farm) const;
 
+  // Runs `closure` on each worker of `members` (world ranks, in region-rank order) once
+  // they are free; the sink gets one outcome per region rank (its index). A failure on
+  // one rank cancels the others; after `timeout` (zero: none) the ranks still running
+  // are cancelled and the region fails with TaskTimeout. Returns the region's id.
+  std::uint64_t open_region(ClosureId closure, std::vector<int> members, Bytes arguments,
+                            std::shared_ptr<Sink> sink, std::chrono::duration<double> timeout);
+  // True once every rank answered, or the region timed out and its ranks had a grace
+  // period to answer (those that did not stay reserved until they do).
+  bool region_finished(std::uint64_t region) const;
+  // Releases the region's ranks (an interrupt on the manager): they answer cancelled.
+  void cancel_region(std::uint64_t region, const std::string& reason);
+  // The worker ranks of the task farm's slots, in order.
+  std::vector<int> worker_ranks() const;
+
   // One round: receive outcomes, check timeouts, dispatch. True when anything happened.
   bool progress();
 
@@ -101,11 +115,27 @@ class Scheduler {
     std::string host;
     std::int64_t pid = 0;
     std::deque<Batch> batches;  // in flight, oldest first: workers answer in order
+    std::uint64_t region = 0;   // the region that has (or waits for) this worker
   };
   struct Farm {
     FarmOptions options;
     std::uint32_t generation = 0;
     std::size_t outstanding = 0;
+    std::vector<bool> allowed;  // by slot index; empty: every slot
+  };
+  struct Region {
+    std::uint64_t id = 0;
+    ClosureId closure = 0;
+    std::vector<int> members;
+    Bytes arguments;
+    std::shared_ptr<Sink> sink;
+    std::chrono::duration<double> timeout{0};
+    bool started = false;
+    Clock::time_point start_time{};
+    std::vector<bool> answered;
+    std::size_t answers = 0;
+    bool timed_out = false;
+    Clock::time_point timed_out_at{};
   };
   struct ClosureStats {
     double mean_ns = 0;
@@ -113,6 +143,13 @@ class Scheduler {
   };
 
   bool receive_results();
+  void start_regions();
+  void handle_region_result(Message& message);
+  void check_region_timeouts();
+  void send_region_cancel(const Region& region, const std::string& reason);
+  void release_region_slots(const Region& region);
+  Slot* slot_of(int rank);
+  bool allowed_on(const Task& task, std::size_t slot) const;
   std::uint8_t task_flags(const Task& task) const;
   void handle_results(Message& message);
   void finish(Task& task, std::uint8_t status, ByteReader& payload, std::uint64_t duration_ns,
@@ -127,6 +164,8 @@ class Scheduler {
   // An error the manager reports on behalf of worker `rank` (timeouts, bad replies).
   ErrorInfo manager_error(const Task& task, int rank, const std::string& type,
                           const std::string& message) const;
+  ErrorInfo manager_error(std::uint64_t task_id, ClosureId closure, int rank,
+                          const std::string& type, const std::string& message) const;
 
   Endpoint& endpoint_;
   std::vector<std::unique_ptr<Worker>> simulated_;
@@ -135,7 +174,9 @@ class Scheduler {
   std::map<std::uint32_t, Farm> farms_;
   std::unordered_map<ClosureId, ClosureStats> stats_;
   Counters counters_;
+  std::map<std::uint64_t, Region> regions_;
   std::size_t farms_with_timeout_ = 0;  // check_timeouts() reads the clock only when needed
+  std::size_t farms_with_ranks_ = 0;    // dispatch() looks past the queue's front only then
   std::uint32_t next_farm_ = 1;
   std::uint64_t next_task_ = 1;
 };

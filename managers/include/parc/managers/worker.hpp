@@ -3,9 +3,12 @@
 
 #include <parc/comm/endpoint.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <thread>
 
 namespace parc::detail {
 
@@ -19,7 +22,12 @@ inline constexpr std::uint32_t batch_rejected = 0xFFFFFFFF;
 
 class Worker {
  public:
-  Worker(Endpoint& endpoint, std::string host, std::int64_t pid);
+  // A simulated worker (serial mode) runs SPMD regions on a thread of its own, since the
+  // region's ranks wait for each other; an MPI worker runs them inline.
+  Worker(Endpoint& endpoint, std::string host, std::int64_t pid, bool simulated = false);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
 
   // Handles one waiting message; false when there was none.
   bool step();
@@ -29,7 +37,20 @@ class Worker {
   int exit_code() const { return exit_code_; }
 
  private:
+  struct ActiveRegion {
+    std::uint64_t id = 0;
+    int manager = 0;
+    std::unique_ptr<RegionComm> comm;
+    std::thread thread;
+    std::atomic<bool> done{false};
+    Bytes reply;
+  };
+
   void run_batch(Message& message);
+  void start_region(Message& message);
+  Bytes run_region(ActiveRegion& region, ClosureId closure, ByteReader arguments);
+  bool finish_region();
+  ErrorInfo error_info(ClosureId closure, std::uint64_t task_id) const;
   void poll_control();
   void handle_control(const Message& message);
   bool cancelled(std::uint32_t farm, std::uint32_t generation) const;
@@ -38,7 +59,11 @@ class Worker {
   Endpoint& endpoint_;
   std::string host_;
   std::int64_t pid_;
+  bool simulated_;
   std::map<std::uint32_t, std::uint32_t> cancelled_up_to_;  // farm -> generation
+  std::unique_ptr<ActiveRegion> region_;
+  std::uint64_t last_region_ = 0;
+  std::map<std::uint64_t, std::string> early_cancels_;  // regions cancelled before they began
   bool shut_down_ = false;
   int exit_code_ = 0;
 };
