@@ -140,7 +140,7 @@ def run(main, *args, **kwargs):
 
 def check_manager(what):
     start()
-    if _task.running:
+    if _task.running():
         raise UsageError(f"{what} inside a task: tasks run on workers, which cannot manage "
                          "other workers. Return what the task found and submit the next "
                          "tasks from the manager (rank 0).")

@@ -6,6 +6,7 @@ Called by _core (with the GIL) for every task this rank runs, in MPI and serial 
 import pickle
 import reprlib
 import struct
+import threading
 import traceback
 
 from . import _codec, _errors
@@ -14,6 +15,8 @@ from . import _codec, _errors
 # arguments (see _codec): args, or (args, kwargs) when FLAG_KWARGS.
 FLAG_CALLABLE = 1
 FLAG_KWARGS = 2
+FLAG_SINGLE = 4  # the arguments are one value (a pipeline item): function(value)
+FLAG_SPMD = 8  # an SPMD region's closure: called as function(ctx, *args, **kwargs)
 _CALLABLE_LENGTH = struct.Struct("<I")
 
 _callables = {}  # pickled callable -> callable: a farm sends the same one many times
@@ -21,7 +24,13 @@ _repr = reprlib.Repr()
 _repr.maxstring = 60
 _repr.maxother = 60
 serial = False  # set by _runtime at start: the manager is this process
-running = False  # a task runs in this process now (managers cannot start inside one)
+# A task runs in this thread now (managers cannot start inside one). Per thread: serial
+# SPMD regions run their ranks on threads of their own.
+_state = threading.local()
+
+
+def running():
+    return getattr(_state, "running", False)
 
 
 def _callable_at(view):
@@ -100,12 +109,17 @@ def execute(function, payload):
             function, offset = _callable_at(view)
         call = describe_call(function, (), {}).replace("()", "(...)")
         arguments = _codec.decode(view, offset)
-        args, kwargs = arguments if flags & FLAG_KWARGS else (arguments, {})
+        if flags & FLAG_SINGLE:  # a pipeline stage: the previous result, as it came
+            args, kwargs = (arguments,), {}
+        else:
+            args, kwargs = arguments if flags & FLAG_KWARGS else (arguments, {})
+        if flags & FLAG_SPMD:
+            from ._spmd import Context
+            args = (Context(), *args)
     except Exception as exc:
         exc.add_note(f"parc: the task could not be decoded on this rank ({call})")
         return (False, *encode_failure(exc, call))
-    global running
-    running = True
+    _state.running = True
     try:
         result = function(*args, **kwargs)
     except KeyboardInterrupt:
@@ -114,7 +128,7 @@ def execute(function, payload):
         exc.__traceback__ = exc.__traceback__.tb_next or exc.__traceback__  # drop this frame
         return (False, *encode_failure(exc, describe_call(function, args, kwargs)))
     finally:
-        running = False
+        _state.running = False
     try:
         return (True, _codec.encode(result))
     except Exception as exc:

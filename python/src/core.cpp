@@ -1,11 +1,8 @@
 // parc._core: the C++ runtime, scheduler and worker under the Python package.
-//
-// Threading: every call into the scheduler releases the GIL first and then takes
-// `scheduler_mutex`, never the other way round: in serial mode the scheduler runs Python
-// tasks inline, and they take the GIL back.
+
+#include "core.hpp"
 
 #include <parc/comm/log.hpp>
-#include <parc/parc.hpp>
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -18,12 +15,9 @@
 namespace py = pybind11;
 
 namespace parc::python {
-namespace {
 
 std::unique_ptr<Runtime> runtime;
 std::recursive_mutex scheduler_mutex;
-// A KeyboardInterrupt inside a task run in this process (serial mode): re-raised by the
-// wait that was running it, not reported as the task's failure.
 std::atomic<bool> interrupted{false};
 
 Runtime& started() {
@@ -31,50 +25,58 @@ Runtime& started() {
   return *runtime;
 }
 
-// Bytes that Python reads in place through the buffer protocol. `owner` keeps a received
-// message alive for as long as any view (a numpy array unpickled out-of-band) uses it.
-// Writable, as arrays from concurrent.futures are: each task's arguments and each result
-// are disjoint parts of a message nothing else reads once it is decoded.
-class Buffer {
- public:
-  Buffer(std::shared_ptr<const void> owner, const char* data, std::size_t size)
-      : owner_(std::move(owner)), data_(data), size_(size) {
-    if (!owner_) {  // nothing keeps the bytes alive: keep a copy
-      auto copy = std::make_shared<Bytes>(data, data + size);
-      data_ = copy->data();
-      owner_ = std::move(copy);
-    }
-  }
-  const char* data() const { return data_; }
-  std::size_t size() const { return size_; }
-
- private:
-  std::shared_ptr<const void> owner_;
-  const char* data_;
-  std::size_t size_;
-};
-
 py::object buffer_of(ByteReader& reader) {
   const std::size_t size = reader.remaining();
   const char* data = reader.take(size).data();
   return py::cast(Buffer(reader.owner(), data, size));
 }
 
-// Calls write(data, size) on the bytes of every buffer-protocol object in `parts`.
-template <class Write>
-void for_each_part(const py::iterable& parts, Write write) {
-  for (py::handle part : parts) {
-    if (PyBytes_Check(part.ptr())) {
-      write(PyBytes_AS_STRING(part.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(part.ptr())));
-      continue;
+py::object buffer_of(Bytes&& bytes) {
+  auto owner = std::make_shared<const Bytes>(std::move(bytes));
+  return py::cast(Buffer(owner, owner->data(), owner->size()));
+}
+
+Bytes join_parts(const py::iterable& parts) {
+  Bytes bytes;
+  for_each_part(parts, [&](const char* data, std::size_t size) {
+    bytes.insert(bytes.end(), data, data + size);
+  });
+  return bytes;
+}
+
+void progress_until(const std::function<bool()>& done, double timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto next_signal_check = start + std::chrono::milliseconds(50);
+  Backoff backoff;
+  for (;;) {
+    bool active;
+    {
+      std::lock_guard lock(scheduler_mutex);
+      active = started().scheduler().progress();
+      if (done() || interrupted) break;
     }
-    Py_buffer view;
-    if (PyObject_GetBuffer(part.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0)
-      throw py::error_already_set();
-    write(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
-    PyBuffer_Release(&view);
+    const auto now = Clock::now();
+    if (timeout >= 0 && now - start >= std::chrono::duration<double>(timeout)) break;
+    if (now >= next_signal_check) {  // Ctrl-C reaches Python only through the GIL
+      next_signal_check = now + std::chrono::milliseconds(50);
+      py::gil_scoped_acquire gil;
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    }
+    if (active) {
+      backoff.reset();
+    } else {
+      backoff.pause();
+    }
+  }
+  if (interrupted.exchange(false)) {
+    py::gil_scoped_acquire gil;
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw py::error_already_set();
   }
 }
+
+namespace {
 
 // The Python side of a task run on this rank: parc._task.execute.
 py::object& execute_hook() {
@@ -116,6 +118,8 @@ void declare_python_closure(const std::string& name, py::object function) {
                            &invoke_python, 0, ""});
 }
 
+}  // namespace
+
 py::tuple error_tuple(const TaskError& error) {
   const ErrorInfo& info = error.info();
   py::list chain;
@@ -125,6 +129,8 @@ py::tuple error_tuple(const TaskError& error) {
   return py::make_tuple(py::bytes(info.foreign), chain, info.rank, info.host, info.pid,
                         info.task_id, info.closure, info.attempts);
 }
+
+namespace {
 
 // Outcomes of one farm's tasks, gathered while the scheduler runs without the GIL.
 class Collector : public detail::Sink {
@@ -219,11 +225,11 @@ class Farm {
   py::list wait(double timeout) {
     {
       py::gil_scoped_release release;
-      run_until_outcome(timeout);
-    }
-    if (interrupted.exchange(false)) {
-      PyErr_SetNone(PyExc_KeyboardInterrupt);
-      throw py::error_already_set();
+      progress_until(
+          [this] {
+            return !collector_->outcomes.empty() || started().scheduler().outstanding(id_) == 0;
+          },
+          timeout);
     }
     py::list result;
     std::vector<Collector::Outcome> outcomes;
@@ -257,34 +263,6 @@ class Farm {
   }
 
  private:
-  void run_until_outcome(double timeout) {
-    using Clock = std::chrono::steady_clock;
-    const auto start = Clock::now();
-    auto next_signal_check = start + std::chrono::milliseconds(50);
-    Backoff backoff;
-    for (;;) {
-      bool active;
-      {
-        std::lock_guard lock(scheduler_mutex);
-        auto& scheduler = started().scheduler();
-        active = scheduler.progress();
-        if (!collector_->outcomes.empty() || interrupted || scheduler.outstanding(id_) == 0) return;
-      }
-      const auto now = Clock::now();
-      if (timeout >= 0 && now - start >= std::chrono::duration<double>(timeout)) return;
-      if (now >= next_signal_check) {  // Ctrl-C reaches Python only through the GIL
-        next_signal_check = now + std::chrono::milliseconds(50);
-        py::gil_scoped_acquire gil;
-        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-      }
-      if (active) {
-        backoff.reset();
-      } else {
-        backoff.pause();
-      }
-    }
-  }
-
   std::shared_ptr<Collector> collector_;
   std::uint32_t id_ = 0;
   bool closed_ = false;
@@ -316,6 +294,8 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<StartupError>(m, "StartupError", PyExc_RuntimeError);
 
   declare_python_closure("parc.python_call", py::none());
+  bind_spmd(m);
+  bind_pipeline(m);
 
   py::class_<Buffer>(m, "Buffer", py::buffer_protocol())
       .def_buffer([](Buffer& buffer) {

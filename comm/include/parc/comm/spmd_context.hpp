@@ -214,10 +214,8 @@ class SpmdContext {
 
 namespace detail {
 // The context of the region this thread runs (set by the worker around the closure).
-inline SpmdContext*& current_spmd_context() {
-  static thread_local SpmdContext* context = nullptr;
-  return context;
-}
+// Defined in the library, not inline: a pybind11 module hides its inline statics.
+SpmdContext*& current_spmd_context();
 }  // namespace detail
 
 }  // namespace parc

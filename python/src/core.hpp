@@ -1,0 +1,85 @@
+#pragma once
+// Internals of parc._core shared by its binding files (core.cpp, spmd.cpp, pipeline.cpp).
+//
+// Threading: every call into the scheduler releases the GIL first and then takes
+// `scheduler_mutex`, never the other way round: in serial mode the scheduler runs Python
+// tasks inline, and they take the GIL back.
+
+#include <parc/parc.hpp>
+
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+namespace parc::python {
+
+namespace py = pybind11;
+
+extern std::unique_ptr<Runtime> runtime;
+extern std::recursive_mutex scheduler_mutex;
+// A KeyboardInterrupt inside a task run in this process (serial mode): re-raised by the
+// wait that was running it, not reported as the task's failure.
+extern std::atomic<bool> interrupted;
+
+Runtime& started();
+
+// Bytes that Python reads in place through the buffer protocol. `owner` keeps a received
+// message alive for as long as any view (a numpy array unpickled out-of-band) uses it.
+// Writable, as arrays from concurrent.futures are: each task's arguments and each result
+// are disjoint parts of a message nothing else reads once it is decoded.
+class Buffer {
+ public:
+  Buffer(std::shared_ptr<const void> owner, const char* data, std::size_t size)
+      : owner_(std::move(owner)), data_(data), size_(size) {
+    if (!owner_) {  // nothing keeps the bytes alive: keep a copy
+      auto copy = std::make_shared<Bytes>(data, data + size);
+      data_ = copy->data();
+      owner_ = std::move(copy);
+    }
+  }
+  const char* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::shared_ptr<const void> owner_;
+  const char* data_;
+  std::size_t size_;
+};
+
+py::object buffer_of(ByteReader& reader);
+// A Buffer that owns `bytes` (moved, not copied).
+py::object buffer_of(Bytes&& bytes);
+
+// Calls write(data, size) on the bytes of every buffer-protocol object in `parts`.
+template <class Write>
+void for_each_part(const py::iterable& parts, Write write) {
+  for (py::handle part : parts) {
+    if (PyBytes_Check(part.ptr())) {
+      write(PyBytes_AS_STRING(part.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(part.ptr())));
+      continue;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(part.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0)
+      throw py::error_already_set();
+    write(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+    PyBuffer_Release(&view);
+  }
+}
+
+// The concatenated bytes of `parts`.
+Bytes join_parts(const py::iterable& parts);
+
+// (foreign, chain, rank, host, pid, task, closure, attempts): what parc._errors rebuilds.
+py::tuple error_tuple(const TaskError& error);
+
+// Runs the scheduler (without the GIL, under scheduler_mutex) until `done()` or `timeout`
+// seconds pass (negative: no limit; zero: one round). Checks for Ctrl-C every 50 ms and
+// re-raises an interrupt caught in a task run inline.
+void progress_until(const std::function<bool()>& done, double timeout);
+
+void bind_spmd(py::module_& m);
+void bind_pipeline(py::module_& m);
+
+}  // namespace parc::python

@@ -1,0 +1,171 @@
+// parc._core bindings of the pipeline manager: one PipelineEngine per parc.Pipeline run.
+// Items move between stages inside the engine, in C++ and without the GIL: a stage's
+// pickled result is the next stage's argument, never unpickled on the manager.
+
+#include "core.hpp"
+
+#include <pybind11/stl.h>
+
+namespace parc::python {
+
+namespace {
+
+class Pipeline {
+ public:
+  // `stages`: (closure id, prefix bytes, workers, name) per stage.
+  Pipeline(const py::list& stages, const std::string& policy, int retries,
+           py::object retry_filter, double timeout, std::size_t window, bool ordered) {
+    std::vector<detail::PipelineStage> specs;
+    for (py::handle item : stages) {
+      auto spec = item.cast<py::tuple>();
+      detail::PipelineStage stage;
+      stage.closure = spec[0].cast<ClosureId>();
+      const std::string prefix = spec[1].cast<std::string>();
+      stage.prefix.assign(prefix.begin(), prefix.end());
+      stage.workers = spec[2].cast<int>();
+      stage.name = spec[3].cast<std::string>();
+      specs.push_back(std::move(stage));
+    }
+    FarmOptions options;
+    options.policy = policy == "collect_all" ? Policy::collect_all : Policy::fail_fast;
+    options.retries = retries;
+    options.timeout = std::chrono::duration<double>(timeout);
+    if (!retry_filter.is_none()) {
+      // The scheduler drops its options without the GIL; the filter must take it to die.
+      std::shared_ptr<py::object> filter(new py::object(std::move(retry_filter)),
+                                         [](py::object* object) {
+                                           py::gil_scoped_acquire gil;
+                                           delete object;
+                                         });
+      options.retry_on = [filter](const TaskError& error) {
+        py::gil_scoped_acquire gil;
+        return (*filter)(error_tuple(error)).cast<bool>();
+      };
+    }
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    engine_ = std::make_unique<detail::PipelineEngine>(started().scheduler(), std::move(specs),
+                                                       std::move(options), window, ordered);
+  }
+
+  ~Pipeline() {
+    py::gil_scoped_release release;
+    close();
+  }
+
+  // With the GIL released.
+  void close() {
+    std::lock_guard lock(scheduler_mutex);
+    if (!engine_) return;
+    if (runtime) {
+      engine_->close();
+    } else {
+      engine_->abandon();  // the runtime shut down first: its scheduler is gone
+    }
+    engine_.reset();
+  }
+
+  std::size_t room() { return locked([](detail::PipelineEngine& e) { return e.room(); }); }
+  std::size_t in_flight() {
+    return locked([](detail::PipelineEngine& e) { return e.in_flight(); });
+  }
+  std::size_t window() { return locked([](detail::PipelineEngine& e) { return e.window(); }); }
+  std::vector<std::vector<int>> ranks() {
+    return locked([](detail::PipelineEngine& e) { return e.ranks(); });
+  }
+
+  // Feeds one item per payload (a sequence of buffer-protocol parts: the item's encoded
+  // argument, after stage 0's prefix).
+  void feed(const py::list& payloads) {
+    Bytes prefix = locked([](detail::PipelineEngine& e) { return e.start_item(); });
+    std::vector<Bytes> items;
+    items.reserve(payloads.size());
+    for (py::handle payload : payloads) {
+      Bytes& bytes = items.emplace_back(prefix);
+      for_each_part(py::reinterpret_borrow<py::iterable>(payload),
+                    [&](const char* data, std::size_t size) {
+                      bytes.insert(bytes.end(), data, data + size);
+                    });
+    }
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    detail::PipelineEngine& engine = open_engine();
+    for (Bytes& item : items) engine.feed(std::move(item));
+    started().scheduler().dispatch();
+  }
+
+  // Runs the scheduler until there is something for the consumer (see
+  // PipelineEngine::ready) or `timeout` seconds pass (negative: no limit; zero: one
+  // round). Returns (outputs, failures): outputs as (index, Buffer), failures as
+  // (index, stage, error tuple).
+  py::tuple wait(double timeout, bool more_input) {
+    std::vector<detail::PipelineOutput> outputs;
+    std::vector<detail::PipelineFailure> failures;
+    {
+      py::gil_scoped_release release;
+      detail::PipelineEngine* engine = nullptr;
+      {
+        std::lock_guard lock(scheduler_mutex);
+        engine = &open_engine();
+      }
+      progress_until([&] { return engine->ready(more_input); }, timeout);
+      std::lock_guard lock(scheduler_mutex);
+      while (auto output = engine->take()) outputs.push_back(std::move(*output));
+      failures = engine->take_failures();
+    }
+    py::list out;
+    for (auto& output : outputs) {
+      out.append(py::make_tuple(output.index,
+                                py::cast(Buffer(output.owner, output.data, output.size))));
+    }
+    py::list failed;
+    for (auto& failure : failures) {
+      failed.append(py::make_tuple(failure.index, failure.stage, error_tuple(failure.error)));
+    }
+    return py::make_tuple(out, failed);
+  }
+
+ private:
+  detail::PipelineEngine& open_engine() {
+    if (!engine_) throw UsageError("parc.Pipeline: this run is closed");
+    return *engine_;
+  }
+
+  // Calls f(engine) under the scheduler's lock, with the GIL released.
+  template <class F>
+  auto locked(F f) {
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    return f(open_engine());
+  }
+
+  std::unique_ptr<detail::PipelineEngine> engine_;
+};
+
+}  // namespace
+
+void bind_pipeline(py::module_& m) {
+  py::class_<Pipeline>(m, "Pipeline")
+      .def(py::init<const py::list&, const std::string&, int, py::object, double, std::size_t,
+                    bool>())
+      .def("room", &Pipeline::room)
+      .def("in_flight", &Pipeline::in_flight)
+      .def("window", &Pipeline::window)
+      .def("ranks", &Pipeline::ranks)
+      .def("feed", &Pipeline::feed)
+      .def("wait", &Pipeline::wait)
+      .def("close", [](Pipeline& pipeline) {
+        py::gil_scoped_release release;
+        pipeline.close();
+      });
+  m.def(
+      "pipeline_ranks",
+      [](const std::vector<int>& workers) {
+        py::gil_scoped_release release;
+        std::lock_guard lock(scheduler_mutex);
+        return detail::assign_pipeline_ranks(started().scheduler().worker_ranks(), workers);
+      },
+      "The world ranks of each stage of a pipeline whose stages want `workers` workers.");
+}
+
+}  // namespace parc::python
