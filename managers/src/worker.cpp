@@ -182,7 +182,7 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
   out.write(std::uint64_t{0});
   const std::size_t payload_at = reply.size();
   TaskStatus status = TaskStatus::ok;
-  SpmdContext context(*region.comm);
+  SpmdContext context(*region.comm, region.id);
   current_spmd_context() = &context;
   try {
     run_closure(closure, arguments, out);

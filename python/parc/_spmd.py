@@ -76,11 +76,16 @@ class Context:
     'sum', 'prod', 'min' or 'max' run inside MPI without pickling. Valid only while the
     closure runs."""
 
-    __slots__ = ("rank", "size")
+    __slots__ = ("rank", "size", "_token")
 
     def __init__(self):
-        self.rank = _core.ctx_rank()
-        self.size = _core.ctx_size()
+        self._token = _core.ctx_token()
+        self.rank = _core.ctx_rank(self._token)
+        self.size = _core.ctx_size(self._token)
+
+    def __reduce__(self):
+        raise TypeError("parc: an SPMD context cannot be pickled: it is valid only inside "
+                        "its region, on its rank")
 
     def __repr__(self):
         return f"<parc SPMD context: rank {self.rank} of {self.size}>"
@@ -91,21 +96,21 @@ class Context:
                              f"{self.size - 1}, got {rank!r}")
 
     def barrier(self):
-        _core.ctx_barrier()
+        _core.ctx_barrier(self._token)
 
     def bcast(self, obj=None, root=0):
         """root's obj on every rank."""
         self._check_rank(root, "root")
-        return _value(_core.ctx_bcast(_parts(obj) if self.rank == root else None, root))
+        return _value(_core.ctx_bcast(self._token, _parts(obj) if self.rank == root else None, root))
 
     def gather(self, obj, root=0):
         """Every rank's obj in rank order at root; None on the other ranks."""
         self._check_rank(root, "root")
-        values = [_value(b) for b in _core.ctx_gather(_parts(obj), root)]
+        values = [_value(b) for b in _core.ctx_gather(self._token, _parts(obj), root)]
         return values if self.rank == root else None
 
     def allgather(self, obj):
-        return [_value(b) for b in _core.ctx_allgather(_parts(obj))]
+        return [_value(b) for b in _core.ctx_allgather(self._token, _parts(obj))]
 
     def scatter(self, objs=None, root=0):
         """Rank r gets objs[r] of root's objs (a sequence of size() objects)."""
@@ -117,7 +122,7 @@ class Context:
                 raise ValueError(f"parc: scatter needs one object per rank of the region "
                                  f"({self.size}), the root gave {len(objs)}")
             parts = [_parts(obj) for obj in objs]
-        return _value(_core.ctx_scatter(parts, root))
+        return _value(_core.ctx_scatter(self._token, parts, root))
 
     def allreduce(self, obj, op=SUM):
         """op over every rank's obj, on every rank. Arrays reduce elementwise."""
@@ -125,7 +130,7 @@ class Context:
         code = _native_code(obj) if isinstance(op, str) else None
         if code is not None:
             result = self._native_copy(obj)
-            _core.ctx_allreduce(result, code, op)
+            _core.ctx_allreduce(self._token, result, code, op)
             return self._native_result(obj, result)
         return _fold(self.allgather(obj), op)
 
@@ -136,7 +141,7 @@ class Context:
         code = _native_code(obj) if isinstance(op, str) else None
         if code is not None:
             result = self._native_copy(obj)
-            _core.ctx_reduce(result, code, op, root)
+            _core.ctx_reduce(self._token, result, code, op, root)
             return self._native_result(obj, result) if self.rank == root else None
         values = self.gather(obj, root)
         return _fold(values, op) if self.rank == root else None
@@ -144,12 +149,12 @@ class Context:
     def send(self, obj, dest, tag=0):
         """Buffered: returns at once, so exchanges in any order cannot deadlock."""
         self._check_rank(dest, "dest")
-        _core.ctx_send(_parts(obj), dest, tag)
+        _core.ctx_send(self._token, _parts(obj), dest, tag)
 
     def recv(self, source, tag=0):
         """The next obj that `source` sent to this rank with `tag`."""
         self._check_rank(source, "source")
-        return _value(_core.ctx_recv(source, tag))
+        return _value(_core.ctx_recv(self._token, source, tag))
 
     def sendrecv(self, obj, dest, source=None, tag=0):
         """Sends obj to dest and receives from source (default: dest): a halo exchange."""

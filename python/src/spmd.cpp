@@ -64,7 +64,8 @@ class Region {
     }
     py::list results, errors;
     for (auto& [index, buffer] : taken.results) results.append(py::make_tuple(index, buffer));
-    for (auto& [index, error] : taken.errors) errors.append(py::make_tuple(index, error_tuple(error)));
+    for (auto& [index, error] : taken.errors)
+      errors.append(py::make_tuple(index, error_tuple(error)));
     return py::make_tuple(results, errors, py::cast(taken.cancelled));
   }
 
@@ -80,9 +81,15 @@ class Region {
   std::uint64_t id_ = 0;
 };
 
-RegionComm& current_comm() {
+// A token of the region this thread runs now; a Python ctx keeps the one it was made in.
+std::uint64_t current_token() {
+  const SpmdContext* context = detail::current_spmd_context();
+  return context == nullptr ? 0 : context->region();
+}
+
+RegionComm& current_comm(std::uint64_t token) {
   SpmdContext* context = detail::current_spmd_context();
-  if (context == nullptr) {
+  if (context == nullptr || current_token() != token) {
     throw UsageError(
         "parc: this SPMD context is used outside its region: a ctx is valid only while its "
         "closure runs (in the thread that runs it); don't keep it for later");
@@ -134,8 +141,7 @@ void reduce_buffer(const py::buffer& array, const std::string& code, Reduce redu
 
 void bind_spmd(py::module_& m) {
   py::register_exception<CancelledError>(
-      m, "CancelledError",
-      py::module_::import("concurrent.futures").attr("CancelledError").ptr());
+      m, "CancelledError", py::module_::import("concurrent.futures").attr("CancelledError").ptr());
 
   py::class_<Region>(m, "Region")
       .def(py::init<ClosureId, std::vector<int>, const py::iterable&, double>())
@@ -151,15 +157,19 @@ void bind_spmd(py::module_& m) {
   });
 
   // The region of the calling thread. Every wait releases the GIL.
-  m.def("ctx_rank", [] { return current_comm().rank(); });
-  m.def("ctx_size", [] { return current_comm().size(); });
-  m.def("ctx_barrier", [] {
-    RegionComm& comm = current_comm();
+  m.def("ctx_token", [] {
+    current_comm(current_token());
+    return current_token();
+  });
+  m.def("ctx_rank", [](std::uint64_t token) { return current_comm(token).rank(); });
+  m.def("ctx_size", [](std::uint64_t token) { return current_comm(token).size(); });
+  m.def("ctx_barrier", [](std::uint64_t token) {
+    RegionComm& comm = current_comm(token);
     py::gil_scoped_release release;
     comm.barrier();
   });
-  m.def("ctx_bcast", [](const py::object& parts, int root) {
-    RegionComm& comm = current_comm();
+  m.def("ctx_bcast", [](std::uint64_t token, const py::object& parts, int root) {
+    RegionComm& comm = current_comm(token);
     Bytes data = parts.is_none() ? Bytes{} : join_parts(parts);
     Bytes received;
     {
@@ -173,8 +183,8 @@ void bind_spmd(py::module_& m) {
     for (Bytes& bytes : all) list.append(receive(std::move(bytes)));
     return list;
   };
-  m.def("ctx_gather", [to_list](const py::iterable& parts, int root) {
-    RegionComm& comm = current_comm();
+  m.def("ctx_gather", [to_list](std::uint64_t token, const py::iterable& parts, int root) {
+    RegionComm& comm = current_comm(token);
     Bytes data = join_parts(parts);
     std::vector<Bytes> all;
     {
@@ -183,8 +193,8 @@ void bind_spmd(py::module_& m) {
     }
     return to_list(std::move(all));
   });
-  m.def("ctx_allgather", [to_list](const py::iterable& parts) {
-    RegionComm& comm = current_comm();
+  m.def("ctx_allgather", [to_list](std::uint64_t token, const py::iterable& parts) {
+    RegionComm& comm = current_comm(token);
     Bytes data = join_parts(parts);
     std::vector<Bytes> all;
     {
@@ -193,8 +203,8 @@ void bind_spmd(py::module_& m) {
     }
     return to_list(std::move(all));
   });
-  m.def("ctx_scatter", [](const py::object& per_rank_parts, int root) {
-    RegionComm& comm = current_comm();
+  m.def("ctx_scatter", [](std::uint64_t token, const py::object& per_rank_parts, int root) {
+    RegionComm& comm = current_comm(token);
     std::vector<Bytes> parts;
     if (!per_rank_parts.is_none()) {
       for (py::handle one : per_rank_parts) {
@@ -208,14 +218,14 @@ void bind_spmd(py::module_& m) {
     }
     return receive(std::move(received));
   });
-  m.def("ctx_send", [](const py::iterable& parts, int dest, int tag) {
-    RegionComm& comm = current_comm();
+  m.def("ctx_send", [](std::uint64_t token, const py::iterable& parts, int dest, int tag) {
+    RegionComm& comm = current_comm(token);
     Bytes data = join_parts(parts);
     py::gil_scoped_release release;
     comm.send(std::move(data), dest, tag);
   });
-  m.def("ctx_recv", [](int source, int tag) {
-    RegionComm& comm = current_comm();
+  m.def("ctx_recv", [](std::uint64_t token, int source, int tag) {
+    RegionComm& comm = current_comm(token);
     Bytes received;
     {
       py::gil_scoped_release release;
@@ -223,17 +233,17 @@ void bind_spmd(py::module_& m) {
     }
     return receive(std::move(received));
   });
-  m.def("ctx_allreduce", [](const py::buffer& array, const std::string& code,
+  m.def("ctx_allreduce", [](std::uint64_t token, const py::buffer& array, const std::string& code,
                             const std::string& op) {
-    RegionComm& comm = current_comm();
+    RegionComm& comm = current_comm(token);
     const ReduceOp reduction = reduce_op(op);
     reduce_buffer(array, code, [&](void* data, std::size_t count, ScalarType type) {
       comm.allreduce(data, count, type, reduction);
     });
   });
-  m.def("ctx_reduce", [](const py::buffer& array, const std::string& code, const std::string& op,
-                         int root) {
-    RegionComm& comm = current_comm();
+  m.def("ctx_reduce", [](std::uint64_t token, const py::buffer& array, const std::string& code,
+                         const std::string& op, int root) {
+    RegionComm& comm = current_comm(token);
     const ReduceOp reduction = reduce_op(op);
     reduce_buffer(array, code, [&](void* data, std::size_t count, ScalarType type) {
       comm.reduce(data, count, type, reduction, root);

@@ -103,13 +103,15 @@ T decode_value(const Bytes& bytes) {
 
 class SpmdContext {
  public:
-  explicit SpmdContext(RegionComm& comm) : comm_(comm) {}
+  SpmdContext(RegionComm& comm, std::uint64_t region) : comm_(comm), region_(region) {}
   SpmdContext(const SpmdContext&) = delete;
   SpmdContext& operator=(const SpmdContext&) = delete;
 
   int rank() const { return comm_.rank(); }
   int size() const { return comm_.size(); }
   RegionComm& comm() { return comm_; }
+  // The region's id (unique in the job's run).
+  std::uint64_t region() const { return region_; }
 
   void barrier() { comm_.barrier(); }
 
@@ -210,6 +212,7 @@ class SpmdContext {
   }
 
   RegionComm& comm_;
+  std::uint64_t region_;
 };
 
 namespace detail {

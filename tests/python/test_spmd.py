@@ -1,0 +1,340 @@
+"""parc.Spmd: regions with collectives, and cancellation that never hangs.
+
+Every behaviour runs serially (regions of N simulated ranks on threads) and under
+mpiexec.mpich at 3 and 4 ranks; each launch has a hard timeout (conftest).
+"""
+
+import pytest
+
+from conftest import app, report
+
+MODES = [
+    pytest.param(dict(), id="serial"),
+    pytest.param(dict(serial=3), id="serial3"),
+    pytest.param(dict(ranks=3), id="np3"),
+    pytest.param(dict(ranks=4), id="np4"),
+]
+MULTI_RANK_MODES = [
+    pytest.param(dict(serial=3), id="serial3"),
+    pytest.param(dict(serial=4), id="serial4"),
+    pytest.param(dict(ranks=3), id="np3"),
+    pytest.param(dict(ranks=4), id="np4"),
+]
+
+
+def region_size(mode):
+    return mode["ranks"] - 1 if mode.get("ranks") else mode.get("serial") or 1
+
+
+HELPERS = r'''
+import numpy as np
+
+
+def collectives(ctx, base):
+    n, r = ctx.size, ctx.rank
+    right, left = (r + 1) % n, (r - 1) % n
+    ctx.send({"from": r, "data": list(range(r))}, right, tag=3)
+    ring = ctx.recv(left, tag=3)
+    arr = np.arange(5, dtype=np.int32) * (r + 1)
+    return {
+        "rank": r, "size": n,
+        "bcast": ctx.bcast({"root says": base} if r == n - 1 else None, root=n - 1),
+        "gather": ctx.gather((r, "x" * r), root=0),
+        "allgather": ctx.allgather(r * r),
+        "scatter": ctx.scatter([f"part{i}" for i in range(n)] if r == 0 else None),
+        "sum_int": ctx.allreduce(r + base),
+        "sum_float": ctx.allreduce(float(r) + 0.5),
+        "max": ctx.allreduce(r, op="max"),
+        "min_f32": ctx.allreduce(np.float32(r + 1), op=parc.MIN).item(),
+        "prod_array": ctx.allreduce(arr, op="prod").tolist(),
+        "sum_2d": ctx.allreduce(np.ones((2, 3)) * r).tolist(),
+        "concat": ctx.allreduce([r], op=lambda a, b: a + b),
+        "reduce": ctx.reduce(r, op="sum", root=n - 1),
+        "reduce_array": None if (x := ctx.reduce(np.full(3, r, dtype=np.int64), root=0))
+        is None else x.tolist(),
+        "ring": ring,
+        "sendrecv": ctx.sendrecv(r, right, left, tag=5),
+        "barrier": ctx.barrier(),
+    }
+'''
+
+
+def test_collectives_give_the_right_values(launch, mode_spmd):
+    mode = mode_spmd
+    r = report(launch(app(r'''
+        def main():
+            out = parc.Spmd().run(collectives, 7)
+            again = parc.Spmd().run(collectives, 8)  # a second region on the same ranks
+            emit({"out": out, "again": [o["sum_int"] for o in again]})
+
+
+        parc.run(main)
+    ''', helpers=HELPERS), **mode))
+    n = region_size(mode)
+    out = r["out"]
+    assert [o["rank"] for o in out] == list(range(n))
+    for o in out:
+        r_ = o["rank"]
+        assert o["size"] == n
+        assert o["bcast"] == {"root says": 7}
+        assert o["gather"] == ([[i, "x" * i] for i in range(n)] if r_ == 0 else None)
+        assert o["allgather"] == [i * i for i in range(n)]
+        assert o["scatter"] == f"part{r_}"
+        assert o["sum_int"] == sum(range(n)) + 7 * n
+        assert o["sum_float"] == sum(i + 0.5 for i in range(n))
+        assert o["max"] == n - 1
+        assert o["min_f32"] == 1.0
+        prod = 1
+        for i in range(n):
+            prod *= i + 1
+        assert o["prod_array"] == [k ** n * prod for k in range(5)]
+        assert o["sum_2d"] == [[sum(range(n))] * 3] * 2
+        assert o["concat"] == list(range(n))
+        assert o["reduce"] == (sum(range(n)) if r_ == n - 1 else None)
+        assert o["reduce_array"] == ([sum(range(n))] * 3 if r_ == 0 else None)
+        assert o["ring"] == {"from": (r_ - 1) % n, "data": list(range((r_ - 1) % n))}
+        assert o["sendrecv"] == (r_ - 1) % n
+    assert r["again"] == [sum(range(n)) + 8 * n] * n
+
+
+@pytest.fixture(params=MODES)
+def mode_spmd(request):
+    return request.param
+
+
+FAILING = r'''
+def fails_while_others_wait(ctx, where, failing):
+    if ctx.rank in failing:
+        time.sleep(0.3)  # the others are waiting by then
+        raise ValueError(f"rank {ctx.rank} failed on purpose")
+    if where == "barrier":
+        ctx.barrier()
+    elif where == "allreduce":
+        ctx.allreduce(1.0)
+    elif where == "recv":
+        ctx.recv(failing[0])
+    elif where == "bcast":
+        ctx.bcast(None, root=failing[0])
+    return "not reached"
+
+
+def healthy(ctx):
+    return ctx.allreduce(ctx.rank)
+'''
+
+
+@pytest.mark.parametrize("where", ["barrier", "allreduce", "recv", "bcast"])
+def test_a_failing_rank_releases_the_others_and_the_runtime_stays_usable(launch, where, mode):
+    r = report(launch(app(rf'''
+        def main():
+            size = len(parc.Spmd().ranks)
+            failing = [size - 1]
+            start = time.monotonic()
+            try:
+                parc.Spmd().run(fails_while_others_wait, "{where}", failing)
+                caught = None
+            except parc.ParallelException as group:
+                caught = group
+            seconds = time.monotonic() - start
+            after = parc.Spmd().run(healthy)
+            with parc.TaskFarm() as farm:
+                farm_after = list(farm.map(abs, [-1, -2, -3]))
+            member = caught.exceptions[0]
+            emit({{"seconds": seconds, "types": [type(e).__name__ for e in caught.exceptions],
+                   "message": str(member), "notes": member.__notes__,
+                   "region_rank": member.parc_region_rank, "after": after,
+                   "farm_after": farm_after, "size": size}})
+
+
+        parc.run(main)
+    ''', helpers=FAILING), **mode, timeout=60))
+    n = r["size"]
+    assert r["seconds"] < 10
+    # Only the real failure: the released ranks are not reported.
+    assert r["types"] == ["ValueError"]
+    assert r["message"] == f"rank {n - 1} failed on purpose"
+    assert r["region_rank"] == n - 1
+    assert any(f"SPMD region rank {n - 1} of {n}" in note for note in r["notes"])
+    assert any("fails_while_others_wait" in note for note in r["notes"])
+    assert r["after"] == [sum(range(n))] * n
+    assert r["farm_after"] == [1, 2, 3]
+
+
+@pytest.fixture(params=MULTI_RANK_MODES)
+def mode(request):
+    return request.param
+
+
+def test_both_failures_and_types(launch, mode):
+    r = report(launch(app(r'''
+        class Custom(Exception):
+            pass
+
+
+        def two_fail(ctx):
+            if ctx.rank == 0:
+                raise KeyError("first")
+            if ctx.rank == ctx.size - 1:
+                time.sleep(0.2)
+                raise Custom("last")
+            ctx.allreduce(1)
+
+
+        def main():
+            try:
+                parc.Spmd().run(two_fail)
+            except parc.ParallelException as group:
+                emit({"types": [type(e).__name__ for e in group.exceptions],
+                      "ranks": [e.parc_region_rank for e in group.exceptions],
+                      "cancelled_is_error": isinstance(parc.CancelledError(), Exception)})
+
+
+        parc.run(main)
+    '''), **mode, timeout=60))
+    # rank 0 fails at once and cancels the region; the last rank, sleeping in Python,
+    # still raises its own error afterwards: a real failure, reported too.
+    assert r["types"] == ["KeyError", "Custom"]
+    assert r["ranks"][0] == 0
+
+
+def test_timeout_releases_ranks_blocked_in_a_receive(launch, mode):
+    r = report(launch(app(r'''
+        def waits_forever(ctx):
+            if ctx.rank == 0:
+                ctx.recv(ctx.size - 1)  # nobody sends
+            ctx.barrier()
+
+
+        def healthy(ctx):
+            return ctx.rank
+
+
+        def main():
+            start = time.monotonic()
+            try:
+                parc.Spmd(timeout=1.0).run(waits_forever)
+                types = []
+            except parc.ParallelException as group:
+                types = [type(e).__name__ for e in group.exceptions]
+                message = str(group.exceptions[0])
+            emit({"seconds": time.monotonic() - start, "types": types, "message": message,
+                  "after": parc.Spmd().run(healthy)})
+
+
+        parc.run(main)
+    '''), **mode, timeout=60))
+    assert r["types"] == ["TaskTimeout"]
+    assert "timeout of 1" in r["message"]
+    assert 1.0 <= r["seconds"] < 8
+    assert r["after"] == list(range(len(r["after"])))
+
+
+def test_a_region_on_some_workers_runs_beside_a_farm_on_the_others(launch):
+    r = report(launch(app(r'''
+        def slow_region(ctx):
+            ctx.barrier()
+            time.sleep(1.5)
+            return ctx.allreduce(ctx.rank + 1)
+
+
+        def where():
+            time.sleep(0.01)
+            return parc.rank()
+
+
+        def main():
+            region = parc.Spmd(ranks=[1, 2]).submit(slow_region)
+            with parc.TaskFarm() as farm:
+                ranks = [f.result() for f in [farm.submit(where) for _ in range(20)]]
+            done_before = region.done()
+            emit({"farm_ranks": sorted(set(ranks)), "region": region.result(),
+                  "region_ranks": region.ranks, "done_before": done_before})
+
+
+        parc.run(main)
+    '''), ranks=4, timeout=60))
+    assert r["farm_ranks"] == [3]
+    assert r["region"] == [3, 3]
+    assert r["region_ranks"] == [1, 2]
+    assert r["done_before"] is False
+
+
+def test_bad_input_gets_clear_errors(launch):
+    r = report(launch(app(r'''
+        def uses(ctx, what):
+            if what == "dest":
+                ctx.send(1, ctx.size)
+            if what == "scatter":
+                ctx.scatter([1] * (ctx.size + 1) if ctx.rank == 0 else None)
+            if what == "op":
+                ctx.allreduce(1, op="avg")
+            if what == "tag":
+                ctx.send(1, 0, tag=10 ** 6)
+
+
+        kept = []
+
+
+        def keeps(ctx):
+            kept.append(ctx)
+
+
+        def uses_kept():
+            try:
+                kept[0].barrier()
+            except Exception as error:
+                return f"{type(error).__name__}: {error}"
+
+
+        def main():
+            errors = {}
+            for ranks in ([0], [99], [1, 1], []):
+                try:
+                    parc.Spmd(ranks=ranks).run(uses, "none")
+                except Exception as error:
+                    errors[str(ranks)] = f"{type(error).__name__}: {error}"
+            for what in ("dest", "scatter", "op", "tag"):
+                try:
+                    parc.Spmd().run(uses, what)
+                except parc.ParallelException as group:
+                    e = group.exceptions[0]
+                    errors[what] = f"{type(e).__name__}: {e}"
+            try:
+                parc.Spmd().run(lambda: 1)
+            except parc.ParallelException as group:
+                errors["no ctx"] = type(group.exceptions[0]).__name__
+            parc.Spmd(ranks=[1]).run(keeps)
+            errors["kept"] = parc.Spmd(ranks=[1]).run(lambda ctx: uses_kept())[0]
+            emit(errors)
+
+
+        parc.run(main)
+    '''), ranks=3, timeout=60))
+    assert "UsageError" in r["[0]"] and "rank 0 runs the managers" in r["[0]"]
+    assert "rank 99 cannot be in an SPMD region" in r["[99]"]
+    assert "given twice" in r["[1, 1]"]
+    assert "ValueError" in r["[]"]
+    assert "dest must be a rank of the region, 0 to 1" in r["dest"]
+    assert "one object per rank" in r["scatter"]
+    assert "unknown reduction 'avg'" in r["op"]
+    assert "tag" in r["tag"]
+    assert r["no ctx"] == "TypeError"
+    assert "outside its region" in r["kept"]
+
+
+def test_spmd_refused_inside_a_task(launch):
+    r = report(launch(app(r'''
+        def nested(ctx):
+            try:
+                parc.Spmd().run(lambda c: 1)
+            except parc.UsageError as error:
+                return str(error)
+
+
+        def main():
+            emit({"inner": parc.Spmd().run(nested)})
+
+
+        parc.run(main)
+    '''), serial=2, timeout=60))
+    assert all("inside a task" in message for message in r["inner"])
