@@ -1,10 +1,18 @@
 #include "support/all_ranks_main.hpp"
 
 #include <parc/comm/backoff.hpp>
+#include <parc/comm/region.hpp>
+#include <parc/exceptions/errors.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
+#include <climits>
+#include <ctime>
+#include <numeric>
+#include <thread>
 
 namespace {
 
@@ -73,6 +81,312 @@ TEST(Endpoint, TrafficClassesDoNotMix) {
   parc::Backoff backoff;
   while (endpoint->progress()) backoff.pause();
   environment->barrier();
+}
+
+// --- SPMD regions over MPI: every rank of the job is a member ---
+
+using parc::Bytes;
+using parc::ReduceOp;
+using parc::RegionComm;
+using parc::ScalarType;
+using Clock = std::chrono::steady_clock;
+
+Bytes bytes_of(const std::string& text) { return Bytes(text.begin(), text.end()); }
+std::string text_of(const Bytes& bytes) { return std::string(bytes.begin(), bytes.end()); }
+// Rank r's contribution: r copies of the letter 'a' + r (rank 0's is empty).
+std::string contribution(int rank) {
+  return std::string(static_cast<std::size_t>(rank), static_cast<char>('a' + rank));
+}
+
+std::vector<int> all_ranks(int size) {
+  std::vector<int> members(static_cast<std::size_t>(size));
+  std::iota(members.begin(), members.end(), 0);
+  return members;
+}
+
+// Completes this rank's sends, then waits for every rank: no test leaves messages behind.
+void finish(parc::Endpoint& endpoint) {
+  parc::Backoff backoff;
+  while (endpoint.progress()) backoff.pause();
+  environment->barrier();
+}
+
+// What the worker's poll hook does: reads the control channel and cancels the region a
+// region_cancel names.
+struct ControlReader {
+  parc::Endpoint& endpoint;
+  std::uint64_t region_id = 0;
+  RegionComm* region = nullptr;
+  int polls = 0;
+
+  void operator()() {
+    ++polls;
+    while (auto message = endpoint.try_receive(parc::Traffic::control)) {
+      ASSERT_EQ(message->kind, parc::MessageKind::region_cancel);
+      auto body = message->body();
+      const auto id = body.read<std::uint64_t>();
+      const auto reason = body.read<std::string>();
+      if (region != nullptr && id == region_id) region->cancel(reason);
+    }
+  }
+};
+
+// The same checks as the in-process regions' in comm_test.cpp.
+void check_collectives(RegionComm& region) {
+  const int rank = region.rank();
+  const int size = region.size();
+  region.barrier();
+
+  const int root = size - 1;
+  Bytes got = region.bcast(bytes_of(rank == root ? "from the root" : "ignored"), root);
+  EXPECT_EQ(text_of(got), "from the root");
+  EXPECT_TRUE(region.bcast(Bytes{}, 0).empty());
+  Bytes large(300'000, static_cast<char>(rank == 0 ? 'L' : '?'));  // above the eager limit
+  EXPECT_EQ(region.bcast(large, 0), Bytes(300'000, 'L'));
+
+  auto gathered = region.gather(bytes_of(contribution(rank)), 0);
+  if (rank == 0) {
+    ASSERT_EQ(static_cast<int>(gathered.size()), size);
+    for (int r = 0; r < size; ++r) EXPECT_EQ(text_of(gathered[r]), contribution(r));
+  } else {
+    EXPECT_TRUE(gathered.empty());
+  }
+  auto everyone = region.allgather(bytes_of(contribution(rank)));
+  ASSERT_EQ(static_cast<int>(everyone.size()), size);
+  for (int r = 0; r < size; ++r) EXPECT_EQ(text_of(everyone[r]), contribution(r));
+  EXPECT_EQ(region.allgather(Bytes{}), std::vector<Bytes>(static_cast<std::size_t>(size)));
+
+  std::vector<Bytes> parts;
+  if (rank == root) {
+    for (int r = 0; r < size; ++r) parts.push_back(bytes_of(contribution(r)));
+  }
+  EXPECT_EQ(text_of(region.scatter(std::move(parts), root)), contribution(rank));
+
+  const double expected_sum = size * (size - 1) / 2.0;
+  for (auto op : {ReduceOp::sum, ReduceOp::prod, ReduceOp::min, ReduceOp::max}) {
+    std::array<double, 2> values{rank + 1.0, -1.0 * rank};
+    region.allreduce(values.data(), values.size(), ScalarType::f64, op);
+    double factorial = 1;
+    for (int r = 1; r <= size; ++r) factorial *= r;
+    switch (op) {
+      case ReduceOp::sum:
+        EXPECT_EQ(values[0], expected_sum + size);
+        EXPECT_EQ(values[1], -expected_sum);
+        break;
+      case ReduceOp::prod:
+        EXPECT_EQ(values[0], factorial) << parc::reduce_op_name(op);
+        break;
+      case ReduceOp::min:
+        EXPECT_EQ(values[0], 1.0);
+        EXPECT_EQ(values[1], -(size - 1.0));
+        break;
+      case ReduceOp::max:
+        EXPECT_EQ(values[0], size);
+        EXPECT_EQ(values[1], 0.0);
+        break;
+    }
+  }
+  std::int32_t ints[3] = {rank, -rank, 7};
+  region.allreduce(ints, 3, ScalarType::i32, ReduceOp::min);
+  EXPECT_EQ(ints[0], 0);
+  EXPECT_EQ(ints[1], -(size - 1));
+  EXPECT_EQ(ints[2], 7);
+  std::uint8_t small[2] = {static_cast<std::uint8_t>(rank), 200};
+  region.reduce(small, 2, ScalarType::u8, ReduceOp::max, root);
+  EXPECT_EQ(small[0], rank == root ? size - 1 : rank);
+  EXPECT_EQ(small[1], 200);
+  std::int64_t big = 1'000'000'000'000LL + rank;
+  region.reduce(&big, 1, ScalarType::i64, ReduceOp::sum, 0);
+  EXPECT_EQ(big, rank == 0 ? 1'000'000'000'000LL * size + size * (size - 1) / 2
+                           : 1'000'000'000'000LL + rank);
+  region.allreduce(nullptr, 0, ScalarType::f32, ReduceOp::sum);
+}
+
+void check_ring(RegionComm& region) {
+  const int rank = region.rank();
+  const int size = region.size();
+  const int next = (rank + 1) % size;
+  const int previous = (rank + size - 1) % size;
+  for (int i = 0; i < 3; ++i) {
+    region.send(bytes_of(std::to_string(rank) + "." + std::to_string(i)), next, 5);
+  }
+  region.send(Bytes(1'000'000, static_cast<char>('a' + rank)), next, parc::max_region_tag);
+  region.send(Bytes{}, next, 0);
+  EXPECT_EQ(region.recv(previous, parc::max_region_tag),
+            Bytes(1'000'000, static_cast<char>('a' + previous)));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(text_of(region.recv(previous, 5)),
+              std::to_string(previous) + "." + std::to_string(i));
+  }
+  EXPECT_TRUE(region.recv(previous, 0).empty());
+}
+
+TEST(Region, CollectivesOverEveryRank) {
+  auto endpoint = environment->make_endpoint();
+  {
+    auto region = endpoint->open_region(1, all_ranks(endpoint->size()), [] {});
+    EXPECT_EQ(region->rank(), endpoint->rank());
+    EXPECT_EQ(region->size(), endpoint->size());
+    check_collectives(*region);
+    check_collectives(*region);
+  }
+  finish(*endpoint);
+}
+
+TEST(Region, RingExchange) {
+  auto endpoint = environment->make_endpoint();
+  {
+    auto region = endpoint->open_region(2, all_ranks(endpoint->size()), [] {});
+    check_ring(*region);
+  }
+  finish(*endpoint);  // the large sends may complete only now, after the region closed
+}
+
+TEST(Region, MembersInReverseOrderAndRegionsOfOne) {
+  auto endpoint = environment->make_endpoint();
+  const int size = endpoint->size();
+  {
+    std::vector<int> reversed = all_ranks(size);
+    std::reverse(reversed.begin(), reversed.end());
+    auto region = endpoint->open_region(3, reversed, [] {});
+    EXPECT_EQ(region->rank(), size - 1 - endpoint->rank());
+    Bytes from = region->bcast(bytes_of(std::to_string(endpoint->rank())), 0);
+    EXPECT_EQ(text_of(from), std::to_string(size - 1));
+    // Every rank alone in a region of its own at the same time.
+    auto alone = endpoint->open_region(4 + static_cast<std::uint64_t>(endpoint->rank()),
+                                       {endpoint->rank()}, [] {});
+    EXPECT_EQ(alone->rank(), 0);
+    EXPECT_EQ(alone->size(), 1);
+    check_collectives(*alone);
+    check_ring(*alone);
+  }
+  finish(*endpoint);
+}
+
+template <class F>
+std::string usage_error(F&& f) {
+  try {
+    f();
+  } catch (const parc::UsageError& e) {
+    return e.what();
+  }
+  return "no UsageError";
+}
+
+TEST(Region, BadArgumentsAreUsageErrors) {
+  auto endpoint = environment->make_endpoint();
+  const int size = endpoint->size();
+  const int rank = endpoint->rank();
+  EXPECT_NE(usage_error([&] {
+              endpoint->open_region(9, {size}, {});
+            }).find("member " + std::to_string(size) + " is not a rank of this job"),
+            std::string::npos);
+  EXPECT_NE(usage_error([&] {
+              endpoint->open_region(9, {rank, rank}, {});
+            }).find("listed twice"),
+            std::string::npos);
+  EXPECT_NE(usage_error([&] { endpoint->open_region(9, {}, {}); }).find("is not among"),
+            std::string::npos);
+  {
+    auto region = endpoint->open_region(9, {rank}, [] {});
+    EXPECT_NE(usage_error([&] {
+                region->send({}, 1, 0);
+              }).find("dest 1 is not a rank of this region (0..0)"),
+              std::string::npos);
+    EXPECT_NE(usage_error([&] {
+                region->recv(0, parc::max_region_tag + 1);
+              }).find("tag 32768 is outside 0..32767"),
+              std::string::npos);
+    EXPECT_NE(usage_error([&] {
+                region->reduce(nullptr, 0, ScalarType::i8, ReduceOp::sum, -1);
+              }).find("root -1"),
+              std::string::npos);
+    double unused = 0;  // checked before it is read
+    EXPECT_NE(usage_error([&] {
+                region->allreduce(&unused, std::size_t{INT_MAX} + 1, ScalarType::f64,
+                                  ReduceOp::sum);
+              }).find("exceeds the limit of 2147483647 elements"),
+              std::string::npos);
+    region->barrier();  // still usable
+  }
+  finish(*endpoint);
+}
+
+// The last rank fails while the others wait in an allreduce: they learn it on the control
+// channel through their poll hook, and a fresh region afterwards works.
+TEST(Region, CancelAllReleasesRanksInAnAllreduce) {
+  auto endpoint = environment->make_endpoint();
+  const int size = endpoint->size();
+  const int rank = endpoint->rank();
+  const std::string reason = "rank " + std::to_string(size - 1) + " failed: ValueError('boom')";
+  ControlReader reader{*endpoint};
+  {
+    reader.region_id = 10;
+    auto region = endpoint->open_region(10, all_ranks(size), std::ref(reader));
+    reader.region = region.get();
+    if (rank == size - 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the others wait
+      region->cancel_all(reason);
+      region->cancel_all("a later reason");  // sends nothing more
+      EXPECT_TRUE(region->cancelled());
+    } else {
+      const auto wall_start = Clock::now();
+      const std::clock_t cpu_start = std::clock();
+      double value = rank;
+      try {
+        region->allreduce(&value, 1, ScalarType::f64, ReduceOp::sum);
+        ADD_FAILURE() << "the allreduce returned";
+      } catch (const parc::CancelledError& e) {
+        EXPECT_EQ(e.what(), reason);
+      }
+      const auto wall = std::chrono::duration<double>(Clock::now() - wall_start).count();
+      const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+      EXPECT_LT(wall, 5.0);
+      EXPECT_LT(cpu, 0.5 * wall) << "the wait should back off, not spin";
+      EXPECT_GT(reader.polls, 20) << "polled about every millisecond of " << wall << " s";
+    }
+    // Abandoned: everything fails at once from now on.
+    EXPECT_THROW(region->barrier(), parc::CancelledError);
+    EXPECT_THROW(region->send(Bytes{}, 0, 0), parc::CancelledError);
+    try {
+      region->recv(0, 0);
+      ADD_FAILURE() << "recv on a cancelled region returned";
+    } catch (const parc::CancelledError& e) {
+      EXPECT_EQ(e.what(), reason);
+    }
+    reader.region = nullptr;
+  }
+  {
+    reader.region_id = 11;
+    auto fresh = endpoint->open_region(11, all_ranks(size), std::ref(reader));
+    reader.region = fresh.get();
+    check_collectives(*fresh);
+    check_ring(*fresh);
+    EXPECT_FALSE(fresh->cancelled());
+    reader.region = nullptr;
+  }
+  finish(*endpoint);
+  EXPECT_FALSE(endpoint->try_receive(parc::Traffic::control));
+}
+
+// cancel() from another thread (the manager's deadline) releases a wait.
+TEST(Region, CancelFromAnotherThreadReleasesAWait) {
+  auto endpoint = environment->make_endpoint();
+  {
+    auto region = endpoint->open_region(20, {endpoint->rank()}, [] {});
+    std::thread canceller([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      region->cancel("timed out");
+    });
+    try {
+      region->recv(0, 1);  // nothing ever comes
+      ADD_FAILURE() << "recv returned";
+    } catch (const parc::CancelledError& e) {
+      EXPECT_STREQ(e.what(), "timed out");
+    }
+    canceller.join();
+  }
+  finish(*endpoint);
 }
 
 }  // namespace

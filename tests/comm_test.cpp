@@ -4,10 +4,22 @@
 #include <parc/comm/frame.hpp>
 #include <parc/exceptions/error_info.hpp>
 
+#include <parc/comm/region.hpp>
+#include <parc/exceptions/errors.hpp>
+
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <climits>
 #include <cstring>
+#include <ctime>
+#include <functional>
 #include <map>
+#include <numeric>
+#include <thread>
 
 namespace {
 
@@ -162,5 +174,314 @@ TEST(Backoff, IdleWaitSleepsInsteadOfSpinning) {
   backoff.pause();
   EXPECT_LT(std::chrono::steady_clock::now() - spin_start, std::chrono::milliseconds(1));
 }
+
+// --- SPMD regions in-process: one thread per rank, as serial mode runs them ---
+
+namespace region_test {
+
+using parc::Bytes;
+using parc::ReduceOp;
+using parc::RegionComm;
+using parc::ScalarType;
+using Clock = std::chrono::steady_clock;
+
+Bytes bytes_of(const std::string& text) { return Bytes(text.begin(), text.end()); }
+std::string text_of(const Bytes& bytes) { return std::string(bytes.begin(), bytes.end()); }
+// Rank r's contribution: r copies of the letter 'a' + r (rank 0's is empty).
+std::string contribution(int rank) {
+  return std::string(static_cast<std::size_t>(rank), static_cast<char>('a' + rank));
+}
+
+std::vector<int> first_ranks(int size) {
+  std::vector<int> members(static_cast<std::size_t>(size));
+  std::iota(members.begin(), members.end(), 0);
+  return members;
+}
+
+// Opens region `id` over `members` of `network` (all on this thread, as the worker does),
+// then runs `body` on every rank's region on a thread of its own.
+void run_region(parc::LoopbackNetwork& network, std::uint64_t id, const std::vector<int>& members,
+                const std::function<void(RegionComm&)>& body) {
+  std::vector<std::unique_ptr<RegionComm>> regions;
+  for (int member : members) {
+    regions.push_back(network.endpoint(member).open_region(id, members, [] {}));
+  }
+  std::vector<std::thread> threads;
+  for (auto& region : regions) {
+    threads.emplace_back([&body, &region] {
+      try {
+        body(*region);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "rank " << region->rank() << " threw: " << e.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+}
+
+void run_region(int size, const std::function<void(RegionComm&)>& body) {
+  parc::LoopbackNetwork network(size);
+  run_region(network, 1, first_ranks(size), body);
+}
+
+// The collectives every region test checks, over MPI too (comm_mpi_test.cpp has a copy).
+void check_collectives(RegionComm& region) {
+  const int rank = region.rank();
+  const int size = region.size();
+  region.barrier();
+
+  const int root = size - 1;
+  Bytes got = region.bcast(bytes_of(rank == root ? "from the root" : "ignored"), root);
+  EXPECT_EQ(text_of(got), "from the root");
+  EXPECT_TRUE(region.bcast(Bytes{}, 0).empty());
+
+  auto gathered = region.gather(bytes_of(contribution(rank)), 0);
+  if (rank == 0) {
+    ASSERT_EQ(static_cast<int>(gathered.size()), size);
+    for (int r = 0; r < size; ++r) EXPECT_EQ(text_of(gathered[r]), contribution(r));
+  } else {
+    EXPECT_TRUE(gathered.empty());
+  }
+  auto everyone = region.allgather(bytes_of(contribution(rank)));
+  ASSERT_EQ(static_cast<int>(everyone.size()), size);
+  for (int r = 0; r < size; ++r) EXPECT_EQ(text_of(everyone[r]), contribution(r));
+
+  std::vector<Bytes> parts;
+  if (rank == root) {
+    for (int r = 0; r < size; ++r) parts.push_back(bytes_of(contribution(r)));
+  }
+  EXPECT_EQ(text_of(region.scatter(std::move(parts), root)), contribution(rank));
+
+  // f64: all four operations over two elements.
+  const double expected_sum = size * (size - 1) / 2.0;
+  for (auto op : {ReduceOp::sum, ReduceOp::prod, ReduceOp::min, ReduceOp::max}) {
+    std::array<double, 2> values{rank + 1.0, -1.0 * rank};
+    region.allreduce(values.data(), values.size(), ScalarType::f64, op);
+    double factorial = 1;
+    for (int r = 1; r <= size; ++r) factorial *= r;
+    switch (op) {
+      case ReduceOp::sum:
+        EXPECT_EQ(values[0], expected_sum + size);
+        EXPECT_EQ(values[1], -expected_sum);
+        break;
+      case ReduceOp::prod:
+        EXPECT_EQ(values[0], factorial) << parc::reduce_op_name(op);
+        break;
+      case ReduceOp::min:
+        EXPECT_EQ(values[0], 1.0);
+        EXPECT_EQ(values[1], -(size - 1.0));
+        break;
+      case ReduceOp::max:
+        EXPECT_EQ(values[0], size);
+        EXPECT_EQ(values[1], 0.0);
+        break;
+    }
+  }
+  // i32 and u8; reduce leaves the other ranks' data as it was.
+  std::int32_t ints[3] = {rank, -rank, 7};
+  region.allreduce(ints, 3, ScalarType::i32, ReduceOp::min);
+  EXPECT_EQ(ints[0], 0);
+  EXPECT_EQ(ints[1], -(size - 1));
+  EXPECT_EQ(ints[2], 7);
+  std::uint8_t small[2] = {static_cast<std::uint8_t>(rank), 200};
+  region.reduce(small, 2, ScalarType::u8, ReduceOp::max, root);
+  EXPECT_EQ(small[0], rank == root ? size - 1 : rank);
+  EXPECT_EQ(small[1], 200);
+  std::int64_t big = 1'000'000'000'000LL + rank;
+  region.reduce(&big, 1, ScalarType::i64, ReduceOp::sum, 0);
+  EXPECT_EQ(big, rank == 0 ? 1'000'000'000'000LL * size + size * (size - 1) / 2
+                           : 1'000'000'000'000LL + rank);
+  region.allreduce(nullptr, 0, ScalarType::f32, ReduceOp::sum);  // nothing to do, still meets
+}
+
+// Everyone sends first, then receives: buffered sends cannot deadlock. Several messages
+// per pair and tag arrive in order; tags keep streams apart.
+void check_ring(RegionComm& region) {
+  const int rank = region.rank();
+  const int size = region.size();
+  const int next = (rank + 1) % size;
+  const int previous = (rank + size - 1) % size;
+  for (int i = 0; i < 3; ++i)
+    region.send(bytes_of(std::to_string(rank) + "." + std::to_string(i)), next, 5);
+  region.send(bytes_of("other tag"), next, parc::max_region_tag);
+  region.send(Bytes{}, next, 0);
+  EXPECT_EQ(text_of(region.recv(previous, parc::max_region_tag)), "other tag");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(text_of(region.recv(previous, 5)),
+              std::to_string(previous) + "." + std::to_string(i));
+  }
+  EXPECT_TRUE(region.recv(previous, 0).empty());
+}
+
+class LocalRegionOfSize : public ::testing::TestWithParam<int> {};
+
+TEST_P(LocalRegionOfSize, CollectivesGiveEveryRankItsValues) {
+  run_region(GetParam(), [](RegionComm& region) {
+    check_collectives(region);
+    check_collectives(region);  // rounds are reused cleanly
+  });
+}
+
+TEST_P(LocalRegionOfSize, RingExchange) { run_region(GetParam(), check_ring); }
+
+INSTANTIATE_TEST_SUITE_P(Sizes, LocalRegionOfSize, ::testing::Values(1, 3, 4));
+
+TEST(LocalRegion, MembersGiveRegionRanksInTheirOrder) {
+  // Two regions open at once on one network, one of them over some ranks in reverse.
+  parc::LoopbackNetwork network(4);
+  auto a = network.endpoint(3).open_region(7, {3, 1}, {});
+  auto b = network.endpoint(1).open_region(7, {3, 1}, {});
+  auto c = network.endpoint(0).open_region(8, {0}, {});
+  EXPECT_EQ(a->rank(), 0);
+  EXPECT_EQ(b->rank(), 1);
+  EXPECT_EQ(a->size(), 2);
+  EXPECT_EQ(c->size(), 1);
+  std::thread other([&] { b->send(bytes_of(text_of(b->bcast({}, 0)) + "!"), 0, 1); });
+  a->bcast(bytes_of("hi"), 0);
+  EXPECT_EQ(text_of(a->recv(1, 1)), "hi!");
+  other.join();
+  EXPECT_EQ(text_of(c->allgather(bytes_of("alone")).at(0)), "alone");
+}
+
+TEST(Region, ScalarHelpers) {
+  EXPECT_EQ(parc::scalar_size(ScalarType::i8), 1u);
+  EXPECT_EQ(parc::scalar_size(ScalarType::u16), 2u);
+  EXPECT_EQ(parc::scalar_size(ScalarType::f32), 4u);
+  EXPECT_EQ(parc::scalar_size(ScalarType::u64), 8u);
+  EXPECT_STREQ(parc::reduce_op_name(ReduceOp::prod), "prod");
+  EXPECT_STREQ(parc::reduce_op_name(ReduceOp::max), "max");
+  std::int32_t a[2] = {INT32_MAX, -4};
+  const std::int32_t b[2] = {1, 3};
+  parc::reduce_scalars(a, b, 2, ScalarType::i32, ReduceOp::sum);  // wraps, no UB
+  EXPECT_EQ(a[0], INT32_MIN);
+  EXPECT_EQ(a[1], -1);
+  std::uint16_t c = 65535;
+  const std::uint16_t d = 65535;
+  parc::reduce_scalars(&c, &d, 1, ScalarType::u16, ReduceOp::prod);
+  EXPECT_EQ(c, 1);
+  float e[2] = {1.5f, -2.0f};
+  const float f[2] = {0.5f, 3.0f};
+  parc::reduce_scalars(e, f, 2, ScalarType::f32, ReduceOp::min);
+  EXPECT_EQ(e[0], 0.5f);
+  EXPECT_EQ(e[1], -2.0f);
+  EXPECT_THROW(parc::reduce_scalars(e, f, 2, static_cast<ScalarType>(42), ReduceOp::min),
+               parc::UsageError);
+}
+
+enum class Blocked { allreduce, barrier, recv };
+
+class LocalRegionCancel : public ::testing::TestWithParam<Blocked> {};
+
+TEST_P(LocalRegionCancel, CancelAllReleasesTheOthers) {
+  const int size = 4;
+  const std::string reason = "rank 3 failed: ValueError('boom')";
+  std::atomic<Clock::rep> cancelled_at{0};
+  run_region(size, [&](RegionComm& region) {
+    if (region.rank() == size - 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the others block
+      cancelled_at = Clock::now().time_since_epoch().count();
+      region.cancel_all(reason);
+      region.cancel_all("a later reason");  // the first one stays
+    } else {
+      try {
+        double value = 1;
+        switch (GetParam()) {
+          case Blocked::allreduce:
+            region.allreduce(&value, 1, ScalarType::f64, ReduceOp::sum);
+            break;
+          case Blocked::barrier:
+            region.barrier();
+            break;
+          case Blocked::recv:
+            region.recv(size - 1, 3);
+            break;
+        }
+        ADD_FAILURE() << "rank " << region.rank() << " was not released";
+      } catch (const parc::CancelledError& e) {
+        EXPECT_EQ(e.what(), reason);
+        const auto waited = Clock::now().time_since_epoch().count() - cancelled_at.load();
+        EXPECT_LT(Clock::duration(waited), std::chrono::seconds(5));
+      }
+    }
+    // The region is abandoned: every later operation fails at once, sends too.
+    EXPECT_TRUE(region.cancelled());
+    EXPECT_THROW(region.barrier(), parc::CancelledError);
+    EXPECT_THROW(region.send(Bytes{}, 0, 0), parc::CancelledError);
+    EXPECT_THROW(region.recv(0, 0), parc::CancelledError);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Operations, LocalRegionCancel,
+                         ::testing::Values(Blocked::allreduce, Blocked::barrier, Blocked::recv));
+
+TEST(LocalRegion, CancelFromAnotherThreadReleasesEveryRank) {
+  // The worker cancels a region from its own thread when the manager says so.
+  parc::LoopbackNetwork network(2);
+  std::vector<std::unique_ptr<RegionComm>> regions;
+  for (int r = 0; r < 2; ++r) regions.push_back(network.endpoint(r).open_region(3, {0, 1}, {}));
+  std::vector<std::thread> ranks;
+  std::atomic<int> released{0};
+  for (auto& region : regions) {
+    ranks.emplace_back([&released, r = region.get()] {
+      try {
+        r->recv(1 - r->rank(), 0);
+      } catch (const parc::CancelledError& e) {
+        if (std::string(e.what()) == "timed out") ++released;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  regions[0]->cancel("timed out");
+  for (auto& thread : ranks) thread.join();
+  EXPECT_EQ(released, 2);
+}
+
+template <class F>
+std::string usage_error(F&& f) {
+  try {
+    f();
+  } catch (const parc::UsageError& e) {
+    return e.what();
+  }
+  return "no UsageError";
+}
+
+TEST(LocalRegion, BadRanksAndTagsAreUsageErrors) {
+  parc::LoopbackNetwork network(3);
+  auto region = network.endpoint(0).open_region(1, {0, 2}, {});
+  using ::testing::HasSubstr;
+  EXPECT_THAT(usage_error([&] { region->send({}, 2, 0); }),
+              HasSubstr("dest 2 is not a rank of this region (0..1)"));
+  EXPECT_THAT(usage_error([&] { region->recv(-1, 0); }), HasSubstr("source -1"));
+  EXPECT_THAT(usage_error([&] { region->send({}, 1, -1); }),
+              HasSubstr("tag -1 is outside 0..32767"));
+  EXPECT_THAT(usage_error([&] { region->recv(1, parc::max_region_tag + 1); }),
+              HasSubstr("tag 32768"));
+  EXPECT_THAT(usage_error([&] { region->bcast({}, 2); }), HasSubstr("bcast: root 2"));
+  EXPECT_THAT(usage_error([&] { region->gather({}, -3); }), HasSubstr("gather: root -3"));
+  EXPECT_THAT(usage_error([&] { region->scatter({}, 0); }), HasSubstr("gave 0 parts for 2 ranks"));
+  EXPECT_THAT(usage_error([&] {
+                network.endpoint(1).open_region(2, {0, 2}, {});
+              }),
+              HasSubstr("this rank (1) is not among"));
+  EXPECT_THAT(usage_error([&] {
+                network.endpoint(1).open_region(2, {1, 3}, {});
+              }),
+              HasSubstr("member 3 is not a rank of this job (0..2)"));
+  EXPECT_THAT(usage_error([&] {
+                network.endpoint(1).open_region(2, {1, 1}, {});
+              }),
+              HasSubstr("listed twice"));
+  EXPECT_THAT(usage_error([&] {
+                network.endpoint(0).open_region(1, {0, 2}, {});
+              }),
+              HasSubstr("opened region 1 twice"));
+  EXPECT_THAT(usage_error([&] {
+                network.endpoint(2).open_region(1, {2, 0}, {});
+              }),
+              HasSubstr("different members"));
+}
+
+}  // namespace region_test
 
 }  // namespace

@@ -1,3 +1,5 @@
+#include "mpi_endpoint.hpp"
+
 #include <parc/comm/endpoint.hpp>
 #include <parc/comm/environment.hpp>
 #include <parc/comm/log.hpp>
@@ -8,7 +10,6 @@
 
 #include <array>
 #include <cstdlib>
-#include <list>
 #include <numeric>
 
 namespace parc {
@@ -19,79 +20,6 @@ const char* environment_value(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' ? value : nullptr;
 }
-
-void check_mpi(int code, const char* what) {
-  if (code == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(code, text, &length);
-  throw std::runtime_error(std::string("parc: ") + what + " failed: " + std::string(text, length));
-}
-
-class MpiEndpoint : public Endpoint {
- public:
-  MpiEndpoint(int rank, int size) : rank_(rank), size_(size) {
-    for (auto& comm : comms_) check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm), "MPI_Comm_dup");
-  }
-
-  ~MpiEndpoint() override {
-    // Sends still in flight at shutdown go to ranks that no longer read them.
-    for (auto& pending : pending_) MPI_Request_free(&pending.request);
-    for (auto& comm : comms_) MPI_Comm_free(&comm);
-  }
-
-  int rank() const override { return rank_; }
-  int size() const override { return size_; }
-
-  void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame) override {
-    finish_frame(frame, kind);
-    pending_.push_back(PendingSend{std::move(frame), MPI_REQUEST_NULL});
-    PendingSend& pending = pending_.back();
-    check_mpi(MPI_Isend(pending.frame.data(), static_cast<int>(pending.frame.size()), MPI_BYTE,
-                        dest, static_cast<int>(kind), comm(traffic), &pending.request),
-              "MPI_Isend");
-  }
-
-  std::optional<Message> try_receive(Traffic traffic) override {
-    int flag = 0;
-    MPI_Message handle;
-    MPI_Status status;
-    check_mpi(MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm(traffic), &flag, &handle, &status),
-              "MPI_Improbe");
-    if (!flag) return std::nullopt;
-    int count = 0;
-    MPI_Get_count(&status, MPI_BYTE, &count);
-    Message message;
-    message.source = status.MPI_SOURCE;
-    message.frame.resize(static_cast<std::size_t>(count));
-    check_mpi(MPI_Mrecv(message.frame.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
-              "MPI_Mrecv");
-    message.kind = check_frame(message.frame, message.source);
-    return message;
-  }
-
-  bool progress() override {
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      int done = 0;
-      check_mpi(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
-      it = done ? pending_.erase(it) : std::next(it);
-    }
-    return !pending_.empty();
-  }
-
- private:
-  struct PendingSend {
-    Bytes frame;
-    MPI_Request request;
-  };
-
-  MPI_Comm comm(Traffic traffic) const { return comms_[static_cast<std::size_t>(traffic)]; }
-
-  int rank_;
-  int size_;
-  std::array<MPI_Comm, traffic_class_count> comms_{};
-  std::list<PendingSend> pending_;  // stable addresses: MPI holds the buffers
-};
 
 }  // namespace
 
@@ -116,6 +44,9 @@ struct Environment::Impl {
 
 Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>()) {
   check_launcher();
+  // A cancelled SPMD region abandons its pending operations on purpose; UCX would warn
+  // about each at MPI_Finalize. A user's own UCX_LOG_LEVEL wins.
+  setenv("UCX_LOG_LEVEL", "error", 0);
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
@@ -168,7 +99,7 @@ std::vector<std::string> Environment::allgather(const std::string& value) const 
 void Environment::barrier() const { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
 std::unique_ptr<Endpoint> Environment::make_endpoint() const {
-  return std::make_unique<MpiEndpoint>(rank_, size_);
+  return make_mpi_endpoint(rank_, size_);
 }
 
 void Environment::abort(int code) const {

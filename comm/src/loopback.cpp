@@ -1,12 +1,245 @@
 #include <parc/comm/endpoint.hpp>
+#include <parc/exceptions/errors.hpp>
 
+#include <algorithm>
 #include <array>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 namespace parc {
 
+namespace {
+
+// What the ranks of one in-process region share. Its ranks run on threads of their own,
+// so everything here is under `mutex`; waits wake on `changed`.
+struct RegionState {
+  explicit RegionState(std::vector<int> members_in) : members(std::move(members_in)) {}
+
+  // The k-th collective of every rank: each deposits its contribution (one or more
+  // byte strings), and the last of them to read erases the round.
+  struct Round {
+    std::vector<std::vector<Bytes>> contributions;
+    int deposited = 0;
+    int read = 0;
+  };
+
+  int size() const { return static_cast<int>(members.size()); }
+
+  const std::vector<int> members;  // loopback ranks, in region-rank order
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<bool> joined = std::vector<bool>(members.size(), false);
+  bool cancelled = false;
+  std::string reason;
+  std::map<std::uint64_t, Round> rounds;
+  std::map<std::tuple<int, int, int>, std::deque<Bytes>> mailboxes;  // (source, dest, tag)
+};
+
+class LocalRegion : public RegionComm {
+  using Contributions = std::vector<std::vector<Bytes>>;
+
+ public:
+  LocalRegion(std::shared_ptr<RegionState> state, int rank)
+      : state_(std::move(state)), rank_(rank) {}
+
+  int rank() const override { return rank_; }
+  int size() const override { return state_->size(); }
+
+  void barrier() override {
+    exchange({}, [](const auto&) { return 0; });
+  }
+
+  Bytes bcast(Bytes data, int root) override {
+    check_rank(root, "bcast", "root");
+    std::vector<Bytes> contribution;
+    if (rank_ == root) contribution.push_back(std::move(data));
+    return exchange(std::move(contribution),
+                    [&](const auto& all) { return all[static_cast<std::size_t>(root)].front(); });
+  }
+
+  std::vector<Bytes> gather(Bytes data, int root) override {
+    check_rank(root, "gather", "root");
+    std::vector<Bytes> contribution;
+    contribution.push_back(std::move(data));
+    return exchange(std::move(contribution), [&](const auto& all) {
+      return rank_ == root ? firsts(all) : std::vector<Bytes>{};
+    });
+  }
+
+  std::vector<Bytes> allgather(Bytes data) override {
+    std::vector<Bytes> contribution;
+    contribution.push_back(std::move(data));
+    return exchange(std::move(contribution), [&](const auto& all) { return firsts(all); });
+  }
+
+  Bytes scatter(std::vector<Bytes> parts, int root) override {
+    check_rank(root, "scatter", "root");
+    if (rank_ != root) {
+      parts.clear();
+    } else if (parts.size() != static_cast<std::size_t>(size())) {
+      throw UsageError("parc: region scatter: the root gave " + std::to_string(parts.size()) +
+                       " parts for " + std::to_string(size()) + " ranks");
+    }
+    return exchange(std::move(parts), [&](const auto& all) {
+      return all[static_cast<std::size_t>(root)][static_cast<std::size_t>(rank_)];
+    });
+  }
+
+  void allreduce(void* data, std::size_t count, ScalarType type, ReduceOp op) override {
+    Bytes folded = reduce_all(data, count, type, op, "allreduce");
+    if (!folded.empty()) std::memcpy(data, folded.data(), folded.size());
+  }
+
+  void reduce(void* data, std::size_t count, ScalarType type, ReduceOp op, int root) override {
+    check_rank(root, "reduce", "root");
+    Bytes folded = reduce_all(data, count, type, op, "reduce");
+    if (rank_ == root && !folded.empty()) std::memcpy(data, folded.data(), folded.size());
+  }
+
+  void send(Bytes data, int dest, int tag) override {
+    check_rank(dest, "send", "dest");
+    check_tag(tag, "send");
+    std::lock_guard lock(state_->mutex);
+    throw_if_cancelled();
+    state_->mailboxes[{rank_, dest, tag}].push_back(std::move(data));
+    state_->changed.notify_all();
+  }
+
+  Bytes recv(int source, int tag) override {
+    check_rank(source, "recv", "source");
+    check_tag(tag, "recv");
+    std::unique_lock lock(state_->mutex);
+    auto& mailbox = state_->mailboxes[{source, rank_, tag}];
+    state_->changed.wait(lock, [&] { return state_->cancelled || !mailbox.empty(); });
+    throw_if_cancelled();
+    Bytes data = std::move(mailbox.front());
+    mailbox.pop_front();
+    return data;
+  }
+
+  // In-process, cancelling one rank cancels the whole region: its ranks share one state.
+  void cancel(const std::string& reason) override {
+    std::lock_guard lock(state_->mutex);
+    if (state_->cancelled) return;  // the first reason wins
+    state_->cancelled = true;
+    state_->reason = reason;
+    state_->changed.notify_all();
+  }
+
+  void cancel_all(const std::string& reason) override { cancel(reason); }
+
+  bool cancelled() const override {
+    std::lock_guard lock(state_->mutex);
+    return state_->cancelled;
+  }
+
+ private:
+  static std::vector<Bytes> firsts(const Contributions& all) {
+    std::vector<Bytes> values;
+    values.reserve(all.size());
+    for (const auto& contribution : all) values.push_back(contribution.front());
+    return values;
+  }
+
+  // Called with the mutex held.
+  void throw_if_cancelled() const {
+    if (state_->cancelled) throw CancelledError(state_->reason);
+  }
+
+  void check_rank(int rank, const char* operation, const char* what) const {
+    if (rank < 0 || rank >= size()) {
+      throw UsageError(std::string("parc: region ") + operation + ": " + what + " " +
+                       std::to_string(rank) + " is not a rank of this region (0.." +
+                       std::to_string(size() - 1) + ")");
+    }
+  }
+
+  static void check_tag(int tag, const char* operation) {
+    if (tag < 0 || tag > max_region_tag) {
+      throw UsageError(std::string("parc: region ") + operation + ": tag " + std::to_string(tag) +
+                       " is outside 0.." + std::to_string(max_region_tag));
+    }
+  }
+
+  // This rank's next collective: deposits `contribution`, waits for every rank's, and
+  // returns `read(contributions)` (called under the lock).
+  template <class Read>
+  std::invoke_result_t<Read&, const Contributions&> exchange(std::vector<Bytes> contribution,
+                                                             Read read) {
+    std::unique_lock lock(state_->mutex);
+    throw_if_cancelled();
+    const std::uint64_t round_index = next_round_++;
+    auto& round = state_->rounds[round_index];
+    if (round.contributions.empty()) round.contributions.resize(members_count());
+    round.contributions[static_cast<std::size_t>(rank_)] = std::move(contribution);
+    if (++round.deposited == size()) state_->changed.notify_all();
+    state_->changed.wait(lock, [&] { return state_->cancelled || round.deposited == size(); });
+    throw_if_cancelled();
+    // The last reader erases the round, also when `read` throws.
+    const auto leave = [&] {
+      if (++round.read == size()) state_->rounds.erase(round_index);
+    };
+    try {
+      auto result = read(std::as_const(round.contributions));
+      leave();
+      return result;
+    } catch (...) {
+      leave();
+      throw;
+    }
+  }
+
+  // Every rank's `count` scalars folded in rank order: the same bits on every rank.
+  Bytes reduce_all(const void* data, std::size_t count, ScalarType type, ReduceOp op,
+                   const char* operation) {
+    reduce_op_name(op);  // throws on a value outside the enum
+    const std::size_t bytes = count * scalar_size(type);
+    std::vector<Bytes> contribution(1);
+    if (bytes > 0) {
+      const char* begin = static_cast<const char*>(data);
+      contribution.front().assign(begin, begin + bytes);
+    }
+    return exchange(std::move(contribution), [&](const Contributions& all) {
+      for (std::size_t r = 0; r < all.size(); ++r) {
+        if (all[r].front().size() != bytes) {
+          throw UsageError(std::string("parc: region ") + operation + ": rank " +
+                           std::to_string(r) + " passed " + std::to_string(all[r].front().size()) +
+                           " bytes, rank " + std::to_string(rank_) + " " + std::to_string(bytes));
+        }
+      }
+      Bytes folded = all.front().front();
+      for (std::size_t r = 1; r < all.size(); ++r) {
+        reduce_scalars(folded.data(), all[r].front().data(), count, type, op);
+      }
+      return folded;
+    });
+  }
+
+  std::size_t members_count() const { return state_->members.size(); }
+
+  std::shared_ptr<RegionState> state_;
+  const int rank_;
+  std::uint64_t next_round_ = 0;  // only this rank's thread touches it
+};
+
+}  // namespace
+
+// The regions open on one network, by id: every rank's open of an id joins one state.
+struct RegionRegistry {
+  std::mutex mutex;
+  std::map<std::uint64_t, std::weak_ptr<RegionState>> regions;
+};
+
 class LoopbackNetwork::LoopbackEndpoint : public Endpoint {
  public:
-  LoopbackEndpoint(LoopbackNetwork& network, int rank) : network_(network), rank_(rank) {}
+  LoopbackEndpoint(LoopbackNetwork& network, int rank, std::shared_ptr<RegionRegistry> registry)
+      : network_(network), rank_(rank), registry_(std::move(registry)) {}
 
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(network_.endpoints_.size()); }
@@ -29,6 +262,31 @@ class LoopbackNetwork::LoopbackEndpoint : public Endpoint {
 
   bool progress() override { return false; }
 
+  // `poll` is not needed: cancellation reaches in-process regions through their shared
+  // state, from any thread.
+  std::unique_ptr<RegionComm> open_region(std::uint64_t id, const std::vector<int>& members,
+                                          std::function<void()> /*poll*/) override {
+    const auto region_rank = check_members(members);
+    std::lock_guard lock(registry_->mutex);
+    std::erase_if(registry_->regions, [](const auto& entry) { return entry.second.expired(); });
+    auto& entry = registry_->regions[id];
+    auto state = entry.lock();
+    if (!state) {
+      state = std::make_shared<RegionState>(members);
+      entry = state;
+    } else if (state->members != members) {
+      throw UsageError("parc: open_region: region " + std::to_string(id) +
+                       " was opened with different members on another rank");
+    }
+    std::lock_guard state_lock(state->mutex);
+    if (state->joined[region_rank]) {
+      throw UsageError("parc: open_region: rank " + std::to_string(rank_) + " opened region " +
+                       std::to_string(id) + " twice");
+    }
+    state->joined[region_rank] = true;
+    return std::make_unique<LocalRegion>(state, static_cast<int>(region_rank));
+  }
+
   bool has_pending() const {
     for (const auto& queue : inbox_) {
       if (!queue.empty()) return true;
@@ -37,14 +295,39 @@ class LoopbackNetwork::LoopbackEndpoint : public Endpoint {
   }
 
  private:
+  // This rank's region rank; throws UsageError unless `members` are distinct ranks of
+  // the network with this one among them.
+  std::size_t check_members(const std::vector<int>& members) const {
+    std::size_t region_rank = members.size();
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      const int member = members[i];
+      if (member < 0 || member >= size()) {
+        throw UsageError("parc: open_region: member " + std::to_string(member) +
+                         " is not a rank of this job (0.." + std::to_string(size() - 1) + ")");
+      }
+      if (std::count(members.begin(), members.end(), member) > 1) {
+        throw UsageError("parc: open_region: rank " + std::to_string(member) +
+                         " is listed twice among the members");
+      }
+      if (member == rank_) region_rank = i;
+    }
+    if (region_rank == members.size()) {
+      throw UsageError("parc: open_region: this rank (" + std::to_string(rank_) +
+                       ") is not among the region's members");
+    }
+    return region_rank;
+  }
+
   LoopbackNetwork& network_;
   int rank_;
+  std::shared_ptr<RegionRegistry> registry_;
   std::array<std::deque<Message>, traffic_class_count> inbox_;
 };
 
 LoopbackNetwork::LoopbackNetwork(int size) {
+  auto registry = std::make_shared<RegionRegistry>();
   for (int rank = 0; rank < size; ++rank) {
-    endpoints_.push_back(std::make_unique<LoopbackEndpoint>(*this, rank));
+    endpoints_.push_back(std::make_unique<LoopbackEndpoint>(*this, rank, registry));
   }
 }
 

@@ -6,6 +6,7 @@ Called by _core (with the GIL) for every task this rank runs, in MPI and serial 
 import pickle
 import reprlib
 import struct
+import sys
 import threading
 import traceback
 
@@ -56,6 +57,17 @@ def _qualified(kind):
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
+def _importable_twin(kind):
+    """The class importable under kind's name when kind is a copy of it: a closure sent
+    by value (cloudpickle) brings its own copies of the classes of its module."""
+    found = sys.modules.get(kind.__module__)
+    for part in kind.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if isinstance(found, type) and found is not kind and issubclass(found, BaseException):
+        return found
+    return None
+
+
 def _link(exc, how):
     link = {"type": _qualified(type(exc)), "message": str(exc), "how": how,
             "args": _repr.repr(exc.args), "pickled": None}
@@ -64,6 +76,12 @@ def _link(exc, how):
         if isinstance(exc, SystemExit):
             link["message"] = f"the task called sys.exit({exc.code!r})"
         return link
+    twin = _importable_twin(type(exc))
+    if twin is not None:
+        try:
+            exc.__class__ = twin  # so that it pickles by reference, as the manager knows it
+        except TypeError:
+            pass
     try:
         pickled = pickle.dumps(exc, protocol=5)
         pickle.loads(pickled)  # an __init__ with extra required arguments fails here

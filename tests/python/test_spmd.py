@@ -272,16 +272,13 @@ def test_bad_input_gets_clear_errors(launch):
                 ctx.send(1, 0, tag=10 ** 6)
 
 
-        kept = []
-
-
         def keeps(ctx):
-            kept.append(ctx)
+            parc.kept_by_test = ctx  # an imported module: shared with later tasks
 
 
         def uses_kept():
             try:
-                kept[0].barrier()
+                parc.kept_by_test.barrier()
             except Exception as error:
                 return f"{type(error).__name__}: {error}"
 

@@ -1,0 +1,599 @@
+#include "mpi_endpoint.hpp"
+
+#include <parc/comm/backoff.hpp>
+#include <parc/exceptions/errors.hpp>
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <string>
+
+namespace parc {
+
+void check_mpi(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw std::runtime_error(std::string("parc: ") + what + " failed: " + std::string(text, length));
+}
+
+namespace {
+
+struct PendingSend {
+  Bytes frame;
+  MPI_Request request = MPI_REQUEST_NULL;
+};
+using SendList = std::list<PendingSend>;  // stable addresses: MPI holds the buffers
+
+// Drops the sends that have completed. Never throws (it runs in destructors; MPI errors
+// abort under the default error handler anyway).
+void reap(SendList& sends) {
+  for (auto it = sends.begin(); it != sends.end();) {
+    int done = 0;
+    MPI_Test(&it->request, &done, MPI_STATUS_IGNORE);
+    it = done ? sends.erase(it) : std::next(it);
+  }
+}
+
+// Every buffer a region's MPI operations read or write. A cancelled region leaves
+// operations pending that MPI may still progress (in any later MPI call), so they must
+// outlive the region: callers' data is copied in and out rather than handed to MPI.
+struct RegionBuffers {
+  Bytes send;
+  Bytes recv;
+  std::uint64_t size_word = 0;
+  std::vector<std::uint64_t> sizes;
+  std::vector<int> counts;
+  std::vector<int> displacements;
+};
+
+// Keeps what cancelled regions left behind for the rest of the process: their abandoned
+// operations never complete, so there is no moment at which freeing would be safe.
+void bury(std::unique_ptr<RegionBuffers> buffers, SendList sends) {
+  struct Graveyard {
+    std::mutex mutex;
+    std::vector<std::unique_ptr<RegionBuffers>> buffers;
+    SendList sends;
+  };
+  static auto* graveyard = new Graveyard;  // never destroyed: MPI may finalize after us
+  std::lock_guard lock(graveyard->mutex);
+  graveyard->buffers.push_back(std::move(buffers));
+  graveyard->sends.splice(graveyard->sends.end(), sends);
+}
+
+MPI_Datatype mpi_type(ScalarType type) {
+  switch (type) {
+    case ScalarType::i8:
+      return MPI_INT8_T;
+    case ScalarType::u8:
+      return MPI_UINT8_T;
+    case ScalarType::i16:
+      return MPI_INT16_T;
+    case ScalarType::u16:
+      return MPI_UINT16_T;
+    case ScalarType::i32:
+      return MPI_INT32_T;
+    case ScalarType::u32:
+      return MPI_UINT32_T;
+    case ScalarType::i64:
+      return MPI_INT64_T;
+    case ScalarType::u64:
+      return MPI_UINT64_T;
+    case ScalarType::f32:
+      return MPI_FLOAT;
+    case ScalarType::f64:
+      return MPI_DOUBLE;
+  }
+  throw UsageError("parc: unknown scalar type " + std::to_string(static_cast<int>(type)));
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum:
+      return MPI_SUM;
+    case ReduceOp::prod:
+      return MPI_PROD;
+    case ReduceOp::min:
+      return MPI_MIN;
+    case ReduceOp::max:
+      return MPI_MAX;
+  }
+  throw UsageError("parc: unknown reduction " + std::to_string(static_cast<int>(op)));
+}
+
+// MPI counts are ints.
+int checked_count(std::uint64_t count, const char* operation, const char* what,
+                  const char* unit = "bytes") {
+  if (count > static_cast<std::uint64_t>(INT_MAX)) {
+    throw UsageError(std::string("parc: region ") + operation + ": " + what + " (" +
+                     std::to_string(count) + " " + unit + ") exceeds the limit of " +
+                     std::to_string(INT_MAX) + " " + unit + " of one MPI operation");
+  }
+  return static_cast<int>(count);
+}
+
+// Fills counts and displacements for the v-variants; the total must fit an int too,
+// because displacements are ints.
+int layout(const std::vector<std::uint64_t>& sizes, RegionBuffers& buffers, const char* operation) {
+  std::uint64_t total = 0;
+  for (auto size : sizes) total += size;
+  checked_count(total, operation, "the data of all ranks together");
+  buffers.counts.resize(sizes.size());
+  buffers.displacements.resize(sizes.size());
+  int offset = 0;
+  for (std::size_t r = 0; r < sizes.size(); ++r) {
+    buffers.counts[r] = static_cast<int>(sizes[r]);
+    buffers.displacements[r] = offset;
+    offset += buffers.counts[r];
+  }
+  return offset;
+}
+
+std::vector<Bytes> split(const RegionBuffers& buffers) {
+  std::vector<Bytes> parts;
+  parts.reserve(buffers.counts.size());
+  for (std::size_t r = 0; r < buffers.counts.size(); ++r) {
+    const char* begin = buffers.recv.data() + buffers.displacements[r];
+    parts.emplace_back(begin, begin + buffers.counts[r]);
+  }
+  return parts;
+}
+
+// Tests before the first back-off pause: a few microseconds, so that short collectives
+// (allreduce of a scalar on shared memory) complete without reading the clock.
+constexpr int spin_tests = 128;
+constexpr auto poll_interval = std::chrono::milliseconds(1);
+// A scatter size that tells every rank the root's parts were too large together.
+constexpr std::uint64_t too_large = ~std::uint64_t{0};
+
+class MpiEndpoint;
+
+class MpiRegion : public RegionComm {
+ public:
+  MpiRegion(MpiEndpoint& endpoint, std::uint64_t id, std::vector<int> members, int rank,
+            MPI_Comm comm, std::function<void()> poll)
+      : endpoint_(endpoint),
+        id_(id),
+        members_(std::move(members)),
+        rank_(rank),
+        comm_(comm),
+        poll_(std::move(poll)) {}
+
+  ~MpiRegion() override;
+
+  int rank() const override { return rank_; }
+  int size() const override { return static_cast<int>(members_.size()); }
+
+  void barrier() override {
+    begin();
+    MPI_Request request;
+    check_mpi(MPI_Ibarrier(comm_, &request), "MPI_Ibarrier");
+    wait(request);
+  }
+
+  Bytes bcast(Bytes data, int root) override {
+    check_rank(root, "bcast", "root");
+    begin();
+    RegionBuffers& b = *buffers_;
+    if (rank_ == root) {
+      b.recv = std::move(data);
+      b.size_word = b.recv.size();
+    }
+    MPI_Request request;
+    check_mpi(MPI_Ibcast(&b.size_word, 1, MPI_UINT64_T, root, comm_, &request), "MPI_Ibcast");
+    wait(request);
+    const int count = checked_count(b.size_word, "bcast", "the root's data");
+    if (count == 0) return {};
+    if (rank_ != root) b.recv.resize(b.size_word);
+    check_mpi(MPI_Ibcast(b.recv.data(), count, MPI_BYTE, root, comm_, &request), "MPI_Ibcast");
+    wait(request);
+    return std::move(b.recv);
+  }
+
+  std::vector<Bytes> gather(Bytes data, int root) override {
+    check_rank(root, "gather", "root");
+    begin();
+    RegionBuffers& b = *buffers_;
+    b.send = std::move(data);
+    b.size_word = b.send.size();
+    if (rank_ == root) b.sizes.resize(members_.size());
+    MPI_Request request;
+    check_mpi(MPI_Igather(&b.size_word, 1, MPI_UINT64_T, b.sizes.data(), 1, MPI_UINT64_T, root,
+                          comm_, &request),
+              "MPI_Igather");
+    wait(request);
+    int count = 0;
+    try {
+      count = checked_count(b.size_word, "gather", "this rank's data");
+      if (rank_ == root) b.recv.resize(static_cast<std::size_t>(layout(b.sizes, b, "gather")));
+    } catch (const UsageError& e) {
+      // Only some ranks see this, the others go on into the gather: the region is out
+      // of step for good.
+      cancel(e.what());
+      throw;
+    }
+    check_mpi(MPI_Igatherv(b.send.data(), count, MPI_BYTE, b.recv.data(), b.counts.data(),
+                           b.displacements.data(), MPI_BYTE, root, comm_, &request),
+              "MPI_Igatherv");
+    wait(request);
+    if (rank_ != root) return {};
+    return split(b);
+  }
+
+  std::vector<Bytes> allgather(Bytes data) override {
+    begin();
+    RegionBuffers& b = *buffers_;
+    b.send = std::move(data);
+    b.size_word = b.send.size();
+    b.sizes.resize(members_.size());
+    MPI_Request request;
+    check_mpi(MPI_Iallgather(&b.size_word, 1, MPI_UINT64_T, b.sizes.data(), 1, MPI_UINT64_T, comm_,
+                             &request),
+              "MPI_Iallgather");
+    wait(request);
+    const int total = layout(b.sizes, b, "allgather");  // the same verdict on every rank
+    b.recv.resize(static_cast<std::size_t>(total));
+    if (total > 0) {
+      check_mpi(
+          MPI_Iallgatherv(b.send.data(), static_cast<int>(b.send.size()), MPI_BYTE, b.recv.data(),
+                          b.counts.data(), b.displacements.data(), MPI_BYTE, comm_, &request),
+          "MPI_Iallgatherv");
+      wait(request);
+    }
+    return split(b);
+  }
+
+  Bytes scatter(std::vector<Bytes> parts, int root) override {
+    check_rank(root, "scatter", "root");
+    if (rank_ == root && parts.size() != members_.size()) {
+      throw UsageError("parc: region scatter: the root gave " + std::to_string(parts.size()) +
+                       " parts for " + std::to_string(members_.size()) + " ranks");
+    }
+    begin();
+    RegionBuffers& b = *buffers_;
+    if (rank_ == root) {
+      b.sizes.clear();
+      std::uint64_t total = 0;
+      for (const auto& part : parts) {
+        b.sizes.push_back(part.size());
+        total += part.size();
+      }
+      if (total > static_cast<std::uint64_t>(INT_MAX)) {
+        std::fill(b.sizes.begin(), b.sizes.end(), too_large);  // every rank throws below
+      }
+    }
+    MPI_Request request;
+    check_mpi(MPI_Iscatter(b.sizes.data(), 1, MPI_UINT64_T, &b.size_word, 1, MPI_UINT64_T, root,
+                           comm_, &request),
+              "MPI_Iscatter");
+    wait(request);
+    if (b.size_word == too_large) {
+      throw UsageError("parc: region scatter: the root's parts together exceed the limit of " +
+                       std::to_string(INT_MAX) + " bytes of one MPI operation");
+    }
+    if (rank_ == root) {
+      layout(b.sizes, b, "scatter");
+      b.send.clear();
+      for (const auto& part : parts) b.send.insert(b.send.end(), part.begin(), part.end());
+    }
+    b.recv.resize(b.size_word);
+    check_mpi(MPI_Iscatterv(b.send.data(), b.counts.data(), b.displacements.data(), MPI_BYTE,
+                            b.recv.data(), static_cast<int>(b.size_word), MPI_BYTE, root, comm_,
+                            &request),
+              "MPI_Iscatterv");
+    wait(request);
+    return std::move(b.recv);
+  }
+
+  void allreduce(void* data, std::size_t count, ScalarType type, ReduceOp op) override {
+    const MPI_Datatype datatype = mpi_type(type);
+    const MPI_Op mpi_reduction = mpi_op(op);
+    const int elements = checked_count(count, "allreduce", "the count", "elements");
+    begin();
+    const std::size_t bytes = count * scalar_size(type);
+    Bytes& buffer = buffers_->send;
+    buffer.resize(bytes);
+    if (bytes > 0) std::memcpy(buffer.data(), data, bytes);
+    MPI_Request request;
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, buffer.data(), elements, datatype, mpi_reduction, comm_,
+                             &request),
+              "MPI_Iallreduce");
+    wait(request);
+    if (bytes > 0) std::memcpy(data, buffer.data(), bytes);
+  }
+
+  void reduce(void* data, std::size_t count, ScalarType type, ReduceOp op, int root) override {
+    check_rank(root, "reduce", "root");
+    const MPI_Datatype datatype = mpi_type(type);
+    const MPI_Op mpi_reduction = mpi_op(op);
+    const int elements = checked_count(count, "reduce", "the count", "elements");
+    begin();
+    const std::size_t bytes = count * scalar_size(type);
+    Bytes& buffer = buffers_->send;
+    buffer.resize(bytes);
+    if (bytes > 0) std::memcpy(buffer.data(), data, bytes);
+    MPI_Request request;
+    check_mpi(MPI_Ireduce(rank_ == root ? MPI_IN_PLACE : buffer.data(),
+                          rank_ == root ? buffer.data() : nullptr, elements, datatype,
+                          mpi_reduction, root, comm_, &request),
+              "MPI_Ireduce");
+    wait(request);
+    if (rank_ == root && bytes > 0) std::memcpy(data, buffer.data(), bytes);
+  }
+
+  void send(Bytes data, int dest, int tag) override {
+    check_rank(dest, "send", "dest");
+    check_tag(tag, "send");
+    const int count = checked_count(data.size(), "send", "the message");
+    begin();
+    reap(sends_);
+    sends_.push_back(PendingSend{std::move(data), MPI_REQUEST_NULL});
+    PendingSend& pending = sends_.back();
+    const int code =
+        MPI_Isend(pending.frame.data(), count, MPI_BYTE, dest, tag, comm_, &pending.request);
+    if (code != MPI_SUCCESS) sends_.pop_back();
+    check_mpi(code, "MPI_Isend");
+  }
+
+  Bytes recv(int source, int tag) override {
+    check_rank(source, "recv", "source");
+    check_tag(tag, "recv");
+    begin();
+    MPI_Message message;
+    MPI_Status status;
+    wait_until([&] {
+      int found = 0;
+      check_mpi(MPI_Improbe(source, tag, comm_, &found, &message, &status), "MPI_Improbe");
+      return found != 0;
+    });
+    int count = 0;
+    check_mpi(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
+    // Received through a request too: a large message needs its sender to progress.
+    Bytes& buffer = buffers_->recv;
+    buffer.resize(static_cast<std::size_t>(count));
+    MPI_Request request;
+    check_mpi(MPI_Imrecv(buffer.data(), count, MPI_BYTE, &message, &request), "MPI_Imrecv");
+    wait(request);
+    return std::move(buffer);
+  }
+
+  void cancel(const std::string& reason) override {
+    std::lock_guard lock(mutex_);
+    if (cancelled_.load(std::memory_order_relaxed)) return;  // the first reason wins
+    reason_ = reason;
+    cancelled_.store(true, std::memory_order_release);
+  }
+
+  void cancel_all(const std::string& reason) override;
+
+  bool cancelled() const override { return cancelled_.load(std::memory_order_acquire); }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  std::string reason() const {
+    std::lock_guard lock(mutex_);
+    return reason_;
+  }
+
+  // Every operation starts here: a cancelled region is abandoned for good.
+  void begin() const {
+    if (cancelled()) throw CancelledError(reason());
+  }
+
+  void check_rank(int rank, const char* operation, const char* what) const {
+    if (rank < 0 || rank >= size()) {
+      throw UsageError(std::string("parc: region ") + operation + ": " + what + " " +
+                       std::to_string(rank) + " is not a rank of this region (0.." +
+                       std::to_string(size() - 1) + ")");
+    }
+  }
+
+  static void check_tag(int tag, const char* operation) {
+    if (tag < 0 || tag > max_region_tag) {
+      throw UsageError(std::string("parc: region ") + operation + ": tag " + std::to_string(tag) +
+                       " is outside 0.." + std::to_string(max_region_tag));
+    }
+  }
+
+  void wait(MPI_Request& request) {
+    wait_until([&] {
+      int done = 0;
+      check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      return done != 0;
+    });
+  }
+
+  // Calls `done` until it returns true: a short spin first (no clock, no poll), then
+  // with back-off, reaping sends and polling about every millisecond. Anything thrown
+  // abandons the region, since the operation under way is left pending.
+  template <class Done>
+  void wait_until(Done done) {
+    try {
+      for (int i = 0; i < spin_tests; ++i) {
+        if (done()) return;
+      }
+      Backoff backoff;
+      auto last_poll = Clock::now();
+      // Read the clock every 8 tests while they come fast (spinning, yielding); once
+      // past the first poll the back-off sleeps between tests and a clock read is cheap.
+      unsigned clock_mask = 7;
+      for (unsigned n = 1;; ++n) {
+        begin();
+        backoff.pause();
+        if (done()) return;
+        if ((n & clock_mask) == 0) {
+          reap(sends_);
+          if (Clock::now() - last_poll >= poll_interval) {
+            if (poll_) poll_();
+            last_poll = Clock::now();
+            clock_mask = 0;
+          }
+        }
+      }
+    } catch (const std::exception& e) {
+      cancel(e.what());  // keeps an earlier reason
+      throw;
+    } catch (...) {
+      cancel("parc: a region operation was interrupted");
+      throw;
+    }
+  }
+
+  MpiEndpoint& endpoint_;
+  const std::uint64_t id_;
+  const std::vector<int> members_;  // world ranks, in region-rank order
+  const int rank_;
+  MPI_Comm comm_;
+  std::function<void()> poll_;
+  std::unique_ptr<RegionBuffers> buffers_ = std::make_unique<RegionBuffers>();
+  SendList sends_;
+  std::atomic<bool> cancelled_{false};
+  mutable std::mutex mutex_;
+  std::string reason_;
+  bool announced_ = false;  // cancel_all sent its messages
+};
+
+class MpiEndpoint : public Endpoint {
+ public:
+  MpiEndpoint(int rank, int size) : rank_(rank), size_(size) {
+    for (auto& comm : comms_) check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm), "MPI_Comm_dup");
+    check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &region_parent_), "MPI_Comm_dup");
+  }
+
+  ~MpiEndpoint() override {
+    // Sends still in flight at shutdown go to ranks that no longer read them.
+    for (auto& pending : pending_) MPI_Request_free(&pending.request);
+    for (auto& comm : comms_) MPI_Comm_free(&comm);
+    MPI_Comm_free(&region_parent_);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame) override {
+    finish_frame(frame, kind);
+    pending_.push_back(PendingSend{std::move(frame), MPI_REQUEST_NULL});
+    PendingSend& pending = pending_.back();
+    check_mpi(MPI_Isend(pending.frame.data(), static_cast<int>(pending.frame.size()), MPI_BYTE,
+                        dest, static_cast<int>(kind), comm(traffic), &pending.request),
+              "MPI_Isend");
+  }
+
+  std::optional<Message> try_receive(Traffic traffic) override {
+    int flag = 0;
+    MPI_Message handle;
+    MPI_Status status;
+    check_mpi(MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm(traffic), &flag, &handle, &status),
+              "MPI_Improbe");
+    if (!flag) return std::nullopt;
+    int count = 0;
+    MPI_Get_count(&status, MPI_BYTE, &count);
+    Message message;
+    message.source = status.MPI_SOURCE;
+    message.frame.resize(static_cast<std::size_t>(count));
+    check_mpi(MPI_Mrecv(message.frame.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
+              "MPI_Mrecv");
+    message.kind = check_frame(message.frame, message.source);
+    return message;
+  }
+
+  bool progress() override {
+    reap(pending_);
+    return !pending_.empty();
+  }
+
+  std::unique_ptr<RegionComm> open_region(std::uint64_t id, const std::vector<int>& members,
+                                          std::function<void()> poll) override {
+    int region_rank = -1;
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      const int member = members[i];
+      if (member < 0 || member >= size_) {
+        throw UsageError("parc: open_region: member " + std::to_string(member) +
+                         " is not a rank of this job (0.." + std::to_string(size_ - 1) + ")");
+      }
+      if (std::find(members.begin(), members.begin() + static_cast<std::ptrdiff_t>(i), member) !=
+          members.begin() + static_cast<std::ptrdiff_t>(i)) {
+        throw UsageError("parc: open_region: rank " + std::to_string(member) +
+                         " is listed twice among the members");
+      }
+      if (member == rank_) region_rank = static_cast<int>(i);
+    }
+    if (region_rank < 0) {
+      throw UsageError("parc: open_region: this rank (" + std::to_string(rank_) +
+                       ") is not among the region's members");
+    }
+    MPI_Group world_group;
+    MPI_Group group;
+    check_mpi(MPI_Comm_group(region_parent_, &world_group), "MPI_Comm_group");
+    check_mpi(MPI_Group_incl(world_group, static_cast<int>(members.size()), members.data(), &group),
+              "MPI_Group_incl");
+    // Collective over the members only. The tag keeps creations of different regions
+    // apart on the shared parent.
+    MPI_Comm comm = MPI_COMM_NULL;
+    const int code = MPI_Comm_create_group(region_parent_, group,
+                                           static_cast<int>(id % (max_region_tag + 1)), &comm);
+    MPI_Group_free(&group);
+    MPI_Group_free(&world_group);
+    check_mpi(code, "MPI_Comm_create_group");
+    return std::make_unique<MpiRegion>(*this, id, members, region_rank, comm, std::move(poll));
+  }
+
+  // A region's sends still in flight when it closes: completed by progress().
+  void adopt(SendList& sends) { pending_.splice(pending_.end(), sends); }
+
+ private:
+  MPI_Comm comm(Traffic traffic) const { return comms_[static_cast<std::size_t>(traffic)]; }
+
+  int rank_;
+  int size_;
+  std::array<MPI_Comm, traffic_class_count> comms_{};
+  MPI_Comm region_parent_ = MPI_COMM_NULL;  // regions' communicators are made from it
+  SendList pending_;
+};
+
+MpiRegion::~MpiRegion() {
+  reap(sends_);
+  if (!cancelled()) {
+    endpoint_.adopt(sends_);
+    MPI_Comm_free(&comm_);
+    return;
+  }
+  // Abandoned: peers may never receive, so the endpoint must not wait for these sends.
+  for (auto& pending : sends_) MPI_Request_free(&pending.request);
+  bury(std::move(buffers_), std::move(sends_));
+  // comm_ is deliberately not freed: operations still pending on it (here or on a peer)
+  // may deliver messages later, and freeing could let a later region's communicator
+  // reuse its context id and receive them. Costs one context id per cancelled region.
+}
+
+void MpiRegion::cancel_all(const std::string& reason) {
+  cancel(reason);
+  if (announced_) return;
+  announced_ = true;
+  const std::string first_reason = this->reason();
+  for (const int member : members_) {
+    if (member == members_[static_cast<std::size_t>(rank_)]) continue;
+    Bytes frame = begin_frame();
+    ByteWriter out(frame);
+    out.write(id_);
+    out.write(first_reason);
+    endpoint_.send(Traffic::control, member, MessageKind::region_cancel, std::move(frame));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Endpoint> make_mpi_endpoint(int rank, int size) {
+  return std::make_unique<MpiEndpoint>(rank, size);
+}
+
+}  // namespace parc
