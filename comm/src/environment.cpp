@@ -44,9 +44,6 @@ struct Environment::Impl {
 
 Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>()) {
   check_launcher();
-  // A cancelled SPMD region abandons its pending operations on purpose; UCX would warn
-  // about each at MPI_Finalize. A user's own UCX_LOG_LEVEL wins.
-  setenv("UCX_LOG_LEVEL", "error", 0);
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
