@@ -335,3 +335,54 @@ def test_spmd_refused_inside_a_task(launch):
         parc.run(main)
     '''), serial=2, timeout=60))
     assert all("inside a task" in message for message in r["inner"])
+
+
+def test_regions_on_disjoint_ranks_run_at_the_same_time(launch, tmp_path):
+    # Each region waits for a file the other writes: both finish only if they overlap.
+    r = report(launch(app(rf'''
+        FOLDER = {str(tmp_path)!r}
+
+
+        def meet(ctx, mine, theirs):
+            if ctx.rank == 0:
+                open(os.path.join(FOLDER, mine), "w").close()
+                deadline = time.monotonic() + 20
+                while not os.path.exists(os.path.join(FOLDER, theirs)):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the other region never ran meanwhile")
+                    time.sleep(0.01)
+            return ctx.allreduce(1)
+
+
+        def main():
+            a = parc.Spmd(ranks=[1]).submit(meet, "a", "b")
+            b = parc.Spmd(ranks=[3, 2]).submit(meet, "b", "a")
+            emit({{"a": a.result(), "b": b.result(), "b_ranks": b.ranks}})
+
+
+        parc.run(main)
+    '''), ranks=4, timeout=60))
+    assert r == {"a": [1], "b": [2, 2], "b_ranks": [3, 2]}
+
+
+def test_a_timed_out_rank_busy_in_python_is_waited_for_by_the_next_region(launch, mode):
+    r = report(launch(app(r'''
+        def busy(ctx):
+            if ctx.rank == 0:
+                time.sleep(3)  # no parc call: the cancellation waits for it
+            ctx.barrier()
+
+
+        def main():
+            try:
+                parc.Spmd(timeout=0.5).run(busy)
+                types = []
+            except parc.ParallelException as group:
+                types = [type(e).__name__ for e in group.exceptions]
+            emit({"types": types, "after": parc.Spmd().run(lambda ctx: ctx.allreduce(1))})
+
+
+        parc.run(main)
+    '''), **mode, timeout=60))
+    assert r["types"] == ["TaskTimeout"]
+    assert r["after"] == [len(r["after"])] * len(r["after"])
