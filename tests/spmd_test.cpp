@@ -177,6 +177,7 @@ TEST_P(SpmdCancellation, AFailureReleasesTheOthersAndOnlyItIsReported) {
     const parc::TaskError& error = e.errors().front();
     EXPECT_EQ(error.type_name(), "app::Boom");
     EXPECT_EQ(error.message(), "rank " + std::to_string(n - 1) + " failed");
+    EXPECT_EQ(error.input_index(), n - 1);  // the region rank
     EXPECT_THROW(error.rethrow(), app::Boom);
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));

@@ -20,6 +20,13 @@ constexpr double pipeline_below_ns = 1e6;
 constexpr std::size_t serial_batch = 256;
 // id, closure, farm, generation, flags, argument length
 constexpr std::size_t task_header_size = 8 + 4 + 4 + 4 + 1 + 8;
+
+// "1.5", not std::to_string's "1.500000".
+std::string seconds_text(double seconds) {
+  std::ostringstream text;
+  text << seconds;
+  return text.str();
+}
 }  // namespace
 
 Scheduler::Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated)
@@ -328,8 +335,8 @@ void Scheduler::finish(Task& task, std::uint8_t status, ByteReader& payload,
     const ErrorInfo info = manager_error(
         task, rank, "parc::TaskTimeout",
         "task " + std::to_string(task.id) + " ran " +
-            std::to_string(static_cast<double>(duration_ns) / 1e9) +
-            " s, longer than the farm's timeout of " + std::to_string(timeout_ns / 1e9) + " s");
+            seconds_text(static_cast<double>(duration_ns) / 1e9) +
+            " s, longer than the farm's timeout of " + seconds_text(timeout_ns / 1e9) + " s");
     fail(task, TaskError(info, rebuild_exception(info)));
     return;
   }
@@ -425,7 +432,7 @@ void Scheduler::check_timeouts() {
           task, slot.rank, "parc::TaskTimeout",
           "task " + std::to_string(task.id) + " (" +
               ClosureRegistry::instance().entry(task.closure).name +
-              ") has run longer than the farm's timeout of " + std::to_string(timeout.count()) +
+              ") has run longer than the farm's timeout of " + seconds_text(timeout.count()) +
               " s on rank " + std::to_string(slot.rank));
       log().warn("{}", info.chain.front().message);
       // The worker is still busy with it; a retry goes to another worker.
@@ -580,10 +587,9 @@ void Scheduler::check_region_timeouts() {
       if (first == region.members.size()) first = i;
       running += (running.empty() ? "" : ", ") + std::to_string(i);
     }
-    const std::string message = "SPMD region " + std::to_string(id) + " (" +
-                                ClosureRegistry::instance().entry(region.closure).name +
-                                ") ran longer than its timeout of " +
-                                std::to_string(region.timeout.count()) +
+    const std::string message = "SPMD region " + std::to_string(id) +
+                                " ran longer than its timeout of " +
+                                seconds_text(region.timeout.count()) +
                                 " s; region ranks still running: " + running;
     log().warn("{}", message);
     send_region_cancel(region, "the region timed out");

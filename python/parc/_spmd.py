@@ -193,6 +193,8 @@ class SpmdRun:
         for index, buffer in results:
             self._results[index] = buffer
         for index, error in errors:
+            if error[6] == "parc.python_call":  # a callable sent by value: name it
+                error = (*error[:6], f"py:{self._name}", *error[7:])
             exc = _errors.rebuild(error)
             exc.add_note(f"SPMD region rank {index} of {len(self._region.ranks)} "
                          f"(world rank {self._region.ranks[index]})")

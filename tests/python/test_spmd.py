@@ -224,7 +224,7 @@ def test_timeout_releases_ranks_blocked_in_a_receive(launch, mode):
         parc.run(main)
     '''), **mode, timeout=60))
     assert r["types"] == ["TaskTimeout"]
-    assert "timeout of 1" in r["message"]
+    assert "timeout of 1 s" in r["message"]
     assert 1.0 <= r["seconds"] < 8
     assert r["after"] == list(range(len(r["after"])))
 

@@ -27,7 +27,10 @@ class RegionState : public Sink {
   void on_result(std::size_t index, ByteReader& in) override {
     if constexpr (!std::is_void_v<R>) values[index].emplace(in.read<R>());
   }
-  void on_error(std::size_t, TaskError error) override { errors.push_back(std::move(error)); }
+  // A region's failures carry their region rank as the input index.
+  void on_error(std::size_t index, TaskError error) override {
+    errors.push_back(error.with_input_index(index));
+  }
   void on_cancel(std::size_t) override { ++cancelled; }
 
   using Slot = std::conditional_t<std::is_void_v<R>, std::optional<bool>, std::optional<R>>;
@@ -54,11 +57,14 @@ class SpmdRun {
   // Per-rank results in region-rank order (nothing for void closures); throws
   // ParallelException with every rank's own failure (ranks released because of another
   // rank's failure are not in it), or TaskTimeout's when the region ran out of time.
+  // Each TaskError's input_index() is its region rank.
   auto get() {
     scheduler_->wait_until([this] { return scheduler_->region_finished(region_); });
     if (!state_->errors.empty()) {
       std::sort(state_->errors.begin(), state_->errors.end(),
-                [](const TaskError& a, const TaskError& b) { return a.rank() < b.rank(); });
+                [](const TaskError& a, const TaskError& b) {
+                  return a.input_index() < b.input_index();
+                });
       throw ParallelException(std::move(state_->errors));
     }
     if (state_->cancelled > 0) {
