@@ -467,6 +467,9 @@ class MpiEndpoint : public Endpoint {
   MpiEndpoint(int rank, int size) : rank_(rank), size_(size) {
     for (auto& comm : comms_) check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm), "MPI_Comm_dup");
     check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &region_parent_), "MPI_Comm_dup");
+    // A failed region operation (or creation) must become that region's error, not end
+    // the job; regions' communicators inherit this.
+    MPI_Comm_set_errhandler(region_parent_, MPI_ERRORS_RETURN);
   }
 
   ~MpiEndpoint() override {
@@ -543,7 +546,16 @@ class MpiEndpoint : public Endpoint {
                                            static_cast<int>(id % (max_region_tag + 1)), &comm);
     MPI_Group_free(&group);
     MPI_Group_free(&world_group);
-    check_mpi(code, "MPI_Comm_create_group");
+    if (code != MPI_SUCCESS) {
+      try {
+        check_mpi(code, "MPI_Comm_create_group");
+      } catch (const std::exception& e) {
+        throw std::runtime_error(
+            std::string(e.what()) +
+            " (every SPMD region cancelled by a failure or a timeout keeps its MPI "
+            "communicator for the rest of the job, and MPICH has about 2000)");
+      }
+    }
     return std::make_unique<MpiRegion>(*this, id, members, region_rank, comm, std::move(poll));
   }
 

@@ -154,7 +154,21 @@ void Worker::start_region(Message& message) {
   ByteReader arguments = body.sub_reader(body.read<std::uint64_t>());
   region->manager = message.source;
   last_region_ = region->id;
-  region->comm = endpoint_.open_region(region->id, members, [this] { poll_control(); });
+  try {
+    region->comm = endpoint_.open_region(region->id, members, [this] { poll_control(); });
+  } catch (...) {  // the region fails on this rank; the worker keeps serving
+    Bytes reply = begin_frame();
+    ByteWriter out(reply);
+    out.write(region->id);
+    const std::size_t header_at = reply.size();
+    out.write(TaskStatus::error);
+    out.write(std::uint64_t{0});
+    const std::size_t payload_at = reply.size();
+    out.write(error_info(closure, region->id));
+    patch_outcome(reply, header_at, TaskStatus::error, reply.size() - payload_at);
+    endpoint_.send(Traffic::tasks, message.source, MessageKind::region_result, std::move(reply));
+    return;
+  }
   for (auto it = early_cancels_.begin(); it != early_cancels_.end();) {
     if (it->first == region->id) region->comm->cancel(it->second);
     it = it->first <= region->id ? early_cancels_.erase(it) : std::next(it);
