@@ -5,7 +5,8 @@
 #
 #   bash bench/python/run.sh [build_dir=build]     (`make bench` runs this after run.sh)
 #
-# Environment: ROUNDS (default 3), PARTS (default throughput,latency,payload), TIMEOUT
+# Environment: ROUNDS (default 3), PARTS (default throughput,latency,payload; "pipeline"
+# for the pipeline comparison only), PIPELINE=0 (skip that comparison), TIMEOUT
 # (seconds per sub-run, default 300), RESULTS_DIR, PYTHON (default /usr/bin/python3),
 # and the measuring settings read by common.py (MIN_SECONDS, MAX_TASKS, LATENCY_ITERS,
 # PAYLOAD_SECONDS, PAYLOAD_MAX).
@@ -38,6 +39,11 @@ local_run=("$python" "$here/bench_local.py" "$parts")
 step() { echo "== $*" >&2; }
 source "$here/../busy.sh"  # busy_percent
 
+. /etc/os-release
+meta1="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), $PRETTY_NAME, Linux $(uname -r)"
+
+# PARTS=pipeline runs only the pipeline comparison (at the end).
+if [[ $parts != pipeline ]]; then
 raw=$results_dir/python.jsonl
 busy_before=$(busy_percent)
 : >"$raw.tmp"
@@ -52,10 +58,8 @@ for ((r = 1; r <= rounds; ++r)); do
 done
 busy_after=$(busy_percent)
 mv "$raw.tmp" "$raw"
-
-. /etc/os-release
-meta1="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), $PRETTY_NAME, Linux $(uname -r)"
 meta2="MPICH $(mpichversion 2>/dev/null | sed -n 's/^MPICH Version:[[:space:]]*//p') for parc (commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), build $build_dir); $(mpiexec.openmpi --version | head -1) for mpi4py; machine busy ${busy_before}% before, ${busy_after}% after (others' load)"
+
 "$python" "$here/report.py" "$raw" --md "$results_dir/python.md" --png "$results_dir/python.png" \
   --meta "$meta1" --meta "$meta2"
 if ((busy_before > 10 || busy_after > 10)); then
@@ -63,3 +67,43 @@ if ((busy_before > 10 || busy_after > 10)); then
        "${busy_after}% after: these figures are noisy; rerun on a quiet machine"
 fi
 echo "(written to $results_dir/python.md, python.png, python.jsonl)"
+fi
+
+# --- Pipeline: parc.Pipeline against a chain of ProcessPoolExecutors, same stages and
+# worker counts (1 + 2 + 1), interleaved rounds. PIPELINE=0 skips it.
+if [[ ${PIPELINE:-1} != 0 ]]; then
+  pipeline_raw=$results_dir/pipeline.jsonl
+  : >"$pipeline_raw.tmp"
+  for ((r = 1; r <= rounds; ++r)); do
+    step "pipeline round $r/$rounds: parc (mpiexec.mpich -n 5), executors"
+    BENCH_ROUND=$r PYTHONPATH="$build_dir/python${PYTHONPATH:+:$PYTHONPATH}" \
+      timeout "$limit" mpiexec.mpich -n 5 "$python" "$here/bench_pipeline.py" parc >>"$pipeline_raw.tmp"
+    BENCH_ROUND=$r timeout "$limit" "$python" "$here/bench_pipeline.py" executors >>"$pipeline_raw.tmp"
+  done
+  mv "$pipeline_raw.tmp" "$pipeline_raw"
+  "$python" - "$pipeline_raw" "$results_dir/pipeline.md" "$meta1" <<'PY'
+import json, statistics, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+rate = {t: statistics.median(l["items_per_s"] for l in lines if l["tool"] == t)
+        for t in ("parc", "executors")}
+rounds = {t: [round(l["items_per_s"]) for l in lines if l["tool"] == t] for t in rate}
+text = f"""# Pipeline throughput: small items through three stages
+
+{sys.argv[3]}
+
+Stages add_one (1 worker) -> double (2 workers) -> minus_one (1 worker) over range(n), output
+checked. parc: `parc.Pipeline([add_one, parc.Stage(double, workers=2), minus_one])` under
+`mpiexec.mpich -n 5`; peer: the same functions through a chain of
+`ProcessPoolExecutor(1)`, `(2)`, `(1)` with `map` (defaults). Median of {len(rounds['parc'])} interleaved rounds.
+
+| tool | items/s (median) | rounds |
+|---|---:|---|
+| parc.Pipeline | {rate['parc']:,.0f} | {rounds['parc']} |
+| chain of ProcessPoolExecutors | {rate['executors']:,.0f} | {rounds['executors']} |
+
+**parc / executors: {rate['parc'] / rate['executors']:.1f}x**
+"""
+open(sys.argv[2], "w").write(text)
+print(text)
+PY
+fi
