@@ -9,6 +9,7 @@
 #include <parc/exceptions/registry.hpp>
 #include <parc/managers/future.hpp>
 #include <parc/managers/options.hpp>
+#include <parc/managers/pipeline.hpp>
 #include <parc/managers/runtime.hpp>
 #include <parc/managers/spmd.hpp>
 #include <parc/managers/task_farm.hpp>

@@ -11,10 +11,23 @@ namespace parc::python {
 namespace {
 
 class Pipeline {
+  detail::PipelineEngine& open_engine() {
+    if (!engine_) throw UsageError("parc.Pipeline: this run is closed");
+    return *engine_;
+  }
+
+  // Calls f(engine) under the scheduler's lock, with the GIL released.
+  template <class F>
+  auto locked(F f) {
+    py::gil_scoped_release release;
+    std::lock_guard lock(scheduler_mutex);
+    return f(open_engine());
+  }
+
  public:
   // `stages`: (closure id, prefix bytes, workers, name) per stage.
-  Pipeline(const py::list& stages, const std::string& policy, int retries,
-           py::object retry_filter, double timeout, std::size_t window, bool ordered) {
+  Pipeline(const py::list& stages, const std::string& policy, int retries, py::object retry_filter,
+           double timeout, std::size_t window, bool ordered) {
     std::vector<detail::PipelineStage> specs;
     for (py::handle item : stages) {
       auto spec = item.cast<py::tuple>();
@@ -50,26 +63,49 @@ class Pipeline {
 
   ~Pipeline() {
     py::gil_scoped_release release;
-    close();
+    try {
+      close();
+    } catch (...) {  // interrupted while waiting for the running items: forget them
+      std::lock_guard lock(scheduler_mutex);
+      if (engine_) engine_->detach();
+      engine_.reset();
+    }
   }
 
-  // With the GIL released.
+  // With the GIL released. Closes the stage farms and waits for the items still running,
+  // so that the workers are free for the next manager when it returns.
   void close() {
-    std::lock_guard lock(scheduler_mutex);
-    if (!engine_) return;
-    if (runtime) {
+    {
+      std::lock_guard lock(scheduler_mutex);
+      if (!engine_) return;
+      if (!runtime) {  // the runtime shut down first: its scheduler is gone
+        engine_->detach();
+        engine_.reset();
+        return;
+      }
       engine_->close();
-    } else {
-      engine_->abandon();  // the runtime shut down first: its scheduler is gone
     }
+    try {
+      progress_until([this] { return engine_->drained(); }, -1);
+    } catch (...) {
+      std::lock_guard lock(scheduler_mutex);
+      engine_->detach();
+      engine_.reset();
+      throw;
+    }
+    std::lock_guard lock(scheduler_mutex);
     engine_.reset();
   }
 
-  std::size_t room() { return locked([](detail::PipelineEngine& e) { return e.room(); }); }
+  std::size_t room() {
+    return locked([](detail::PipelineEngine& e) { return e.room(); });
+  }
   std::size_t in_flight() {
     return locked([](detail::PipelineEngine& e) { return e.in_flight(); });
   }
-  std::size_t window() { return locked([](detail::PipelineEngine& e) { return e.window(); }); }
+  std::size_t window() {
+    return locked([](detail::PipelineEngine& e) { return e.window(); });
+  }
   std::vector<std::vector<int>> ranks() {
     return locked([](detail::PipelineEngine& e) { return e.ranks(); });
   }
@@ -115,8 +151,8 @@ class Pipeline {
     }
     py::list out;
     for (auto& output : outputs) {
-      out.append(py::make_tuple(output.index,
-                                py::cast(Buffer(output.owner, output.data, output.size))));
+      out.append(
+          py::make_tuple(output.index, py::cast(Buffer(output.owner, output.data, output.size))));
     }
     py::list failed;
     for (auto& failure : failures) {
@@ -126,19 +162,6 @@ class Pipeline {
   }
 
  private:
-  detail::PipelineEngine& open_engine() {
-    if (!engine_) throw UsageError("parc.Pipeline: this run is closed");
-    return *engine_;
-  }
-
-  // Calls f(engine) under the scheduler's lock, with the GIL released.
-  template <class F>
-  auto locked(F f) {
-    py::gil_scoped_release release;
-    std::lock_guard lock(scheduler_mutex);
-    return f(open_engine());
-  }
-
   std::unique_ptr<detail::PipelineEngine> engine_;
 };
 

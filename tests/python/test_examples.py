@@ -114,3 +114,32 @@ def test_exceptions_walkthrough(launch, mode):
     seven = section(7)
     assert len(re.findall(r"^  TaskTimeout: ", seven, re.MULTILINE)) == 1, seven
     assert "result 0.01" in seven and "result 0.02" in seven, seven
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_heat_same_output_at_any_rank_count(launch, mode):
+    # Jacobi sweeps do not depend on how the rows are split over the region's ranks: all
+    # but the first line (the region's size) must be the serial run's, bit for bit.
+    reference = run_ok(launch, "heat.py", {}).stdout.splitlines()
+    result = run_ok(launch, "heat.py", mode)
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"SPMD region of {workers(mode)} rank(s)", result.output
+    assert lines[1:] == reference[1:], result.output
+    assert re.fullmatch(r"plate 40 x 40, top edge at 100 degrees: converged in \d+0 Jacobi "
+                        r"sweeps \(largest change < 0\.001\)", lines[1]), result.output
+    assert lines[3] == ("same field as one block: True; within the edge temperatures: True; "
+                        "left-right symmetric: True"), result.output
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pipeline(launch, mode):
+    result = run_ok(launch, "pipeline.py", mode)
+    out = result.stdout
+    assert ("200 signals of 16384 points: generate -> transform (2 workers) -> reduce"
+            in out), result.output
+    assert "dominant frequencies: 1: 40, 2: 40, 3: 40, 4: 40, 5: 40" in out, result.output
+    assert "frequency recovered for 200 of 200 signals" in out, result.output
+    # Stages take ranks in turn; the 2-worker stage shares when there are too few.
+    n = workers(mode)
+    expected = {1: "[[1], [1], [1]]", 3: "[[1], [2, 3], [1]]", 4: "[[1], [2, 3], [4]]"}[n]
+    assert f"stages on ranks: {expected}" in out, result.output
