@@ -332,11 +332,11 @@ void Scheduler::finish(Task& task, std::uint8_t status, ByteReader& payload,
       farm_it == farms_.end() ? 0 : farm_it->second.options.timeout.count() * 1e9;
   if (timeout_ns > 0 && static_cast<double>(duration_ns) > timeout_ns) {
     // Serial mode runs tasks inline, so a timeout is only seen once the task returns.
-    const ErrorInfo info = manager_error(
-        task, rank, "parc::TaskTimeout",
-        "task " + std::to_string(task.id) + " ran " +
-            seconds_text(static_cast<double>(duration_ns) / 1e9) +
-            " s, longer than the farm's timeout of " + seconds_text(timeout_ns / 1e9) + " s");
+    const ErrorInfo info = manager_error(task, rank, "parc::TaskTimeout",
+                                         "task " + std::to_string(task.id) + " ran " +
+                                             seconds_text(static_cast<double>(duration_ns) / 1e9) +
+                                             " s, longer than the farm's timeout of " +
+                                             seconds_text(timeout_ns / 1e9) + " s");
     fail(task, TaskError(info, rebuild_exception(info)));
     return;
   }
@@ -587,14 +587,13 @@ void Scheduler::check_region_timeouts() {
       if (first == region.members.size()) first = i;
       running += (running.empty() ? "" : ", ") + std::to_string(i);
     }
-    const std::string message = "SPMD region " + std::to_string(id) +
-                                " ran longer than its timeout of " +
-                                seconds_text(region.timeout.count()) +
-                                " s; region ranks still running: " + running;
+    const std::string message =
+        "SPMD region " + std::to_string(id) + " ran longer than its timeout of " +
+        seconds_text(region.timeout.count()) + " s; region ranks still running: " + running;
     log().warn("{}", message);
     send_region_cancel(region, "the region timed out");
-    const ErrorInfo info = manager_error(id, region.closure, region.members[first],
-                                         "parc::TaskTimeout", message);
+    const ErrorInfo info =
+        manager_error(id, region.closure, region.members[first], "parc::TaskTimeout", message);
     region.sink->on_error(first, TaskError(info, rebuild_exception(info)));
   }
 }

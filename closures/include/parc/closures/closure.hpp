@@ -85,8 +85,9 @@ void invoke_closure(const void* target, ByteReader& in, ByteWriter& out) {
             "parc: this closure takes a parc::SpmdContext&, so it runs in an SPMD region: "
             "call it with parc::Spmd::run, not through a task farm");
       }
-      return std::apply([&](auto&&... a) -> decltype(auto) { return fn(*context, std::move(a)...); },
-                        std::move(arguments));
+      return std::apply(
+          [&](auto&&... a) -> decltype(auto) { return fn(*context, std::move(a)...); },
+          std::move(arguments));
     } else {
       return std::apply(fn, std::move(arguments));
     }

@@ -28,8 +28,7 @@ class Endpoint {
   // as every member does when the manager starts the region. `poll` runs now and then
   // while an operation waits (the worker reads its control channel there, where a
   // cancellation arrives). Over MPI this is collective over `members`.
-  virtual std::unique_ptr<RegionComm> open_region(std::uint64_t id,
-                                                  const std::vector<int>& members,
+  virtual std::unique_ptr<RegionComm> open_region(std::uint64_t id, const std::vector<int>& members,
                                                   std::function<void()> poll) = 0;
 };
 

@@ -8,10 +8,10 @@
 namespace parc {
 
 enum class MessageKind : std::uint16_t {
-  task_batch = 1,    // manager -> worker: tasks to run
-  result_batch = 2,  // worker -> manager: one outcome per task of a batch
-  cancel = 3,        // manager -> worker: drop unstarted tasks of a farm generation
-  shutdown = 4,      // manager -> worker: leave the serve loop, with the exit code
+  task_batch = 1,     // manager -> worker: tasks to run
+  result_batch = 2,   // worker -> manager: one outcome per task of a batch
+  cancel = 3,         // manager -> worker: drop unstarted tasks of a farm generation
+  shutdown = 4,       // manager -> worker: leave the serve loop, with the exit code
   region_start = 5,   // manager -> worker: run an SPMD region's closure on this rank
   region_result = 6,  // worker -> manager: this rank's outcome of a region
   region_cancel = 7,  // any -> worker (control): release this rank from a region

@@ -22,19 +22,27 @@ namespace parc {
 // object works too (applied on the gathered values, in rank order).
 struct Sum {
   template <class T>
-  T operator()(const T& a, const T& b) const { return a + b; }
+  T operator()(const T& a, const T& b) const {
+    return a + b;
+  }
 };
 struct Prod {
   template <class T>
-  T operator()(const T& a, const T& b) const { return a * b; }
+  T operator()(const T& a, const T& b) const {
+    return a * b;
+  }
 };
 struct Min {
   template <class T>
-  T operator()(const T& a, const T& b) const { return b < a ? b : a; }
+  T operator()(const T& a, const T& b) const {
+    return b < a ? b : a;
+  }
 };
 struct Max {
   template <class T>
-  T operator()(const T& a, const T& b) const { return a < b ? b : a; }
+  T operator()(const T& a, const T& b) const {
+    return a < b ? b : a;
+  }
 };
 inline constexpr Sum sum{};
 inline constexpr Prod prod{};
@@ -153,8 +161,7 @@ class SpmdContext {
       T result = value;
       using N = detail::native_reduction<T>;
       comm_.allreduce(N::data(result), N::count(result),
-                      *detail::scalar_type_of<typename N::element>(),
-                      *detail::reduce_op_of<Op>());
+                      *detail::scalar_type_of<typename N::element>(), *detail::reduce_op_of<Op>());
       return result;
     } else {
       std::vector<T> all = allgather(value);

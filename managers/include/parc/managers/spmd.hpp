@@ -61,10 +61,9 @@ class SpmdRun {
   auto get() {
     scheduler_->wait_until([this] { return scheduler_->region_finished(region_); });
     if (!state_->errors.empty()) {
-      std::sort(state_->errors.begin(), state_->errors.end(),
-                [](const TaskError& a, const TaskError& b) {
-                  return a.input_index() < b.input_index();
-                });
+      std::sort(
+          state_->errors.begin(), state_->errors.end(),
+          [](const TaskError& a, const TaskError& b) { return a.input_index() < b.input_index(); });
       throw ParallelException(std::move(state_->errors));
     }
     if (state_->cancelled > 0) {
