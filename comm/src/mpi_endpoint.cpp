@@ -390,19 +390,10 @@ class MpiRegion : public RegionComm {
   }
 
   void check_rank(int rank, const char* operation, const char* what) const {
-    if (rank < 0 || rank >= size()) {
-      throw UsageError(std::string("parc: region ") + operation + ": " + what + " " +
-                       std::to_string(rank) + " is not a rank of this region (0.." +
-                       std::to_string(size() - 1) + ")");
-    }
+    check_region_rank(rank, size(), operation, what);
   }
 
-  static void check_tag(int tag, const char* operation) {
-    if (tag < 0 || tag > max_region_tag) {
-      throw UsageError(std::string("parc: region ") + operation + ": tag " + std::to_string(tag) +
-                       " is outside 0.." + std::to_string(max_region_tag));
-    }
-  }
+  static void check_tag(int tag, const char* operation) { check_region_tag(tag, operation); }
 
   void wait(MPI_Request& request) {
     wait_until([&] {

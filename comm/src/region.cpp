@@ -134,4 +134,19 @@ void reduce_scalars(void* accumulator, const void* values, std::size_t count, Sc
   unknown_type(type);
 }
 
+void check_region_rank(int rank, int size, const char* operation, const char* what) {
+  if (rank < 0 || rank >= size) {
+    throw UsageError(std::string("parc: region ") + operation + ": " + what + " " +
+                     std::to_string(rank) + " is not a rank of this region (0.." +
+                     std::to_string(size - 1) + ")");
+  }
+}
+
+void check_region_tag(int tag, const char* operation) {
+  if (tag < 0 || tag > max_region_tag) {
+    throw UsageError(std::string("parc: region ") + operation + ": tag " + std::to_string(tag) +
+                     " is outside 0.." + std::to_string(max_region_tag));
+  }
+}
+
 }  // namespace parc

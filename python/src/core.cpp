@@ -120,6 +120,27 @@ void declare_python_closure(const std::string& name, py::object function) {
 
 }  // namespace
 
+FarmOptions farm_options(const std::string& policy, int retries, py::object retry_filter,
+                         double timeout) {
+  FarmOptions options;
+  options.policy = policy == "collect_all" ? Policy::collect_all : Policy::fail_fast;
+  options.retries = retries;
+  options.timeout = std::chrono::duration<double>(timeout);
+  if (!retry_filter.is_none()) {
+    // The scheduler drops its options without the GIL; the filter must take it to die.
+    std::shared_ptr<py::object> filter(new py::object(std::move(retry_filter)),
+                                       [](py::object* object) {
+                                         py::gil_scoped_acquire gil;
+                                         delete object;
+                                       });
+    options.retry_on = [filter](const TaskError& error) {
+      py::gil_scoped_acquire gil;
+      return (*filter)(error_tuple(error)).cast<bool>();
+    };
+  }
+  return options;
+}
+
 py::tuple error_tuple(const TaskError& error) {
   const ErrorInfo& info = error.info();
   py::list chain;
@@ -164,22 +185,7 @@ class Farm {
  public:
   Farm(const std::string& policy, int retries, py::object retry_filter, double timeout)
       : collector_(std::make_shared<Collector>()) {
-    FarmOptions options;
-    options.policy = policy == "collect_all" ? Policy::collect_all : Policy::fail_fast;
-    options.retries = retries;
-    options.timeout = std::chrono::duration<double>(timeout);
-    if (!retry_filter.is_none()) {
-      // The scheduler drops its options without the GIL; the filter must take it to die.
-      std::shared_ptr<py::object> filter(new py::object(std::move(retry_filter)),
-                                         [](py::object* object) {
-                                           py::gil_scoped_acquire gil;
-                                           delete object;
-                                         });
-      options.retry_on = [filter](const TaskError& error) {
-        py::gil_scoped_acquire gil;
-        return (*filter)(error_tuple(error)).cast<bool>();
-      };
-    }
+    FarmOptions options = farm_options(policy, retries, std::move(retry_filter), timeout);
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);
     id_ = started().scheduler().open_farm(options);

@@ -74,6 +74,11 @@ Bytes join_parts(const py::iterable& parts);
 // (foreign, chain, rank, host, pid, task, closure, attempts): what parc._errors rebuilds.
 py::tuple error_tuple(const TaskError& error);
 
+// A farm's options from Python's policy name, retries, retry filter (called with an error
+// tuple, with the GIL) and timeout in seconds (0: none).
+FarmOptions farm_options(const std::string& policy, int retries, py::object retry_filter,
+                         double timeout);
+
 // Runs the scheduler (without the GIL, under scheduler_mutex) until `done()` or `timeout`
 // seconds pass (negative: no limit; zero: one round). Checks for Ctrl-C every 50 ms and
 // re-raises an interrupt caught in a task run inline.

@@ -39,22 +39,7 @@ class Pipeline {
       stage.name = spec[3].cast<std::string>();
       specs.push_back(std::move(stage));
     }
-    FarmOptions options;
-    options.policy = policy == "collect_all" ? Policy::collect_all : Policy::fail_fast;
-    options.retries = retries;
-    options.timeout = std::chrono::duration<double>(timeout);
-    if (!retry_filter.is_none()) {
-      // The scheduler drops its options without the GIL; the filter must take it to die.
-      std::shared_ptr<py::object> filter(new py::object(std::move(retry_filter)),
-                                         [](py::object* object) {
-                                           py::gil_scoped_acquire gil;
-                                           delete object;
-                                         });
-      options.retry_on = [filter](const TaskError& error) {
-        py::gil_scoped_acquire gil;
-        return (*filter)(error_tuple(error)).cast<bool>();
-      };
-    }
+    FarmOptions options = farm_options(policy, retries, std::move(retry_filter), timeout);
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);
     engine_ = std::make_unique<detail::PipelineEngine>(started().scheduler(), std::move(specs),

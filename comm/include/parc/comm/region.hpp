@@ -36,6 +36,10 @@ void reduce_scalars(void* accumulator, const void* values, std::size_t count, Sc
 // Point-to-point tags are 0..max_region_tag.
 inline constexpr int max_region_tag = 32767;
 
+// UsageErrors that name the operation and the valid range.
+void check_region_rank(int rank, int size, const char* operation, const char* what);
+void check_region_tag(int tag, const char* operation);
+
 class RegionComm {
  public:
   virtual ~RegionComm() = default;
