@@ -121,6 +121,13 @@ int pid_of_task(int) {
 }
 PARC_CLOSURE(pid_of_task);
 
+// Region rank 0 returns at once; the others wait for it in a collective or a recv.
+int deserts(parc::SpmdContext& ctx, bool in_collective) {
+  if (ctx.rank() == 0) return 0;
+  return in_collective ? ctx.allreduce(1) : ctx.recv<int>(0, 7);
+}
+PARC_CLOSURE(deserts);
+
 int plain(int x) { return x; }
 PARC_CLOSURE(plain);
 
@@ -222,6 +229,25 @@ TEST(Spmd, ARegionOnSomeWorkersRunsBesideAFarmOnTheOthers) {
   EXPECT_FALSE(region.ready());  // the farm finished while the region still ran
   EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 1u);
   EXPECT_EQ(region.get(), (std::vector<int>{0, 1}));
+}
+
+TEST(Spmd, WaitingForARankThatReturnedFailsInsteadOfHanging) {
+  if (workers() < 2) GTEST_SKIP() << "needs a region of 2 ranks";
+  for (bool in_collective : {true, false}) {
+    try {
+      parc::Spmd(*runtime).run(app::deserts, in_collective);
+      FAIL() << "no error";
+    } catch (const parc::ParallelException& e) {
+      // A waiting rank that sees it first fails, which may release the others first.
+      ASSERT_GE(e.size(), 1u);
+      for (const auto& error : e.errors()) {
+        EXPECT_EQ(error.type_name(), "parc::UsageError");
+        EXPECT_NE(error.message().find(in_collective ? "same collectives" : "(tag 7)"),
+                  std::string::npos)
+            << error.message();
+      }
+    }
+  }
 }
 
 TEST(Spmd, BadRanksAreUsageErrors) {

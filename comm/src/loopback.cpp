@@ -39,6 +39,8 @@ struct RegionState {
   std::string reason;
   std::map<std::uint64_t, Round> rounds;
   std::map<std::tuple<int, int, int>, std::deque<Bytes>> mailboxes;  // (source, dest, tag)
+  // Per rank whose closure returned: how many collectives it ran.
+  std::map<int, std::uint64_t> finished;
 };
 
 class LocalRegion : public RegionComm {
@@ -116,8 +118,11 @@ class LocalRegion : public RegionComm {
     check_tag(tag, "recv");
     std::unique_lock lock(state_->mutex);
     auto& mailbox = state_->mailboxes[{source, rank_, tag}];
-    state_->changed.wait(lock, [&] { return state_->cancelled || !mailbox.empty(); });
+    const auto source_returned = [&] { return state_->finished.count(source) > 0; };
+    state_->changed.wait(
+        lock, [&] { return state_->cancelled || !mailbox.empty() || source_returned(); });
     throw_if_cancelled();
+    if (mailbox.empty()) throw region_rank_returned_without_sending(source, tag);
     Bytes data = std::move(mailbox.front());
     mailbox.pop_front();
     return data;
@@ -133,6 +138,12 @@ class LocalRegion : public RegionComm {
   }
 
   void cancel_all(const std::string& reason) override { cancel(reason); }
+
+  void finish() override {
+    std::lock_guard lock(state_->mutex);
+    state_->finished[rank_] = next_round_;
+    state_->changed.notify_all();
+  }
 
   bool cancelled() const override {
     std::lock_guard lock(state_->mutex);
@@ -170,8 +181,21 @@ class LocalRegion : public RegionComm {
     if (round.contributions.empty()) round.contributions.resize(members_count());
     round.contributions[static_cast<std::size_t>(rank_)] = std::move(contribution);
     if (++round.deposited == size()) state_->changed.notify_all();
-    state_->changed.wait(lock, [&] { return state_->cancelled || round.deposited == size(); });
+    // A rank that returned before this round will never deposit into it.
+    const auto deserted = [&]() -> const std::pair<const int, std::uint64_t>* {
+      for (const auto& entry : state_->finished) {
+        if (entry.second <= round_index) return &entry;
+      }
+      return nullptr;
+    };
+    state_->changed.wait(lock, [&] {
+      return state_->cancelled || round.deposited == size() || deserted() != nullptr;
+    });
     throw_if_cancelled();
+    if (round.deposited != size()) {
+      const auto* gone = deserted();
+      throw region_rank_returned_before_collective(gone->first, gone->second, round_index + 1);
+    }
     // The last reader erases the round, also when `read` throws.
     const auto leave = [&] {
       if (++round.read == size()) state_->rounds.erase(round_index);

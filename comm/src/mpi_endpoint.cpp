@@ -341,6 +341,7 @@ class MpiRegion : public RegionComm {
         MPI_Isend(pending.frame.data(), count, MPI_BYTE, dest, tag, comm_, &pending.request);
     if (code != MPI_SUCCESS) sends_.pop_back();
     check_mpi(code, "MPI_Isend");
+    ++sent_[{dest, tag}];
   }
 
   Bytes recv(int source, int tag) override {
@@ -349,6 +350,7 @@ class MpiRegion : public RegionComm {
     begin();
     MPI_Message message;
     MPI_Status status;
+    waiting_for_ = Waiting{false, source, tag};
     wait_until([&] {
       int found = 0;
       check_mpi(MPI_Improbe(source, tag, comm_, &found, &message, &status), "MPI_Improbe");
@@ -361,7 +363,9 @@ class MpiRegion : public RegionComm {
     buffer.resize(static_cast<std::size_t>(count));
     MPI_Request request;
     check_mpi(MPI_Imrecv(buffer.data(), count, MPI_BYTE, &message, &request), "MPI_Imrecv");
-    wait(request);
+    waiting_for_ = Waiting{};
+    complete(request);
+    ++received_[{source, tag}];
     return std::move(buffer);
   }
 
@@ -373,6 +377,12 @@ class MpiRegion : public RegionComm {
   }
 
   void cancel_all(const std::string& reason) override;
+  void finish() override;
+
+  void peer_finished(int rank, std::uint64_t collectives,
+                     const std::map<int, std::uint64_t>& sends) override {
+    finished_[rank] = Finished{collectives, sends};
+  }
 
   bool cancelled() const override { return cancelled_.load(std::memory_order_acquire); }
 
@@ -395,7 +405,15 @@ class MpiRegion : public RegionComm {
 
   static void check_tag(int tag, const char* operation) { check_region_tag(tag, operation); }
 
+  // A collective's request; its number lets a wait see that a peer which returned never
+  // entered it.
   void wait(MPI_Request& request) {
+    ++collectives_;
+    waiting_for_ = Waiting{true, -1, 0};
+    complete(request);
+  }
+
+  void complete(MPI_Request& request) {
     wait_until([&] {
       int done = 0;
       check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
@@ -419,6 +437,7 @@ class MpiRegion : public RegionComm {
       unsigned clock_mask = 7;
       for (unsigned n = 1;; ++n) {
         begin();
+        if (!finished_.empty()) check_not_deserted();
         backoff.pause();
         if (done()) return;
         if ((n & clock_mask) == 0) {
@@ -439,6 +458,36 @@ class MpiRegion : public RegionComm {
     }
   }
 
+  // Throws when the wait under way waits for a peer that returned without entering it.
+  void check_not_deserted() const {
+    if (waiting_for_.collective) {
+      for (const auto& [rank, finished] : finished_) {
+        if (finished.collectives < collectives_) {
+          throw region_rank_returned_before_collective(rank, finished.collectives, collectives_);
+        }
+      }
+    } else if (waiting_for_.source >= 0) {
+      auto it = finished_.find(waiting_for_.source);
+      if (it == finished_.end()) return;
+      auto sent = it->second.sends.find(waiting_for_.tag);
+      const std::uint64_t promised = sent == it->second.sends.end() ? 0 : sent->second;
+      auto got = received_.find({waiting_for_.source, waiting_for_.tag});
+      if ((got == received_.end() ? 0 : got->second) >= promised) {
+        throw region_rank_returned_without_sending(waiting_for_.source, waiting_for_.tag);
+      }
+    }
+  }
+
+  struct Waiting {
+    bool collective = false;
+    int source = -1;  // a recv's; -1: none
+    int tag = 0;
+  };
+  struct Finished {
+    std::uint64_t collectives;
+    std::map<int, std::uint64_t> sends;  // to this rank, by tag
+  };
+
   MpiEndpoint& endpoint_;
   const std::uint64_t id_;
   const std::vector<int> members_;  // world ranks, in region-rank order
@@ -451,6 +500,13 @@ class MpiRegion : public RegionComm {
   mutable std::mutex mutex_;
   std::string reason_;
   bool announced_ = false;  // cancel_all sent its messages
+  // Who returned, and what this rank did, so that waiting for a rank that returned fails
+  // instead of hanging (see RegionComm::finish).
+  std::uint64_t collectives_ = 0;
+  Waiting waiting_for_;
+  std::map<std::pair<int, int>, std::uint64_t> sent_;      // (dest, tag) -> messages
+  std::map<std::pair<int, int>, std::uint64_t> received_;  // (source, tag) -> messages
+  std::map<int, Finished> finished_;                       // region rank -> what it did
 };
 
 class MpiEndpoint : public Endpoint {
@@ -576,6 +632,24 @@ MpiRegion::~MpiRegion() {
   // comm_ is deliberately not freed: operations still pending on it (here or on a peer)
   // may deliver messages later, and freeing could let a later region's communicator
   // reuse its context id and receive them. Costs one context id per cancelled region.
+}
+
+void MpiRegion::finish() {
+  if (cancelled()) return;
+  for (int peer = 0; peer < size(); ++peer) {
+    if (peer == rank_) continue;
+    std::map<int, std::uint64_t> sends;
+    for (auto it = sent_.lower_bound({peer, 0}); it != sent_.end() && it->first.first == peer; ++it)
+      sends[it->first.second] = it->second;
+    Bytes frame = begin_frame();
+    ByteWriter out(frame);
+    out.write(id_);
+    out.write(static_cast<std::int32_t>(rank_));
+    out.write(collectives_);
+    out.write(sends);
+    endpoint_.send(Traffic::control, members_[static_cast<std::size_t>(peer)],
+                   MessageKind::region_done, std::move(frame));
+  }
 }
 
 void MpiRegion::cancel_all(const std::string& reason) {

@@ -149,4 +149,19 @@ void check_region_tag(int tag, const char* operation) {
   }
 }
 
+UsageError region_rank_returned_before_collective(int rank, std::uint64_t collectives_run,
+                                                  std::uint64_t waiting_in) {
+  return UsageError("parc: region rank " + std::to_string(rank) + " returned after " +
+                    std::to_string(collectives_run) +
+                    " collective operations, while this rank waits for it in operation " +
+                    std::to_string(waiting_in) +
+                    ": every rank of a region must call the same collectives, in the same order");
+}
+
+UsageError region_rank_returned_without_sending(int source, int tag) {
+  return UsageError("parc: region rank " + std::to_string(source) +
+                    " returned without sending the message this rank waits for (tag " +
+                    std::to_string(tag) + "): match every recv with a send");
+}
+
 }  // namespace parc

@@ -96,13 +96,19 @@ void Worker::handle_control(const Message& message) {
   if (message.kind == MessageKind::cancel) {
     auto farm = body.read<std::uint32_t>();
     cancel(farm, body.read<std::uint32_t>());
-  } else if (message.kind == MessageKind::region_cancel) {
+  } else if (message.kind == MessageKind::region_cancel ||
+             message.kind == MessageKind::region_done) {
     const auto id = body.read<std::uint64_t>();
-    auto reason = body.read<std::string>();
     if (region_ && region_->id == id) {
-      region_->comm->cancel(reason);
+      if (message.kind == MessageKind::region_cancel) {
+        region_->comm->cancel(body.read<std::string>());
+      } else {
+        const auto rank = body.read<std::int32_t>();
+        const auto collectives = body.read<std::uint64_t>();
+        region_->comm->peer_finished(rank, collectives, body.read<std::map<int, std::uint64_t>>());
+      }
     } else if (id > last_region_) {  // overtook its region_start (another channel)
-      early_cancels_[id] = std::move(reason);
+      early_control_[id].push_back(message);
     }
   } else if (message.kind == MessageKind::shutdown) {
     exit_code_ = body.read<std::int32_t>();
@@ -169,11 +175,13 @@ void Worker::start_region(Message& message) {
     endpoint_.send(Traffic::tasks, message.source, MessageKind::region_result, std::move(reply));
     return;
   }
-  for (auto it = early_cancels_.begin(); it != early_cancels_.end();) {
-    if (it->first == region->id) region->comm->cancel(it->second);
-    it = it->first <= region->id ? early_cancels_.erase(it) : std::next(it);
-  }
   region_ = std::move(region);
+  for (auto it = early_control_.begin(); it != early_control_.end();) {
+    if (it->first == region_->id) {
+      for (const Message& early : it->second) handle_control(early);
+    }
+    it = it->first <= region_->id ? early_control_.erase(it) : std::next(it);
+  }
   ActiveRegion* active = region_.get();
   if (simulated_) {
     active->thread = std::thread([this, active, closure, arguments] {
@@ -200,6 +208,7 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
   current_spmd_context() = &context;
   try {
     run_closure(closure, arguments, out);
+    region.comm->finish();
   } catch (...) {
     reply.resize(payload_at);
     if (region.comm->cancelled() && is_cancellation(std::current_exception())) {

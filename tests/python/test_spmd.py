@@ -386,3 +386,42 @@ def test_a_timed_out_rank_busy_in_python_is_waited_for_by_the_next_region(launch
     '''), **mode, timeout=60))
     assert r["types"] == ["TaskTimeout"]
     assert r["after"] == [len(r["after"])] * len(r["after"])
+
+
+@pytest.mark.parametrize("case", ["collective", "recv"])
+def test_waiting_for_a_rank_that_returned_fails_instead_of_hanging(launch, mode, case):
+    r = report(launch(app(rf'''
+        def deserts(ctx, case):
+            if ctx.rank == 0:
+                return "left early"  # never enters the allreduce, never sends
+            if case == "collective":
+                return ctx.allreduce(1)
+            return ctx.recv(0, tag=2)
+
+
+        def main():
+            start = time.monotonic()
+            try:
+                parc.Spmd().run(deserts, "{case}")
+                found = []
+            except parc.ParallelException as group:
+                found = [(type(e).__name__, str(e), e.parc_region_rank)
+                         for e in group.exceptions]
+            emit({{"found": found, "seconds": time.monotonic() - start,
+                   "after": parc.Spmd().run(lambda ctx: ctx.allreduce(1))}})
+
+
+        parc.run(main)
+    '''), **mode, timeout=60))
+    assert r["found"], "no failure reported"
+    types = {t for t, _, _ in r["found"]}
+    assert types == {"UsageError"}
+    assert all(rank > 0 for _, _, rank in r["found"])
+    message = r["found"][0][1]
+    if case == "collective":
+        assert "region rank 0 returned after" in message and "same collectives" in message
+    else:
+        assert "region rank 0 returned without sending the message this rank waits for (tag 2)" \
+            in message
+    assert r["seconds"] < 10
+    assert r["after"] == [len(r["after"])] * len(r["after"])

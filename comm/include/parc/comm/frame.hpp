@@ -15,8 +15,9 @@ enum class MessageKind : std::uint16_t {
   region_start = 5,   // manager -> worker: run an SPMD region's closure on this rank
   region_result = 6,  // worker -> manager: this rank's outcome of a region
   region_cancel = 7,  // any -> worker (control): release this rank from a region
+  region_done = 8,    // worker -> worker (control): a rank of the region returned
 };
-inline constexpr auto last_message_kind = MessageKind::region_cancel;
+inline constexpr auto last_message_kind = MessageKind::region_done;
 
 // Traffic classes: each has its own duplicated communicator.
 enum class Traffic : int { tasks = 0, control = 1 };

@@ -11,10 +11,12 @@
 // an in-process region (LoopbackNetwork::open_region).
 
 #include <parc/comm/archive.hpp>
+#include <parc/exceptions/errors.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +41,11 @@ inline constexpr int max_region_tag = 32767;
 // UsageErrors that name the operation and the valid range.
 void check_region_rank(int rank, int size, const char* operation, const char* what);
 void check_region_tag(int tag, const char* operation);
+
+// What a rank waiting for a peer that returned is told (thrown as its own failure).
+UsageError region_rank_returned_before_collective(int rank, std::uint64_t collectives_run,
+                                                  std::uint64_t waiting_in);
+UsageError region_rank_returned_without_sending(int source, int tag);
 
 class RegionComm {
  public:
@@ -73,6 +80,16 @@ class RegionComm {
   // reason as a std::string, both written with ByteWriter).
   virtual void cancel_all(const std::string& reason) = 0;
   virtual bool cancelled() const = 0;
+
+  // This rank's closure returned. From then on a rank waiting for it in a collective it
+  // never entered, or in a recv of a message it never sent, fails with UsageError instead
+  // of waiting forever. Over MPI, a region_done message to each other member: u64 region
+  // id, i32 region rank, u64 collectives it ran, then its sends to that member as u64 n
+  // and n pairs (i32 tag, u64 count).
+  virtual void finish() = 0;
+  // A peer's region_done (MPI; in-process regions learn it through their shared state).
+  virtual void peer_finished(int /*rank*/, std::uint64_t /*collectives*/,
+                             const std::map<int, std::uint64_t>& /*sends*/) {}
 };
 
 }  // namespace parc

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace parc::detail {
 
@@ -63,7 +64,8 @@ class Worker {
   std::map<std::uint32_t, std::uint32_t> cancelled_up_to_;  // farm -> generation
   std::unique_ptr<ActiveRegion> region_;
   std::uint64_t last_region_ = 0;
-  std::map<std::uint64_t, std::string> early_cancels_;  // regions cancelled before they began
+  // Control messages of regions that have not begun here yet (they travel apart).
+  std::map<std::uint64_t, std::vector<Message>> early_control_;
   bool shut_down_ = false;
   int exit_code_ = 0;
 };
