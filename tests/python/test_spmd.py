@@ -425,3 +425,44 @@ def test_waiting_for_a_rank_that_returned_fails_instead_of_hanging(launch, mode,
             in message
     assert r["seconds"] < 10
     assert r["after"] == [len(r["after"])] * len(r["after"])
+
+
+def test_submit_result_timeout_and_cancel(launch, mode):
+    r = report(launch(app(r'''
+        def sleeps(ctx):
+            time.sleep(1.0)
+            return ctx.allreduce(ctx.rank)
+
+
+        def loops(ctx):
+            while True:  # released only by the cancellation
+                ctx.barrier()
+
+
+        def main():
+            run = parc.Spmd().submit(sleeps)
+            try:
+                run.result(timeout=0.1)
+                early = "no timeout"
+            except TimeoutError as error:
+                early = str(error)
+            values = run.result()
+            endless = parc.Spmd().submit(loops)
+            time.sleep(0.3)
+            endless.cancel()
+            try:
+                endless.result(timeout=20)
+                cancelled = "not cancelled"
+            except parc.CancelledError:
+                cancelled = "cancelled"
+            emit({"early": early, "values": values, "cancelled": cancelled,
+                  "after": parc.Spmd().run(lambda ctx: ctx.rank)})
+
+
+        parc.run(main)
+    '''), **mode, timeout=60))
+    n = len(r["after"])
+    assert "did not finish within 0.1 s" in r["early"]
+    assert r["values"] == [sum(range(n))] * n
+    assert r["cancelled"] == "cancelled"
+    assert r["after"] == list(range(n))
