@@ -8,6 +8,8 @@
 #include <parc/exceptions/errors.hpp>
 
 #include <gmock/gmock.h>
+#include "support/region_checks.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -185,12 +187,10 @@ using parc::RegionComm;
 using parc::ScalarType;
 using Clock = std::chrono::steady_clock;
 
-Bytes bytes_of(const std::string& text) { return Bytes(text.begin(), text.end()); }
-std::string text_of(const Bytes& bytes) { return std::string(bytes.begin(), bytes.end()); }
-// Rank r's contribution: r copies of the letter 'a' + r (rank 0's is empty).
-std::string contribution(int rank) {
-  return std::string(static_cast<std::size_t>(rank), static_cast<char>('a' + rank));
-}
+using parc::test::bytes_of;
+using parc::test::check_collectives;
+using parc::test::contribution;
+using parc::test::text_of;
 
 std::vector<int> first_ranks(int size) {
   std::vector<int> members(static_cast<std::size_t>(size));
@@ -225,75 +225,6 @@ void run_region(int size, const std::function<void(RegionComm&)>& body) {
 }
 
 // The collectives every region test checks, over MPI too (comm_mpi_test.cpp has a copy).
-void check_collectives(RegionComm& region) {
-  const int rank = region.rank();
-  const int size = region.size();
-  region.barrier();
-
-  const int root = size - 1;
-  Bytes got = region.bcast(bytes_of(rank == root ? "from the root" : "ignored"), root);
-  EXPECT_EQ(text_of(got), "from the root");
-  EXPECT_TRUE(region.bcast(Bytes{}, 0).empty());
-
-  auto gathered = region.gather(bytes_of(contribution(rank)), 0);
-  if (rank == 0) {
-    ASSERT_EQ(static_cast<int>(gathered.size()), size);
-    for (int r = 0; r < size; ++r) EXPECT_EQ(text_of(gathered[r]), contribution(r));
-  } else {
-    EXPECT_TRUE(gathered.empty());
-  }
-  auto everyone = region.allgather(bytes_of(contribution(rank)));
-  ASSERT_EQ(static_cast<int>(everyone.size()), size);
-  for (int r = 0; r < size; ++r) EXPECT_EQ(text_of(everyone[r]), contribution(r));
-
-  std::vector<Bytes> parts;
-  if (rank == root) {
-    for (int r = 0; r < size; ++r) parts.push_back(bytes_of(contribution(r)));
-  }
-  EXPECT_EQ(text_of(region.scatter(std::move(parts), root)), contribution(rank));
-
-  // f64: all four operations over two elements.
-  const double expected_sum = size * (size - 1) / 2.0;
-  for (auto op : {ReduceOp::sum, ReduceOp::prod, ReduceOp::min, ReduceOp::max}) {
-    std::array<double, 2> values{rank + 1.0, -1.0 * rank};
-    region.allreduce(values.data(), values.size(), ScalarType::f64, op);
-    double factorial = 1;
-    for (int r = 1; r <= size; ++r) factorial *= r;
-    switch (op) {
-      case ReduceOp::sum:
-        EXPECT_EQ(values[0], expected_sum + size);
-        EXPECT_EQ(values[1], -expected_sum);
-        break;
-      case ReduceOp::prod:
-        EXPECT_EQ(values[0], factorial) << parc::reduce_op_name(op);
-        break;
-      case ReduceOp::min:
-        EXPECT_EQ(values[0], 1.0);
-        EXPECT_EQ(values[1], -(size - 1.0));
-        break;
-      case ReduceOp::max:
-        EXPECT_EQ(values[0], size);
-        EXPECT_EQ(values[1], 0.0);
-        break;
-    }
-  }
-  // i32 and u8; reduce leaves the other ranks' data as it was.
-  std::int32_t ints[3] = {rank, -rank, 7};
-  region.allreduce(ints, 3, ScalarType::i32, ReduceOp::min);
-  EXPECT_EQ(ints[0], 0);
-  EXPECT_EQ(ints[1], -(size - 1));
-  EXPECT_EQ(ints[2], 7);
-  std::uint8_t small[2] = {static_cast<std::uint8_t>(rank), 200};
-  region.reduce(small, 2, ScalarType::u8, ReduceOp::max, root);
-  EXPECT_EQ(small[0], rank == root ? size - 1 : rank);
-  EXPECT_EQ(small[1], 200);
-  std::int64_t big = 1'000'000'000'000LL + rank;
-  region.reduce(&big, 1, ScalarType::i64, ReduceOp::sum, 0);
-  EXPECT_EQ(big, rank == 0 ? 1'000'000'000'000LL * size + size * (size - 1) / 2
-                           : 1'000'000'000'000LL + rank);
-  region.allreduce(nullptr, 0, ScalarType::f32, ReduceOp::sum);  // nothing to do, still meets
-}
-
 // Everyone sends first, then receives: buffered sends cannot deadlock. Several messages
 // per pair and tag arrive in order; tags keep streams apart.
 void check_ring(RegionComm& region) {
