@@ -151,10 +151,12 @@ void Runtime::check_closure_tables() {
 void Runtime::shut_down_workers(int exit_code) {
   if (!endpoint_) return;
   if (scheduler_) {
-    // A worker still inside a timed-out task would never read the shutdown message.
+    // A worker still inside a timed-out task would never read the shutdown message; results
+    // still on their way (a map left early) are taken in, not left unmatched in MPI.
     const auto deadline = std::chrono::steady_clock::now() + shutdown_grace();
     Backoff backoff;
-    while (!scheduler_->stuck_workers().empty() && std::chrono::steady_clock::now() < deadline) {
+    while ((!scheduler_->stuck_workers().empty() || scheduler_->batches_in_flight()) &&
+           std::chrono::steady_clock::now() < deadline) {
       if (scheduler_->progress()) {
         backoff.reset();
       } else {

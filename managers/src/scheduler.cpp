@@ -620,6 +620,11 @@ void Scheduler::cancel_region(std::uint64_t id, const std::string& reason) {
   send_region_cancel(it->second, reason);
 }
 
+bool Scheduler::batches_in_flight() const {
+  return std::any_of(slots_.begin(), slots_.end(),
+                     [](const Slot& slot) { return !slot.batches.empty(); });
+}
+
 std::vector<std::pair<int, std::uint64_t>> Scheduler::stuck_workers() const {
   std::vector<std::pair<int, std::uint64_t>> stuck;
   for (const Slot& slot : slots_) {

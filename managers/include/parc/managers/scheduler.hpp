@@ -91,6 +91,9 @@ class Scheduler {
   // cancellations they cause) are only seen at the next progress().
   void dispatch();
 
+  // Task batches sent and not answered yet.
+  bool batches_in_flight() const;
+
   // Workers still running a task that timed out (their rank and task).
   std::vector<std::pair<int, std::uint64_t>> stuck_workers() const;
 
