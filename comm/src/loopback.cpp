@@ -280,7 +280,8 @@ class LoopbackNetwork::LoopbackEndpoint : public Endpoint {
   // `poll` is not needed: cancellation reaches in-process regions through their shared
   // state, from any thread.
   std::unique_ptr<RegionComm> open_region(std::uint64_t id, const std::vector<int>& members,
-                                          std::function<void()> /*poll*/) override {
+                                          std::function<void()> /*poll*/,
+                                          KeptCommunicator /*kept*/) override {
     const auto region_rank = check_members(members);
     std::lock_guard lock(registry_->mutex);
     std::erase_if(registry_->regions, [](const auto& entry) { return entry.second.expired(); });

@@ -379,6 +379,9 @@ class MpiRegion : public RegionComm {
   void cancel_all(const std::string& reason) override;
   void finish() override;
 
+  std::vector<std::uint64_t> messages_sent() const override { return totals(sent_); }
+  std::vector<std::uint64_t> messages_received() const override { return totals(received_); }
+
   void peer_finished(int rank, std::uint64_t collectives,
                      const std::map<int, std::uint64_t>& sends) override {
     finished_[rank] = Finished{collectives, sends};
@@ -458,6 +461,14 @@ class MpiRegion : public RegionComm {
     }
   }
 
+  // Messages per region rank, over every tag.
+  std::vector<std::uint64_t> totals(
+      const std::map<std::pair<int, int>, std::uint64_t>& counts) const {
+    std::vector<std::uint64_t> per_rank(members_.size(), 0);
+    for (const auto& [key, count] : counts) per_rank[static_cast<std::size_t>(key.first)] += count;
+    return per_rank;
+  }
+
   // Throws when the wait under way waits for a peer that returned without entering it.
   void check_not_deserted() const {
     if (waiting_for_.collective) {
@@ -523,6 +534,7 @@ class MpiEndpoint : public Endpoint {
     // Sends still in flight at shutdown go to ranks that no longer read them.
     for (auto& pending : pending_) MPI_Request_free(&pending.request);
     for (auto& comm : comms_) MPI_Comm_free(&comm);
+    if (kept_ != MPI_COMM_NULL) MPI_Comm_free(&kept_);
     MPI_Comm_free(&region_parent_);
   }
 
@@ -562,7 +574,8 @@ class MpiEndpoint : public Endpoint {
   }
 
   std::unique_ptr<RegionComm> open_region(std::uint64_t id, const std::vector<int>& members,
-                                          std::function<void()> poll) override {
+                                          std::function<void()> poll,
+                                          KeptCommunicator kept_mode) override {
     int region_rank = -1;
     for (std::size_t i = 0; i < members.size(); ++i) {
       const int member = members[i];
@@ -580,6 +593,20 @@ class MpiEndpoint : public Endpoint {
     if (region_rank < 0) {
       throw UsageError("parc: open_region: this rank (" + std::to_string(rank_) +
                        ") is not among the region's members");
+    }
+    if (kept_mode == KeptCommunicator::reuse) {
+      if (kept_ == MPI_COMM_NULL || kept_members_ != members) {
+        throw std::logic_error(
+            "parc: open_region: the manager asked to reuse a communicator "
+            "this rank did not keep");
+      }
+      const MPI_Comm comm = std::exchange(kept_, MPI_COMM_NULL);
+      return std::make_unique<MpiRegion>(*this, id, members, region_rank, comm, std::move(poll));
+    }
+    if (kept_ != MPI_COMM_NULL) {
+      // Abandoned ones are never freed: see ~MpiRegion.
+      if (kept_mode == KeptCommunicator::release) MPI_Comm_free(&kept_);
+      kept_ = MPI_COMM_NULL;
     }
     MPI_Group world_group;
     MPI_Group group;
@@ -608,6 +635,12 @@ class MpiEndpoint : public Endpoint {
 
   // A region's sends still in flight when it closes: completed by progress().
   void adopt(SendList& sends) { pending_.splice(pending_.end(), sends); }
+  // The communicator of a region that finished here with every operation complete, for
+  // the next region over the same members (creating one is a blocking collective).
+  void keep(const std::vector<int>& members, MPI_Comm comm) {
+    kept_ = comm;  // open_region took the previous one
+    kept_members_ = members;
+  }
 
  private:
   MPI_Comm comm(Traffic traffic) const { return comms_[static_cast<std::size_t>(traffic)]; }
@@ -617,13 +650,15 @@ class MpiEndpoint : public Endpoint {
   std::array<MPI_Comm, traffic_class_count> comms_{};
   MPI_Comm region_parent_ = MPI_COMM_NULL;  // regions' communicators are made from it
   SendList pending_;
+  MPI_Comm kept_ = MPI_COMM_NULL;  // of the last region, for the next (see keep)
+  std::vector<int> kept_members_;
 };
 
 MpiRegion::~MpiRegion() {
   reap(sends_);
   if (!cancelled()) {
     endpoint_.adopt(sends_);
-    MPI_Comm_free(&comm_);
+    endpoint_.keep(members_, comm_);
     return;
   }
   // Abandoned: peers may never receive, so the endpoint must not wait for these sends.

@@ -493,12 +493,22 @@ void Scheduler::start_regions() {
     if (!ready) continue;
     region.started = true;
     region.start_time = Clock::now();
+    const bool reuse = std::all_of(region.members.begin(), region.members.end(), [&](int rank) {
+      return clean_communicator_of_[rank] == region.members;
+    });
+    region.sent.assign(region.members.size(), {});
+    region.received.assign(region.members.size(), {});
     for (int rank : region.members) {
       Bytes frame = begin_frame();
       ByteWriter out(frame);
       out.write(id);
       out.write(region.closure);
       out.write(region.members);
+      const KeptCommunicator kept = reuse ? KeptCommunicator::reuse
+                                    : clean_communicator_of_[rank].empty()
+                                        ? KeptCommunicator::abandon
+                                        : KeptCommunicator::release;
+      out.write(static_cast<std::uint8_t>(kept));
       out.write(static_cast<std::uint64_t>(region.arguments.size()));
       out.write_bytes(region.arguments.data(), region.arguments.size());
       endpoint_.send(Traffic::tasks, rank, MessageKind::region_start, std::move(frame));
@@ -555,6 +565,10 @@ void Scheduler::handle_region_result(Message& message) {
   const auto status = body.read<std::uint8_t>();
   const auto length = body.read<std::uint64_t>();
   ByteReader payload = body.sub_reader(length);
+  const bool reusable = body.read<std::uint8_t>() != 0;
+  region.sent[index] = body.read<std::vector<std::uint64_t>>();
+  region.received[index] = body.read<std::vector<std::uint64_t>>();
+  region.clean = region.clean && reusable && !region.timed_out;
   if (!region.timed_out) {  // after a timeout the region's failure is already reported
     if (status == static_cast<std::uint8_t>(TaskStatus::ok)) {
       region.sink->on_result(index, payload);
@@ -566,6 +580,20 @@ void Scheduler::handle_region_result(Message& message) {
     }
   }
   if (region.answers == region.members.size()) {
+    // The next region over these members reuses the communicator only when nothing of
+    // this one can reach it: no failure, and every message sent was received.
+    const std::size_t n = region.members.size();
+    bool clean = region.clean;
+    for (std::size_t a = 0; clean && a < n; ++a) {
+      for (std::size_t b = 0; clean && b < n; ++b) {
+        const auto sent = b < region.sent[a].size() ? region.sent[a][b] : 0;
+        const auto received = a < region.received[b].size() ? region.received[b][a] : 0;
+        clean = sent == received;
+      }
+    }
+    for (int rank : region.members) {
+      clean_communicator_of_[rank] = clean ? region.members : std::vector<int>{};
+    }
     release_region_slots(region);
     regions_.erase(it);
   }

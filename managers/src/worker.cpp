@@ -30,6 +30,15 @@ void patch_outcome(Bytes& reply, std::size_t header_at, TaskStatus status,
   std::memcpy(header + sizeof status, &payload_size, sizeof payload_size);
 }
 
+// After a region's outcome: whether this rank can reuse its communicator, and the messages
+// it sent to and received from each region rank (the manager checks that none is left).
+void write_region_hygiene(ByteWriter& out, const RegionComm* comm, TaskStatus status) {
+  const bool reusable = comm != nullptr && status == TaskStatus::ok && !comm->cancelled();
+  out.write(static_cast<std::uint8_t>(reusable));
+  out.write(comm != nullptr ? comm->messages_sent() : std::vector<std::uint64_t>{});
+  out.write(comm != nullptr ? comm->messages_received() : std::vector<std::uint64_t>{});
+}
+
 }  // namespace
 
 Worker::Worker(Endpoint& endpoint, std::string host, std::int64_t pid, bool simulated)
@@ -157,11 +166,13 @@ void Worker::start_region(Message& message) {
   region->id = body.read<std::uint64_t>();
   const auto closure = body.read<ClosureId>();
   const auto members = body.read<std::vector<int>>();
+  const auto kept = static_cast<KeptCommunicator>(body.read<std::uint8_t>());
   ByteReader arguments = body.sub_reader(body.read<std::uint64_t>());
   region->manager = message.source;
   last_region_ = region->id;
   try {
-    region->comm = endpoint_.open_region(region->id, members, [this] { poll_control(); });
+    region->comm = endpoint_.open_region(
+        region->id, members, [this] { poll_control(); }, kept);
   } catch (...) {  // the region fails on this rank; the worker keeps serving
     Bytes reply = begin_frame();
     ByteWriter out(reply);
@@ -172,6 +183,7 @@ void Worker::start_region(Message& message) {
     const std::size_t payload_at = reply.size();
     out.write(error_info(closure, region->id));
     patch_outcome(reply, header_at, TaskStatus::error, reply.size() - payload_at);
+    write_region_hygiene(out, nullptr, TaskStatus::error);
     endpoint_.send(Traffic::tasks, message.source, MessageKind::region_result, std::move(reply));
     return;
   }
@@ -224,6 +236,7 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
   }
   current_spmd_context() = nullptr;
   patch_outcome(reply, header_at, status, reply.size() - payload_at);
+  write_region_hygiene(out, region.comm.get(), status);
   return reply;
 }
 

@@ -466,3 +466,47 @@ def test_submit_result_timeout_and_cancel(launch, mode):
     assert r["values"] == [sum(range(n))] * n
     assert r["cancelled"] == "cancelled"
     assert r["after"] == list(range(n))
+
+
+def test_back_to_back_regions_never_see_each_others_messages(launch, mode):
+    # Region communicators are kept for the next region over the same ranks only when
+    # nothing of the last one is left; a message nobody received must not leak across.
+    r = report(launch(app(r'''
+        def leaves_a_message(ctx):
+            if ctx.rank == 0 and ctx.size > 1:
+                ctx.send("old", 1)
+            return ctx.allreduce(1)
+
+
+        def fails_on_rank_0(ctx):
+            if ctx.rank == 0:
+                raise ValueError("planned")
+            ctx.barrier()
+
+
+        def exchange(ctx, word):
+            if ctx.size > 1:
+                if ctx.rank == 0:
+                    ctx.send(word, 1)
+                if ctx.rank == 1:
+                    return ctx.recv(0)
+            return word
+
+
+        def main():
+            seen = []
+            parc.Spmd().run(leaves_a_message)
+            seen.append(parc.Spmd().run(exchange, "new")[min(1, len(parc.Spmd().ranks) - 1)])
+            sums = [parc.Spmd().run(lambda ctx, i: ctx.allreduce(i), i)[0] for i in range(200)]
+            try:
+                parc.Spmd().run(fails_on_rank_0)
+            except parc.ParallelException:
+                pass
+            seen.append(parc.Spmd().run(exchange, "after failure")[min(1, len(parc.Spmd().ranks) - 1)])
+            emit({"seen": seen, "sums": sums, "n": len(parc.Spmd().ranks)})
+
+
+        parc.run(main)
+    '''), **mode, timeout=90))
+    assert r["seen"] == ["new", "after failure"]
+    assert r["sums"] == [i * r["n"] for i in range(200)]

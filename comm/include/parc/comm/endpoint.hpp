@@ -13,6 +13,16 @@
 
 namespace parc {
 
+// Over MPI a rank keeps the communicator of its last region that ended here with every
+// operation complete, since making one is a blocking collective. The manager, who knows
+// how the region ended on every rank, says at the next region start what to do with it:
+enum class KeptCommunicator : std::uint8_t {
+  reuse = 0,    // the region has the same members and was clean everywhere: use it
+  release = 1,  // it was clean: free it, and make a new one
+  abandon = 2,  // some rank failed or left messages unreceived: never free it (a peer
+                // may still have operations pending on it), make a new one
+};
+
 class Endpoint {
  public:
   virtual ~Endpoint() = default;
@@ -27,9 +37,11 @@ class Endpoint {
   // Joins region `id` whose ranks are the world ranks `members` (this rank among them),
   // as every member does when the manager starts the region. `poll` runs now and then
   // while an operation waits (the worker reads its control channel there, where a
-  // cancellation arrives). Over MPI this is collective over `members`.
-  virtual std::unique_ptr<RegionComm> open_region(std::uint64_t id, const std::vector<int>& members,
-                                                  std::function<void()> poll) = 0;
+  // cancellation arrives). Over MPI this is collective over `members`, unless `kept` is
+  // `reuse`: see KeptCommunicator.
+  virtual std::unique_ptr<RegionComm> open_region(
+      std::uint64_t id, const std::vector<int>& members, std::function<void()> poll,
+      KeptCommunicator kept = KeptCommunicator::release) = 0;
 };
 
 // All the endpoints of a simulated job in one process.

@@ -87,6 +87,10 @@ class RegionComm {
   // id, i32 region rank, u64 collectives it ran, then its sends to that member as u64 n
   // and n pairs (i32 tag, u64 count).
   virtual void finish() = 0;
+  // Messages this rank sent to / received from each region rank: the manager reuses a
+  // region's communicator only if every message sent in it was received.
+  virtual std::vector<std::uint64_t> messages_sent() const { return {}; }
+  virtual std::vector<std::uint64_t> messages_received() const { return {}; }
   // A peer's region_done (MPI; in-process regions learn it through their shared state).
   virtual void peer_finished(int /*rank*/, std::uint64_t /*collectives*/,
                              const std::map<int, std::uint64_t>& /*sends*/) {}

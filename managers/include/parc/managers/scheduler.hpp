@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -139,6 +140,10 @@ class Scheduler {
     std::size_t answers = 0;
     bool timed_out = false;
     Clock::time_point timed_out_at{};
+    // Whether its communicator may serve the next region over the same members: every
+    // rank finished cleanly and every message sent was received.
+    bool clean = true;
+    std::vector<std::vector<std::uint64_t>> sent, received;  // by region rank, per peer
   };
   struct ClosureStats {
     double mean_ns = 0;
@@ -178,6 +183,10 @@ class Scheduler {
   std::unordered_map<ClosureId, ClosureStats> stats_;
   Counters counters_;
   std::map<std::uint64_t, Region> regions_;
+  // Per worker: the members of the last region it ran, when that region was clean on
+  // every rank (the worker kept its communicator, which may then be reused or freed);
+  // empty otherwise.
+  std::map<int, std::vector<int>> clean_communicator_of_;
   std::size_t farms_with_timeout_ = 0;  // check_timeouts() reads the clock only when needed
   std::size_t farms_with_ranks_ = 0;    // dispatch() looks past the queue's front only then
   std::uint32_t next_farm_ = 1;
