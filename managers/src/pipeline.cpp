@@ -2,7 +2,6 @@
 #include <parc/managers/pipeline.hpp>
 
 #include <algorithm>
-#include <tuple>
 #include <unordered_map>
 
 namespace parc::detail {
@@ -261,14 +260,9 @@ void PipelineEngine::close() {
   State& s = *state_;
   if (s.closed) return;
   s.closed = true;
-  // Cancel the queued tasks one by one, oldest first (each is then found near the front
-  // of the queue), so that `pending` keeps exactly the running ones.
-  std::vector<std::tuple<std::uint64_t, std::size_t, std::size_t>> order;
-  order.reserve(s.pending.size());
-  for (const auto& [index, where] : s.pending) order.emplace_back(where.second, where.first, index);
-  std::sort(order.begin(), order.end());
-  for (const auto& [submission, stage, index] : order) {
-    if (s.scheduler->cancel_queued(s.sinks[stage].get(), index)) s.pending.erase(index);
+  // Queued tasks are dropped; `pending` keeps exactly the running ones.
+  for (std::uint32_t farm : s.farms) {
+    for (std::size_t index : s.scheduler->drop_queued(farm)) s.pending.erase(index);
   }
   for (std::uint32_t farm : s.farms) s.scheduler->close_farm(farm);
   s.sinks.clear();  // the tasks still running keep theirs

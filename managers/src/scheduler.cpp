@@ -147,6 +147,17 @@ bool Scheduler::cancel_queued(const Sink* sink, std::size_t index) {
   return true;
 }
 
+std::vector<std::size_t> Scheduler::drop_queued(std::uint32_t farm_id) {
+  std::vector<std::size_t> dropped;
+  std::erase_if(queue_, [&](Task& task) {
+    if (task.farm != farm_id) return false;
+    release(task);
+    dropped.push_back(task.index);
+    return true;
+  });
+  return dropped;
+}
+
 void Scheduler::release(Task& task) {
   auto it = farms_.find(task.farm);
   if (it != farms_.end() && it->second.outstanding > 0) --it->second.outstanding;

@@ -49,6 +49,8 @@ class Scheduler {
 
   // Drops a task still queued (not sent to a worker); false when it was not queued.
   bool cancel_queued(const Sink* sink, std::size_t index);
+  // Drops every task of `farm` still queued; returns their indices (sinks are not told).
+  std::vector<std::size_t> drop_queued(std::uint32_t farm);
 
   // Tasks of `farm` queued or running.
   std::size_t outstanding(std::uint32_t farm) const;
