@@ -127,6 +127,8 @@ class Context:
     def allreduce(self, obj, op=SUM):
         """op over every rank's obj, on every rank. Arrays reduce elementwise."""
         op = _check_op(op)
+        if type(obj) is float and isinstance(op, str):
+            return _core.ctx_allreduce_float(self._token, obj, op)
         code = _native_code(obj) if isinstance(op, str) else None
         if code is not None:
             result = self._native_copy(obj)

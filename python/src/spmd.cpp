@@ -241,6 +241,14 @@ void bind_spmd(py::module_& m) {
       comm.allreduce(data, count, type, reduction);
     });
   });
+  // A Python float: no array to make, and the result is a float again.
+  m.def("ctx_allreduce_float", [](std::uint64_t token, double value, const std::string& op) {
+    RegionComm& comm = current_comm(token);
+    const ReduceOp reduction = reduce_op(op);
+    py::gil_scoped_release release;
+    comm.allreduce(&value, 1, ScalarType::f64, reduction);
+    return value;
+  });
   m.def("ctx_reduce", [](std::uint64_t token, const py::buffer& array, const std::string& code,
                          const std::string& op, int root) {
     RegionComm& comm = current_comm(token);
