@@ -1,4 +1,5 @@
-"""C++ closures (PARC_CLOSURE in a library loaded with parc.load_library) from Python.
+"""C++ closures (PARC_CLOSURE in a library loaded with parc.load_library) from Python:
+farm tasks, and SPMD closures (first parameter parc::SpmdContext&) for parc.Spmd.
 
 Arguments are encoded straight into the C++ archive's layout, from the closure's wire
 signature (closures/include/parc/closures/wire_signature.hpp): scalars, std::string and
@@ -37,6 +38,7 @@ class CppClosure:
     def __init__(self, name):
         self.__name__ = self.__qualname__ = name
         self._resolved = None
+        self.spmd = False  # its first parameter is parc::SpmdContext& (known once resolved)
 
     def __repr__(self):
         return f"parc.cpp_closure({self.__name__!r})"
@@ -58,11 +60,19 @@ class CppClosure:
             if not wire:
                 raise UsageError(f"parc.cpp_closure: {self.__name__!r} is not a C++ closure")
             parameters, result = wire.split("->")
-            self._resolved = (closure_id, signature, _parse(parameters), result)
+            self.spmd = parameters.startswith("@")
+            self._resolved = (closure_id, signature, _parse(parameters.lstrip("@")), result)
         return self._resolved
 
-    def encode(self, args, kwargs):
+    def encode(self, args, kwargs, in_region=False):
         closure_id, signature, parameters, _ = self.resolve()
+        if self.spmd and not in_region:
+            raise UsageError(f"{self.__name__} ({signature}) takes a parc::SpmdContext&: run "
+                             "it in an SPMD region, parc.Spmd().run(closure, ...)")
+        if in_region and not self.spmd:
+            raise UsageError(f"{self.__name__} ({signature}) does not take a "
+                             "parc::SpmdContext& first, so it cannot run in an SPMD region: "
+                             "submit it to a TaskFarm")
         if kwargs:
             raise TypeError(f"{self.__name__} is a C++ closure ({signature}): it takes no "
                             "keyword arguments")

@@ -177,9 +177,10 @@ class Context:
 class SpmdRun:
     """A region started with Spmd.submit; result() waits for it."""
 
-    def __init__(self, region, name):
+    def __init__(self, region, name, decode=_codec.decode):
         self._region = region
         self._name = name
+        self._decode = decode
         self._results = {}
         self._errors = {}
         self._cancelled = set()
@@ -231,7 +232,7 @@ class SpmdRun:
         values = []
         for index in range(len(self._region.ranks)):
             try:
-                values.append(_value(self._results[index]))
+                values.append(self._decode(memoryview(self._results[index])))
             except Exception as error:
                 error.add_note(f"parc: the result of SPMD region rank {index} could not be "
                                "unpickled on the manager")
@@ -268,10 +269,13 @@ class Spmd:
 
     def submit(self, fn, /, *args, **kwargs):
         """Starts fn(ctx, *args, **kwargs) on every rank of the region; returns an
-        SpmdRun at once (regions on disjoint ranks, and farms, run meanwhile)."""
-        if isinstance(fn, CppClosure):
-            raise TypeError("parc.Spmd runs Python callables; C++ SPMD closures are run with "
-                            "parc::Spmd from C++")
+        SpmdRun at once (regions on disjoint ranks, and farms, run meanwhile). fn may be
+        a C++ SPMD closure, parc.cpp_closure(name)."""
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        if isinstance(fn, CppClosure):  # its arguments in the C++ archive layout
+            payload = fn.encode(args, kwargs, in_region=True)
+            return SpmdRun(_core.Region(fn.resolve()[0], self._ranks, payload, self._timeout),
+                           name, fn.decode)
         closure, prefix = _closures.resolve(fn)
         flags = prefix[0] | _task.FLAG_SPMD
         try:
@@ -283,7 +287,6 @@ class Spmd:
         except Exception as error:
             raise TypeError(f"parc: the arguments of the SPMD region cannot be pickled: "
                             f"{error}") from error
-        name = getattr(fn, "__qualname__", None) or repr(fn)
         return SpmdRun(_core.Region(closure, self._ranks, payload, self._timeout), name)
 
     def run(self, fn, /, *args, **kwargs):

@@ -32,6 +32,12 @@ std::int64_t total(std::vector<std::int64_t> xs) {
 }
 PARC_CLOSURE(total);
 
+// An SPMD closure: every region rank contributes x * (rank + 1).
+double weighted_sum(parc::SpmdContext& ctx, double x) {
+  return ctx.allreduce(x * (ctx.rank() + 1), parc::sum);
+}
+PARC_CLOSURE(weighted_sum);
+
 struct Checked : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

@@ -40,6 +40,16 @@ def main():
             list(farm.map(divide, [1, 2, 3, 4], [1, 0, 1, 0]))
     except* ValueError as group:
         print("group", [e.parc_index for e in group.exceptions])
+    weighted = parc.cpp_closure("weighted_sum")
+    sums = parc.Spmd().run(weighted, 2.0)
+    n = len(sums)
+    print("spmd", sums == [2.0 * n * (n + 1) / 2] * n)
+    for bad in [lambda: parc.TaskFarm().submit(weighted, 1.0),
+                lambda: parc.Spmd().run(divide, 1, 2)]:
+        try:
+            bad()
+        except parc.UsageError as error:
+            print("rejected", type(error).__name__, error)
 
 parc.run(main)
 """
@@ -62,11 +72,14 @@ def test_cpp_closures_from_python(launch, mode):
     assert "ValueError divide: b is zero | rank " in out and "task " in out and "| True" in out
     assert "nested cpp_test::Checked <- IndexError index 3 out of range" in out
     assert "rejected UsageError parc.cpp_closure: no C++ closure named 'nope'" in out
-    assert "declared: divide, greet, nested_failure, scale, total" in out
+    assert "declared: divide, greet, nested_failure, scale, total, weighted_sum" in out
     assert "rejected TypeError divide (double (double, double)) takes 2 arguments, got 1" in out
     assert "rejected TypeError argument 1 of divide" in out
     assert "rejected TypeError divide is a C++ closure" in out
     assert "group [1, 3]" in out
+    assert "spmd True" in out
+    assert "weighted_sum (double (parc::SpmdContext&, double)) takes a parc::SpmdContext&" in out
+    assert "divide (double (double, double)) does not take a parc::SpmdContext&" in out
 
 
 def test_loading_after_start_is_an_error(launch):
