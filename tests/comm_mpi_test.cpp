@@ -95,13 +95,8 @@ using Clock = std::chrono::steady_clock;
 using parc::test::bytes_of;
 using parc::test::check_collectives;
 using parc::test::contribution;
+using parc::test::first_ranks;
 using parc::test::text_of;
-
-std::vector<int> all_ranks(int size) {
-  std::vector<int> members(static_cast<std::size_t>(size));
-  std::iota(members.begin(), members.end(), 0);
-  return members;
-}
 
 // Completes this rank's sends, then waits for every rank: no test leaves messages behind.
 void finish(parc::Endpoint& endpoint) {
@@ -152,7 +147,7 @@ void check_ring(RegionComm& region) {
 TEST(Region, CollectivesOverEveryRank) {
   auto endpoint = environment->make_endpoint();
   {
-    auto region = endpoint->open_region(1, all_ranks(endpoint->size()), [] {});
+    auto region = endpoint->open_region(1, first_ranks(endpoint->size()), [] {});
     EXPECT_EQ(region->rank(), endpoint->rank());
     EXPECT_EQ(region->size(), endpoint->size());
     check_collectives(*region);
@@ -164,7 +159,7 @@ TEST(Region, CollectivesOverEveryRank) {
 TEST(Region, RingExchange) {
   auto endpoint = environment->make_endpoint();
   {
-    auto region = endpoint->open_region(2, all_ranks(endpoint->size()), [] {});
+    auto region = endpoint->open_region(2, first_ranks(endpoint->size()), [] {});
     check_ring(*region);
   }
   finish(*endpoint);  // the large sends may complete only now, after the region closed
@@ -174,7 +169,7 @@ TEST(Region, MembersInReverseOrderAndRegionsOfOne) {
   auto endpoint = environment->make_endpoint();
   const int size = endpoint->size();
   {
-    std::vector<int> reversed = all_ranks(size);
+    std::vector<int> reversed = first_ranks(size);
     std::reverse(reversed.begin(), reversed.end());
     auto region = endpoint->open_region(3, reversed, [] {});
     EXPECT_EQ(region->rank(), size - 1 - endpoint->rank());
@@ -250,7 +245,7 @@ TEST(Region, CancelAllReleasesRanksInAnAllreduce) {
   ControlReader reader{*endpoint};
   {
     reader.region_id = 10;
-    auto region = endpoint->open_region(10, all_ranks(size), std::ref(reader));
+    auto region = endpoint->open_region(10, first_ranks(size), std::ref(reader));
     reader.region = region.get();
     if (rank == size - 1) {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the others wait
@@ -286,7 +281,7 @@ TEST(Region, CancelAllReleasesRanksInAnAllreduce) {
   }
   {
     reader.region_id = 11;
-    auto fresh = endpoint->open_region(11, all_ranks(size), std::ref(reader));
+    auto fresh = endpoint->open_region(11, first_ranks(size), std::ref(reader));
     reader.region = fresh.get();
     check_collectives(*fresh);
     check_ring(*fresh);

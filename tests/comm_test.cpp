@@ -190,13 +190,8 @@ using Clock = std::chrono::steady_clock;
 using parc::test::bytes_of;
 using parc::test::check_collectives;
 using parc::test::contribution;
+using parc::test::first_ranks;
 using parc::test::text_of;
-
-std::vector<int> first_ranks(int size) {
-  std::vector<int> members(static_cast<std::size_t>(size));
-  std::iota(members.begin(), members.end(), 0);
-  return members;
-}
 
 // Opens region `id` over `members` of `network` (all on this thread, as the worker does),
 // then runs `body` on every rank's region on a thread of its own.

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,13 @@ inline std::string text_of(const Bytes& bytes) { return std::string(bytes.begin(
 // Rank r's contribution: r copies of the letter 'a' + r (rank 0's is empty).
 inline std::string contribution(int rank) {
   return std::string(static_cast<std::size_t>(rank), static_cast<char>('a' + rank));
+}
+
+// Ranks 0..size-1: the members of a region over the first `size` ranks.
+inline std::vector<int> first_ranks(int size) {
+  std::vector<int> members(static_cast<std::size_t>(size));
+  std::iota(members.begin(), members.end(), 0);
+  return members;
 }
 
 // Every collective, with values that differ per rank (empty ones included), and every
