@@ -524,6 +524,7 @@ void Scheduler::start_regions() {
       out.write_bytes(region.arguments.data(), region.arguments.size());
       endpoint_.send(Traffic::tasks, rank, MessageKind::region_start, std::move(frame));
     }
+    region.arguments = Bytes{};  // sent: the region may run for long
   }
 }
 

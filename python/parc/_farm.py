@@ -53,6 +53,33 @@ def _encode_call(fn, prefix, args, kwargs):
             from error
 
 
+def failure_options(manager, policy, retries, retry_on, timeout):
+    """Checks the failure options every manager takes (policy, retries, retry_on,
+    timeout); returns the retry filter _core calls with an error tuple, or None."""
+    if policy not in _POLICIES:
+        raise ValueError(f"{manager}: policy must be one of {_POLICIES}, got {policy!r}")
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(f"{manager}: retries must be an int >= 0, got {retries!r}")
+    if retry_on is None:
+        retry_on = ()
+    if isinstance(retry_on, type):
+        retry_on = (retry_on,)
+    retry_on = tuple(retry_on)
+    for kind in retry_on:
+        if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+            raise TypeError(f"{manager}: retry_on takes exception types, got {kind!r}")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"{manager}: timeout must be a number of seconds > 0 or None, got "
+                         f"{timeout!r}")
+    if not retry_on:
+        return None
+
+    def retry_filter(error):
+        return isinstance(_errors.rebuild(error), retry_on)
+
+    return retry_filter
+
+
 def _raise_group(message, errors):
     group = ParallelException(message, errors)
     # Serial mode: the first member carries the closure's live traceback; raising the
@@ -234,26 +261,8 @@ class TaskFarm(concurrent.futures.Executor):
     """
 
     def __init__(self, policy="fail_fast", retries=0, retry_on=(), timeout=None):
-        if policy not in _POLICIES:
-            raise ValueError(f"parc.TaskFarm: policy must be one of {_POLICIES}, got "
-                             f"{policy!r}")
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise ValueError(f"parc.TaskFarm: retries must be an int >= 0, got {retries!r}")
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
-        retry_on = tuple(retry_on)
-        for kind in retry_on:
-            if not (isinstance(kind, type) and issubclass(kind, BaseException)):
-                raise TypeError(f"parc.TaskFarm: retry_on takes exception types, got "
-                                f"{kind!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise ValueError(f"parc.TaskFarm: timeout must be a number of seconds > 0 or "
-                             f"None, got {timeout!r}")
+        retry_filter = failure_options("parc.TaskFarm", policy, retries, retry_on, timeout)
         _runtime.check_manager("parc.TaskFarm")
-        retry_filter = None
-        if retry_on:
-            def retry_filter(error):
-                return isinstance(_errors.rebuild(error), retry_on)
         self._policy = policy
         self._core = _core.Farm(policy, retries, retry_filter, float(timeout or 0))
         self._routes = {}  # farm index -> Future or _MapRun

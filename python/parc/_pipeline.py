@@ -12,7 +12,7 @@ import weakref
 from . import _closures, _codec, _core, _errors, _runtime, _task
 from ._cpp import CppClosure
 from ._errors import UsageError
-from ._farm import _POLICIES, _name_of, _raise_group
+from ._farm import _name_of, _raise_group, failure_options
 
 
 class Stage:
@@ -74,27 +74,11 @@ class Pipeline:
             raise ValueError("parc.Pipeline needs at least one stage")
         self._stages = [_stage_of(position, stage)
                         for position, stage in enumerate(stages, 1)]
-        if policy not in _POLICIES:
-            raise ValueError(f"parc.Pipeline: policy must be one of {_POLICIES}, got "
-                             f"{policy!r}")
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise ValueError(f"parc.Pipeline: retries must be an int >= 0, got {retries!r}")
-        if retry_on is None:
-            retry_on = ()
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
-        retry_on = tuple(retry_on)
-        for kind in retry_on:
-            if not (isinstance(kind, type) and issubclass(kind, BaseException)):
-                raise TypeError(f"parc.Pipeline: retry_on takes exception types, got "
-                                f"{kind!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise ValueError(f"parc.Pipeline: timeout must be a number of seconds > 0 or "
-                             f"None, got {timeout!r}")
+        retry_filter = failure_options("parc.Pipeline", policy, retries, retry_on, timeout)
         _runtime.check_manager("parc.Pipeline")
         self._policy = policy
         self._retries = retries
-        self._retry_on = retry_on
+        self._retry_filter = retry_filter
         self._timeout = float(timeout or 0)
         self._specs = []  # (closure id, prefix, workers, name) per stage
         for stage in self._stages:
@@ -143,16 +127,6 @@ class Pipeline:
         self.close()
         return False
 
-    def _retry_filter(self):
-        if not self._retry_on:
-            return None
-        retry_on = self._retry_on
-
-        def retry_filter(error):
-            return isinstance(_errors.rebuild(error), retry_on)
-
-        return retry_filter
-
 
 class _Run:
     """One pipeline.run: feeds the engine from the input, yields what comes out."""
@@ -177,7 +151,7 @@ class _Run:
                 return
             self.engine = engine = _core.Pipeline(
                 pipeline._specs, pipeline._policy, pipeline._retries,
-                pipeline._retry_filter(), pipeline._timeout, self.window, self.ordered)
+                pipeline._retry_filter, pipeline._timeout, self.window, self.ordered)
             while True:
                 if not exhausted:
                     room = engine.room()

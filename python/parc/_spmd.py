@@ -28,10 +28,6 @@ _PY_OPS = {"sum": operator.add, "prod": operator.mul, "min": min, "max": max}
 SUM, PROD, MIN, MAX = _NATIVE_OPS
 
 
-def _parts(obj):
-    return _codec.encode(obj)
-
-
 def _value(buffer):
     return _codec.decode(memoryview(buffer))
 
@@ -101,16 +97,16 @@ class Context:
     def bcast(self, obj=None, root=0):
         """root's obj on every rank."""
         self._check_rank(root, "root")
-        return _value(_core.ctx_bcast(self._token, _parts(obj) if self.rank == root else None, root))
+        return _value(_core.ctx_bcast(self._token, _codec.encode(obj) if self.rank == root else None, root))
 
     def gather(self, obj, root=0):
         """Every rank's obj in rank order at root; None on the other ranks."""
         self._check_rank(root, "root")
-        values = [_value(b) for b in _core.ctx_gather(self._token, _parts(obj), root)]
+        values = [_value(b) for b in _core.ctx_gather(self._token, _codec.encode(obj), root)]
         return values if self.rank == root else None
 
     def allgather(self, obj):
-        return [_value(b) for b in _core.ctx_allgather(self._token, _parts(obj))]
+        return [_value(b) for b in _core.ctx_allgather(self._token, _codec.encode(obj))]
 
     def scatter(self, objs=None, root=0):
         """Rank r gets objs[r] of root's objs (a sequence of size() objects)."""
@@ -121,7 +117,7 @@ class Context:
             if len(objs) != self.size:
                 raise ValueError(f"parc: scatter needs one object per rank of the region "
                                  f"({self.size}), the root gave {len(objs)}")
-            parts = [_parts(obj) for obj in objs]
+            parts = [_codec.encode(obj) for obj in objs]
         return _value(_core.ctx_scatter(self._token, parts, root))
 
     def allreduce(self, obj, op=SUM):
@@ -151,7 +147,7 @@ class Context:
     def send(self, obj, dest, tag=0):
         """Buffered: returns at once, so exchanges in any order cannot deadlock."""
         self._check_rank(dest, "dest")
-        _core.ctx_send(self._token, _parts(obj), dest, tag)
+        _core.ctx_send(self._token, _codec.encode(obj), dest, tag)
 
     def recv(self, source, tag=0):
         """The next obj that `source` sent to this rank with `tag`."""

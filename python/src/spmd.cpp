@@ -97,9 +97,6 @@ RegionComm& current_comm(std::uint64_t token) {
   return context->comm();
 }
 
-// Python objects arrive as the codec's parts; the parts of one message are joined here.
-py::object receive(Bytes&& bytes) { return buffer_of(std::move(bytes)); }
-
 ScalarType scalar_type(const std::string& code) {
   static const std::pair<const char*, ScalarType> types[] = {
       {"i1", ScalarType::i8},  {"u1", ScalarType::u8},  {"i2", ScalarType::i16},
@@ -176,11 +173,11 @@ void bind_spmd(py::module_& m) {
       py::gil_scoped_release release;
       received = comm.bcast(std::move(data), root);
     }
-    return receive(std::move(received));
+    return buffer_of(std::move(received));
   });
   auto to_list = [](std::vector<Bytes>&& all) {
     py::list list;
-    for (Bytes& bytes : all) list.append(receive(std::move(bytes)));
+    for (Bytes& bytes : all) list.append(buffer_of(std::move(bytes)));
     return list;
   };
   m.def("ctx_gather", [to_list](std::uint64_t token, const py::iterable& parts, int root) {
@@ -216,7 +213,7 @@ void bind_spmd(py::module_& m) {
       py::gil_scoped_release release;
       received = comm.scatter(std::move(parts), root);
     }
-    return receive(std::move(received));
+    return buffer_of(std::move(received));
   });
   m.def("ctx_send", [](std::uint64_t token, const py::iterable& parts, int dest, int tag) {
     RegionComm& comm = current_comm(token);
@@ -231,7 +228,7 @@ void bind_spmd(py::module_& m) {
       py::gil_scoped_release release;
       received = comm.recv(source, tag);
     }
-    return receive(std::move(received));
+    return buffer_of(std::move(received));
   });
   m.def("ctx_allreduce", [](std::uint64_t token, const py::buffer& array, const std::string& code,
                             const std::string& op) {
