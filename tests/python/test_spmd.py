@@ -510,3 +510,34 @@ def test_back_to_back_regions_never_see_each_others_messages(launch, mode):
     '''), **mode, timeout=90))
     assert r["seen"] == ["new", "after failure"]
     assert r["sums"] == [i * r["n"] for i in range(200)]
+
+
+def test_running_out_of_communicators_is_an_error_not_an_abort(launch):
+    # Each cancelled region abandons its communicator; MPICH has about 2000.
+    r = report(launch(app(r'''
+        def fails(ctx):
+            if ctx.rank == 0:
+                raise ValueError("planned")
+            ctx.barrier()
+
+
+        def main():
+            other = None
+            for i in range(2300):
+                try:
+                    parc.Spmd().run(fails)
+                except parc.ParallelException as group:
+                    if not isinstance(group.exceptions[0], ValueError):
+                        other = f"{type(group.exceptions[0]).__name__}: {group.exceptions[0]}"
+                        break
+            with parc.TaskFarm() as farm:
+                after = list(farm.map(abs, [-1, -2]))
+            emit({"regions": i, "other": other, "farm_after": after})
+
+
+        parc.run(main)
+    '''), ranks=3, timeout=240))
+    assert r["other"] is not None and r["other"].startswith("RuntimeError")
+    assert "keeps its MPI communicator" in r["other"]
+    assert r["regions"] > 1000
+    assert r["farm_after"] == [1, 2]
