@@ -40,6 +40,7 @@ void check_launcher() {
 
 struct Environment::Impl {
   bool initialized_here = false;
+  int thread_level = MPI_THREAD_SINGLE;
 };
 
 Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>()) {
@@ -48,9 +49,11 @@ Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
-    check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    // MULTIPLE: the proxy service's progress thread calls MPI alongside the main thread.
+    check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
     impl_->initialized_here = true;
   }
+  MPI_Query_thread(&impl_->thread_level);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   set_log_rank(rank_);
@@ -97,6 +100,10 @@ void Environment::barrier() const { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_
 
 std::unique_ptr<Endpoint> Environment::make_endpoint() const {
   return make_mpi_endpoint(rank_, size_);
+}
+
+std::unique_ptr<ProxyService> Environment::make_proxy_service() const {
+  return make_mpi_proxy_service(rank_, size_, impl_->thread_level);
 }
 
 void Environment::abort(int code) const {

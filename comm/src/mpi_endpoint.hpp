@@ -2,6 +2,7 @@
 // Internal to parc_comm: the MPI endpoint and its regions (mpi_endpoint.cpp).
 
 #include <parc/comm/endpoint.hpp>
+#include <parc/comm/proxy_service.hpp>
 
 #include <memory>
 
@@ -15,5 +16,9 @@ void check_mpi(int code, const char* what);
 // the thread that made it (MPI_THREAD_FUNNELED), and its regions must be destroyed
 // before it.
 std::unique_ptr<Endpoint> make_mpi_endpoint(int rank, int size);
+
+// The proxy service of this rank (collective: duplicates communicators). Starts its
+// progress thread when MPI runs at MPI_THREAD_MULTIPLE; otherwise proxies are refused.
+std::unique_ptr<ProxyService> make_mpi_proxy_service(int rank, int size, int thread_level);
 
 }  // namespace parc

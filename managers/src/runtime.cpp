@@ -53,6 +53,7 @@ Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
       log().error("stopping: the job cannot start (rank 0 says why)");
     }
     log().flush();
+    proxies_.reset();
     scheduler_.reset();
     endpoint_.reset();
     environment_.reset();  // finalizes MPI
@@ -73,6 +74,8 @@ void Runtime::start(int argc, char** argv) {
     pids = environment_->allgather(static_cast<std::uint64_t>(environment_->pid()));
   }
   serial_workers_ = serial_workers > 0 ? serial_workers : (environment_->size() == 1 ? 1 : 0);
+  proxies_ = serial() ? make_loopback_proxy_service(serial_workers_ + 1)
+                      : environment_->make_proxy_service();
   if (serial() && rank() == 0) {
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
     std::vector<std::unique_ptr<detail::Worker>> simulated;
@@ -103,6 +106,8 @@ void Runtime::start(int argc, char** argv) {
 
 Runtime::~Runtime() {
   if (rank() == 0 && !ran_ && endpoint_) shut_down_workers(0);
+  if (proxies_ && !std::uncaught_exceptions()) proxies_->stop();
+  proxies_.reset();
   scheduler_.reset();
   loopback_.reset();
   endpoint_.reset();
@@ -185,16 +190,20 @@ int Runtime::run_main(const std::function<int()>& main) {
   ran_ = true;
   if (rank() != 0) {
     detail::Worker worker(*endpoint_, environment_->host(), environment_->pid());
-    return worker.serve();
+    const int exit_code = worker.serve();
+    proxies_->stop();
+    return exit_code;
   }
   int exit_code = 1;
   try {
     exit_code = main();
   } catch (...) {
     shut_down_workers(1);
+    proxies_->stop();
     throw;
   }
   shut_down_workers(exit_code);
+  proxies_->stop();  // every rank: the objects they own served until all were done
   return exit_code;
 }
 

@@ -23,6 +23,7 @@ from ._errors import (CancelledError, ParallelException, RemoteError, StartupErr
 from ._farm import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, TaskFarm,
                     as_completed, wait)
 from ._pipeline import Pipeline, Stage
+from ._proxy import Proxy, is_local, live_objects
 from ._runtime import rank, run, serial, size, workers
 from ._spmd import MAX, MIN, PROD, SUM, Context, Spmd, SpmdRun
 
@@ -30,8 +31,9 @@ __all__ = [
     "__version__",
     "ALL_COMPLETED", "CancelledError", "Context", "MAX", "MIN", "PROD", "SUM", "Spmd",
     "SpmdRun", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future",
-    "ParallelException", "Pipeline", "RemoteError", "Stage", "StartupError", "TaskFarm",
+    "ParallelException", "Pipeline", "Proxy", "RemoteError", "Stage", "StartupError", "TaskFarm",
     "TaskTimeout",
-    "UsageError", "as_completed", "closure", "closure_table", "cpp_closure", "load_library",
+    "UsageError", "as_completed", "closure", "closure_table", "cpp_closure", "is_local",
+    "live_objects", "load_library",
     "rank", "run", "serial", "size", "wait", "workers",
 ]

@@ -406,7 +406,10 @@ class TaskFarm(concurrent.futures.Executor):
 
 
 def _farm_of(future):
-    return getattr(future, "_parc_farm", None)
+    """The farm whose progress finishes the future; None for others (proxy replies
+    progress when polled)."""
+    farm = getattr(future, "_parc_farm", None)
+    return farm if isinstance(farm, TaskFarm) else None
 
 
 def _progress_any(pending, deadline):

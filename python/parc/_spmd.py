@@ -14,7 +14,7 @@ parc.ParallelException holding the real failures only.
 import operator
 import time
 
-from . import _closures, _codec, _core, _errors, _runtime, _task
+from . import _closures, _codec, _core, _errors, _proxy, _runtime, _task
 from ._cpp import CppClosure
 from ._errors import ParallelException
 
@@ -97,7 +97,11 @@ class Context:
     def bcast(self, obj=None, root=0):
         """root's obj on every rank."""
         self._check_rank(root, "root")
-        return _value(_core.ctx_bcast(self._token, _codec.encode(obj) if self.rank == root else None, root))
+        data = None
+        if self.rank == root:
+            with _proxy.pickled_for(self.size):  # every rank loads it, the root too
+                data = _codec.encode(obj)
+        return _value(_core.ctx_bcast(self._token, data, root))
 
     def gather(self, obj, root=0):
         """Every rank's obj in rank order at root; None on the other ranks."""
@@ -106,7 +110,15 @@ class Context:
         return values if self.rank == root else None
 
     def allgather(self, obj):
-        return [_value(b) for b in _core.ctx_allgather(self._token, _codec.encode(obj))]
+        with _proxy.pickled_for(self.size):
+            data = _codec.encode(obj)
+        return [_value(b) for b in _core.ctx_allgather(self._token, data)]
+
+    def share(self, obj=None, root=0):
+        """Collective: a parc.Proxy to root's obj on every rank (obj is ignored elsewhere);
+        the object stays on root's rank for as long as some proxy to it lives."""
+        self._check_rank(root, "root")
+        return self.bcast(_proxy._adopt(obj) if self.rank == root else None, root)
 
     def scatter(self, objs=None, root=0):
         """Rank r gets objs[r] of root's objs (a sequence of size() objects)."""

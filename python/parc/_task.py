@@ -91,8 +91,10 @@ def _link(exc, how):
     return link
 
 
-def encode_failure(exc, call):
-    """(type name, message, encoded record) of a failed task."""
+def encode_failure(exc, call, remember=True):
+    """(type name, message, encoded record) of a failed task. Serially, `remember` keeps
+    the live exception, so that the rebuilt one gets its traceback (pdb lands there); its
+    frames keep their callers' locals alive meanwhile."""
     links, seen, current, how = [], set(), exc, None
     while current is not None and id(current) not in seen:
         seen.add(id(current))
@@ -107,7 +109,7 @@ def encode_failure(exc, call):
     for link in links:
         link["traceback"] = text
     record = {"links": links, "call": call, "traceback": text,
-              "token": _errors.remember_live(exc) if serial else None}
+              "token": _errors.remember_live(exc) if serial and remember else None}
     return links[0]["type"], links[0]["message"], pickle.dumps(record, protocol=5)
 
 

@@ -281,7 +281,11 @@ int run(py::object main) {
     py::gil_scoped_release release;
     return rt.run([] { return 0; });
   }
+  // Without the GIL around the run: after main, rank 0 serves the objects it owns until
+  // every rank is done, which may take Python calls on the progress thread.
+  py::gil_scoped_release release;
   return rt.run([&]() -> int {
+    py::gil_scoped_acquire gil;
     py::object code = main();
     return code.is_none() ? 0 : code.cast<int>();
   });
@@ -302,6 +306,7 @@ PYBIND11_MODULE(_core, m) {
   declare_python_closure("parc.python_call", py::none());
   bind_spmd(m);
   bind_pipeline(m);
+  bind_proxies(m);
 
   py::class_<Buffer>(m, "Buffer", py::buffer_protocol())
       .def_buffer([](Buffer& buffer) {

@@ -86,5 +86,6 @@ void progress_until(const std::function<bool()>& done, double timeout);
 
 void bind_spmd(py::module_& m);
 void bind_pipeline(py::module_& m);
+void bind_proxies(py::module_& m);
 
 }  // namespace parc::python

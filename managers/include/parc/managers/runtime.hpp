@@ -2,6 +2,7 @@
 // parc::Runtime: MPI start-up and shutdown, the closure-table check, and the split
 // between rank 0 (runs the program) and the workers (serve managers).
 
+#include <parc/comm/proxy_service.hpp>
 #include <parc/managers/scheduler.hpp>
 
 #include <functional>
@@ -49,6 +50,8 @@ class Runtime {
   }
 
   detail::Scheduler& scheduler();
+  // The objects this rank owns for proxies, and its handles to others' (every rank).
+  ProxyService& proxies() { return *proxies_; }
 
   // Ends every rank of the job now (MPI_Abort); for errors that would leave it hanging.
   [[noreturn]] void abort(int exit_code);
@@ -63,6 +66,7 @@ class Runtime {
   std::unique_ptr<Endpoint> endpoint_;
   std::unique_ptr<LoopbackNetwork> loopback_;
   std::unique_ptr<detail::Scheduler> scheduler_;
+  std::unique_ptr<ProxyService> proxies_;
   int serial_workers_ = 0;
   bool ran_ = false;
 };
