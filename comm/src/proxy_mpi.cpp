@@ -579,6 +579,12 @@ bool MpiReply::wait_until(std::chrono::steady_clock::time_point deadline) {
   Backoff backoff;
   while (!ready()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (have_reply_ && data_request != MPI_REQUEST_NULL) {
+      // The data is on its way: a sleeping receiver would stall a transfer that MPI
+      // moves in pieces, each needing progress at both ends.
+      std::this_thread::yield();
+      continue;
+    }
     service_.idle(backoff);
   }
   return true;
