@@ -48,8 +48,9 @@ class LoopbackProxyService final : public ProxyService {
     auto object = live(id);
     const auto view = object->raw_view();
     if (!view || end > view->rows || begin > end || (end - begin) * view->row_bytes != bytes) {
-      throw ProxyError("parc: the raw read does not match the object's memory (it changed "
-                       "shape or is no longer a contiguous array)");
+      throw ProxyError(
+          "parc: the raw read does not match the object's memory (it changed "
+          "shape or is no longer a contiguous array)");
     }
     std::memcpy(destination, view->data + begin * view->row_bytes, bytes);
     return std::make_unique<ReadyReply>(Outcome{});
@@ -66,8 +67,8 @@ class LoopbackProxyService final : public ProxyService {
   std::shared_ptr<OwnedObject> live(ObjectId id) {
     auto object = find(id.serial);
     if (!object) {
-      throw ProxyError("parc: the object of this proxy (owner " + std::to_string(id.owner) +
-                       ", #" + std::to_string(id.serial) +
+      throw ProxyError("parc: the object of this proxy (owner " + std::to_string(id.owner) + ", #" +
+                       std::to_string(id.serial) +
                        ") was released: its last proxy was dropped before this one was "
                        "loaded from a pickle");
     }

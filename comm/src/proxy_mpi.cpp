@@ -68,7 +68,8 @@ class MpiProxyService;
 
 class MpiReply final : public PendingReply {
  public:
-  MpiReply(MpiProxyService& service, ObjectId id, int tag) : service_(service), id_(id), tag_(tag) {}
+  MpiReply(MpiProxyService& service, ObjectId id, int tag)
+      : service_(service), id_(id), tag_(tag) {}
   ~MpiReply() override;
   bool ready() override;
   bool wait_until(std::chrono::steady_clock::time_point deadline) override;
@@ -239,8 +240,9 @@ class MpiProxyService final : public ProxyService {
     if (!enabled_) throw UsageError(problem_);
     if (stopped_) throw UsageError("parc: proxies are unavailable once the runtime has stopped");
     if (owner < 0 || owner >= size_) {
-      throw UsageError("parc: owner rank " + std::to_string(owner) + " does not exist: the job has " +
-                       std::to_string(size_) + " ranks (0-" + std::to_string(size_ - 1) + ")");
+      throw UsageError("parc: owner rank " + std::to_string(owner) +
+                       " does not exist: the job has " + std::to_string(size_) + " ranks (0-" +
+                       std::to_string(size_ - 1) + ")");
     }
   }
 
@@ -251,7 +253,9 @@ class MpiProxyService final : public ProxyService {
     return bytes;
   }
 
-  int next_tag() { return 1 + static_cast<int>(tag_counter_++ % static_cast<unsigned>(tag_limit_)); }
+  int next_tag() {
+    return 1 + static_cast<int>(tag_counter_++ % static_cast<unsigned>(tag_limit_));
+  }
 
   std::unique_ptr<PendingReply> send_request(int owner, Bytes message, ObjectId id) {
     const int tag = next_tag();
@@ -527,7 +531,7 @@ class MpiProxyService final : public ProxyService {
   std::thread thread_;
 
   std::mutex sends_mutex_;
-  std::list<Send> sends_;  // stable addresses: MPI holds the buffers
+  std::list<Send> sends_;             // stable addresses: MPI holds the buffers
   std::uint64_t record_batches_ = 0;  // posted so far (progress thread only)
   std::set<std::uint64_t> records_done_;
   std::uint64_t records_contiguous_ = 0;

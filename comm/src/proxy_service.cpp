@@ -69,9 +69,8 @@ std::shared_ptr<OwnedObject> ProxyService::build(FactoryKind kind, ByteReader& a
     if (it != factories().by_kind.end()) factory = it->second;
   }
   if (!factory) {
-    throw ProxyError(std::string("parc: rank ") + std::to_string(rank()) +
-                     " cannot build " + (kind == FactoryKind::python ? "Python" : "C++") +
-                     " objects: " +
+    throw ProxyError(std::string("parc: rank ") + std::to_string(rank()) + " cannot build " +
+                     (kind == FactoryKind::python ? "Python" : "C++") + " objects: " +
                      (kind == FactoryKind::python
                           ? "the parc Python module is not loaded there"
                           : "no C++ proxy types are linked into that program"));
@@ -155,8 +154,8 @@ void ProxyService::import_token(ObjectId id, std::uint64_t token) {
 }
 
 // Called with the lock held; the caller destroys what it returns once unlocked.
-ProxyService::Released ProxyService::note_change(ObjectId id, Change change,
-                                                 std::uint64_t token, std::uint32_t uses) {
+ProxyService::Released ProxyService::note_change(ObjectId id, Change change, std::uint64_t token,
+                                                 std::uint32_t uses) {
   const Record record{change, id.serial, token, uses};
   if (keeps(id.owner)) return apply_locked(record);
   state_->outgoing[id.owner].push_back(record);
@@ -167,8 +166,8 @@ ProxyService::Released ProxyService::apply_locked(const Record& record) {
   Released released;
   auto it = state_->kept.find(record.serial);
   if (it == state_->kept.end()) {
-    log().debug("reference change {} for object {}, which is gone",
-                static_cast<int>(record.change), record.serial);
+    log().debug("reference change {} for object {}, which is gone", static_cast<int>(record.change),
+                record.serial);
     return released;
   }
   auto& entry = it->second;

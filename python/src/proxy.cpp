@@ -127,15 +127,15 @@ class Pending {
   // Waits up to `timeout` seconds (negative: no limit); Ctrl-C interrupts. True when ready.
   bool wait(double timeout) {
     using Clock = std::chrono::steady_clock;
-    const auto deadline =
-        timeout < 0 ? Clock::time_point::max()
-                    : Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                         std::chrono::duration<double>(timeout));
+    const auto deadline = timeout < 0 ? Clock::time_point::max()
+                                      : Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                           std::chrono::duration<double>(timeout));
     for (;;) {
       bool ready;
       {
         py::gil_scoped_release release;
-        ready = reply_->wait_until(std::min(deadline, Clock::now() + std::chrono::milliseconds(50)));
+        ready =
+            reply_->wait_until(std::min(deadline, Clock::now() + std::chrono::milliseconds(50)));
       }
       if (ready) return true;
       if (PyErr_CheckSignals() != 0) throw py::error_already_set();
