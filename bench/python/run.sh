@@ -2,14 +2,17 @@
 # Runs the Python benchmarks: parc's TaskFarm against mpi4py.futures, ProcessPoolExecutor
 # and multiprocessing.Pool, 1 worker process each, in interleaved rounds; writes
 # bench/results/python.md (table), python.png (plot) and python.jsonl (raw lines).
+# Then the pipeline comparison (pipeline.md) and the remote read bandwidth of proxies
+# against raw C MPI and mpi4py (bandwidth.md, bandwidth.png, bandwidth.jsonl).
 #
 #   bash bench/python/run.sh [build_dir=build]     (`make bench` runs this after run.sh)
 #
 # Environment: ROUNDS (default 3), PARTS (default throughput,latency,payload; "pipeline"
-# for the pipeline comparison only), PIPELINE=0 (skip that comparison), TIMEOUT
+# or "bandwidth" for that comparison only), PIPELINE=0 and BANDWIDTH=0 (skip them), TIMEOUT
 # (seconds per sub-run, default 300), RESULTS_DIR, PYTHON (default /usr/bin/python3),
 # and the measuring settings read by common.py (MIN_SECONDS, MAX_TASKS, LATENCY_ITERS,
-# PAYLOAD_SECONDS, PAYLOAD_MAX).
+# PAYLOAD_SECONDS, PAYLOAD_MAX), and by bench_bandwidth.py (BANDWIDTH_SECONDS, BANDWIDTH_MAX,
+# LATENCY_SECONDS).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,9 +34,9 @@ mkdir -p "$results_dir"
 
 # parc is built on MPICH; Debian's mpi4py on Open MPI, which refuses root unless told.
 parc_run=(mpiexec.mpich -n 2 "$python" "$here/bench_parc.py" "$parts")
-mpi4py_run=(mpiexec.openmpi --oversubscribe -n 2)
-[[ $(id -u) -ne 0 ]] || mpi4py_run+=(--allow-run-as-root)
-mpi4py_run+=("$python" -m mpi4py.futures "$here/bench_mpi4py.py" "$parts")
+mpi4py_launch=(mpiexec.openmpi --oversubscribe -n 2)
+[[ $(id -u) -ne 0 ]] || mpi4py_launch+=(--allow-run-as-root)
+mpi4py_run=("${mpi4py_launch[@]}" "$python" -m mpi4py.futures "$here/bench_mpi4py.py" "$parts")
 local_run=("$python" "$here/bench_local.py" "$parts")
 
 step() { echo "== $*" >&2; }
@@ -42,8 +45,8 @@ source "$here/../busy.sh"  # busy_percent
 . /etc/os-release
 meta1="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), $PRETTY_NAME, Linux $(uname -r)"
 
-# PARTS=pipeline runs only the pipeline comparison (at the end).
-if [[ $parts != pipeline ]]; then
+# PARTS=pipeline or PARTS=bandwidth runs only that comparison (at the end).
+if [[ $parts != pipeline && $parts != bandwidth ]]; then
 raw=$results_dir/python.jsonl
 busy_before=$(busy_percent)
 : >"$raw.tmp"
@@ -71,7 +74,7 @@ fi
 
 # --- Pipeline: parc.Pipeline against a chain of ProcessPoolExecutors, same stages and
 # worker counts (1 + 2 + 1), interleaved rounds. PIPELINE=0 skips it.
-if [[ ${PIPELINE:-1} != 0 ]]; then
+if [[ $parts != bandwidth && ${PIPELINE:-1} != 0 ]]; then
   pipeline_raw=$results_dir/pipeline.jsonl
   : >"$pipeline_raw.tmp"
   for ((r = 1; r <= rounds; ++r)); do
@@ -106,4 +109,45 @@ checked. parc: `parc.Pipeline([add_one, parc.Stage(double, workers=2), minus_one
 open(sys.argv[2], "w").write(text)
 print(text)
 PY
+fi
+
+# --- Remote read bandwidth (PyGAS Figure 1): parc proxy reads against raw C MPI and
+# mpi4py's pickle and buffer paths, 1 B to 64 MiB, and proxy call latency; interleaved
+# rounds raw C, parc, mpi4py. BANDWIDTH=0 skips it.
+if [[ $parts == bandwidth || ($parts != pipeline && ${BANDWIDTH:-1} != 0) ]]; then
+  raw_bandwidth=$build_dir/bench/raw_bandwidth
+  [[ -x $raw_bandwidth ]] || fail "$raw_bandwidth is missing; build first (make build)"
+  bandwidth_raw=$results_dir/bandwidth.jsonl
+  raw_ms=$(awk -v s="${BANDWIDTH_SECONDS:-0.2}" 'BEGIN { print int(s * 1000) }')
+  # raw_bandwidth prints "name value" lines like the other raw C programs; as JSON lines:
+  # raw_read_<N>_us and raw_read_<N>_reads make a read figure, the median round trip
+  # (raw_round_trip_p50_us) the latency, as bench_bandwidth.py measures it.
+  raw_to_json='
+    $1 ~ /^raw_read_[0-9]+_us$/ { split($1, f, "_"); us = $2 }
+    $1 ~ /^raw_read_[0-9]+_reads$/ {
+      printf "{\"series\": \"raw C MPI\", \"bytes\": %s, \"seconds\": %.9g, \"reads\": %s, \"round\": %d}\n", f[3], us / 1e6, $2, r }
+    $1 == "raw_round_trip_p50_us" { printf "{\"series\": \"raw C MPI\", \"latency_us\": %s, \"round\": %d}\n", $2, r }'
+  busy_before=$(busy_percent)
+  : >"$bandwidth_raw.tmp"
+  for ((r = 1; r <= rounds; ++r)); do
+    step "bandwidth round $r/$rounds: raw C MPI"
+    timeout "$limit" mpiexec.mpich -n 2 "$raw_bandwidth" "${BANDWIDTH_MAX:-67108864}" "$raw_ms" |
+      awk -v r="$r" "$raw_to_json" >>"$bandwidth_raw.tmp"
+    step "bandwidth round $r/$rounds: parc proxy"
+    BENCH_ROUND=$r PYTHONPATH="$build_dir/python${PYTHONPATH:+:$PYTHONPATH}" \
+      timeout "$limit" mpiexec.mpich -n 2 "$python" "$here/bench_bandwidth.py" parc >>"$bandwidth_raw.tmp"
+    step "bandwidth round $r/$rounds: mpi4py pickle, buffer"
+    BENCH_ROUND=$r timeout "$limit" "${mpi4py_launch[@]}" "$python" "$here/bench_bandwidth.py" mpi4py \
+      >>"$bandwidth_raw.tmp"
+  done
+  busy_after=$(busy_percent)
+  mv "$bandwidth_raw.tmp" "$bandwidth_raw"
+  meta_bandwidth="MPICH $(mpichversion 2>/dev/null | sed -n 's/^MPICH Version:[[:space:]]*//p') for parc and raw C (commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), build $build_dir); $(mpiexec.openmpi --version | head -1), mpi4py $("$python" -c 'import mpi4py; print(mpi4py.__version__)'), numpy $("$python" -c 'import numpy; print(numpy.__version__)'), Python $("$python" -c 'import platform; print(platform.python_version())'); machine busy ${busy_before}% before, ${busy_after}% after (others' load)"
+  "$python" "$here/report_bandwidth.py" "$bandwidth_raw" --md "$results_dir/bandwidth.md" \
+    --png "$results_dir/bandwidth.png" --meta "$meta1" --meta "$meta_bandwidth"
+  if ((busy_before > 10 || busy_after > 10)); then
+    echo "note: other processes kept the CPUs ${busy_before}% busy before the run and" \
+         "${busy_after}% after: these figures are noisy; rerun on a quiet machine"
+  fi
+  echo "(written to $results_dir/bandwidth.md, bandwidth.png, bandwidth.jsonl)"
 fi
