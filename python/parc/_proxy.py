@@ -88,8 +88,10 @@ class Proxy:
         return _Async(self)
 
     def __getattr__(self, name):
-        if name.startswith("_parc_"):
-            raise AttributeError(name)
+        if name.startswith("_parc_") or (name.startswith("__") and name.endswith("__")):
+            # Special names are the proxy's (libraries probe for __array__ & co): use
+            # p.async_ to reach the object's.
+            raise AttributeError(f"parc.Proxy has no attribute {name!r}")
         if name in self._parc_info[1]:
             return _Method(self, name)
         local = _local(self)
@@ -534,16 +536,22 @@ def _serve_local(obj, op, name, args, kwargs):
 
 def _serve(obj, view):
     """(True, reply parts) or (False, failure parts), for one request to obj."""
-    call = f"{type(obj).__qualname__}"
+    op = name = None
+    args, kwargs = (), {}
     try:
         op, name, args, kwargs = _codec.decode(memoryview(view))
-        if op == _CALL:
-            call = f"{type(obj).__qualname__}.{_task.describe_call(lambda: None, args, kwargs)}"
-            call = call.replace("<lambda>", name)
-        result = _serve_local(obj, op, name, args, kwargs)
-        return True, _codec.encode(result)
+        return True, _codec.encode(_serve_local(obj, op, name, args, kwargs))
     except Exception as exc:
-        return False, _failure(exc, call)
+        return False, _failure(exc, _describe_request(obj, op, name, args, kwargs))
+
+
+def _describe_request(obj, op, name, args, kwargs):
+    kind = type(obj).__qualname__
+    if op == _CALL:
+        return f"{kind}.{_task.describe_call(lambda: None, args, kwargs).replace('<lambda>', name)}"
+    if op in (_GET, _SET):
+        return f"{kind}.{name}"
+    return kind
 
 
 Proxy.__module__ = "parc"

@@ -19,6 +19,16 @@ py::object& proxy_module() {
   return *module;  // outlives interpreter teardown, as the task hook does
 }
 
+// The progress thread keeps its Python thread state: making one per request would cost
+// more than the request.
+void keep_thread_state(py::gil_scoped_acquire& gil) {
+  thread_local bool kept = false;
+  if (!kept) {
+    gil.inc_ref();
+    kept = true;
+  }
+}
+
 class PythonObject final : public OwnedObject {
  public:
   // With the GIL. `raw` (rows, row bytes) when the object is a C-contiguous numpy array.
@@ -44,6 +54,7 @@ class PythonObject final : public OwnedObject {
 
   Outcome handle(ByteReader& request) override {
     py::gil_scoped_acquire gil;
+    keep_thread_state(gil);
     py::tuple outcome = proxy_module().attr("_serve")(object_, buffer_of(request));
     Outcome result;
     result.ok = outcome[0].cast<bool>();
