@@ -50,7 +50,14 @@ Factories& factories() {
   return *registered;
 }
 
+thread_local int acting = -1;  // -1: this process's rank
+
 }  // namespace
+
+ActingAs::ActingAs(int rank) : previous_(acting) { acting = rank; }
+ActingAs::~ActingAs() { acting = previous_; }
+
+int ProxyService::acting_rank() const { return acting >= 0 ? acting : rank(); }
 
 ProxyService::ProxyService() : state_(std::make_unique<State>()) {}
 ProxyService::~ProxyService() = default;
@@ -89,7 +96,8 @@ std::uint64_t ProxyService::keep(std::shared_ptr<OwnedObject> object, int owner)
 }
 
 ObjectId ProxyService::adopt(std::shared_ptr<OwnedObject> object) {
-  const ObjectId id{rank(), keep(std::move(object), rank())};
+  const int owner = acting_rank();
+  const ObjectId id{owner, keep(std::move(object), owner)};
   hold_new(id);
   return id;
 }

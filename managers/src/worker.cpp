@@ -1,6 +1,7 @@
 #include <parc/closures/call.hpp>
 #include <parc/comm/backoff.hpp>
 #include <parc/comm/log.hpp>
+#include <parc/comm/proxy_service.hpp>
 #include <parc/managers/worker.hpp>
 
 #include <chrono>
@@ -208,6 +209,7 @@ void Worker::start_region(Message& message) {
 }
 
 Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arguments) {
+  const ActingAs acting(endpoint_.rank());  // serially: the proxies' simulated rank
   Bytes reply = begin_frame();
   ByteWriter out(reply);
   out.write(region.id);
@@ -250,6 +252,7 @@ bool Worker::finish_region() {
 }
 
 void Worker::run_batch(Message& message) {
+  const ActingAs acting(endpoint_.rank());  // serially: the proxies' simulated rank
   ByteReader body = message.take_body();
   const auto count = body.read<std::uint32_t>();
   Bytes reply = begin_frame();

@@ -50,12 +50,20 @@ class Proxy:
         """factory(*args, **kwargs) built on rank `owner`; a proxy to the result."""
         _runtime.start()
         _check_owner(owner)
-        if owner == _core.rank():
+        if owner == _core.proxy_here():
             return _adopt(factory(*args, **kwargs))
         try:
-            payload = _codec.encode((_closures._pickle_callable(factory), args, kwargs))
+            blob = _closures._pickle_callable(factory)
         except UsageError:
             raise
+        except Exception as error:
+            raise TypeError(
+                f"parc: {_task.describe_call(factory, (), {})[:-2]} cannot be sent to rank "
+                f"{owner}: {error}. Classes and functions of __main__ travel by value, with "
+                "the globals they use: move it to a module every rank imports, or keep its "
+                "unpicklable globals (locks, files) out of it") from error
+        try:
+            payload = _codec.encode((blob, args, kwargs))
         except Exception as error:
             raise TypeError(f"parc: the arguments of {_task.describe_call(factory, args, kwargs)} "
                             f"cannot be pickled to send them to rank {owner}: {error}") from error
@@ -226,7 +234,7 @@ def is_local(proxy):
     """True when this process owns the proxy's object: access needs no message."""
     if not isinstance(proxy, Proxy):
         raise TypeError(f"parc.is_local takes a parc.Proxy, not {type(proxy).__name__}")
-    return proxy.owner == _core.rank()
+    return proxy.owner == _core.proxy_here()
 
 
 def live_objects(rank):
@@ -284,7 +292,7 @@ def _load(owner, serial, token, info):
 
 def _local(proxy):
     handle = proxy._parc_handle
-    if handle.owner != _core.rank():
+    if handle.owner != _core.proxy_here():  # serially: the simulated rank of a task
         return None
     return _core.proxy_local(handle)
 

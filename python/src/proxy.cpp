@@ -255,6 +255,7 @@ void bind_proxies(py::module_& m) {
     py::gil_scoped_release release;
     return service().live_objects(owner);
   });
+  m.def("proxy_here", [] { return service().acting_rank(); });
   m.def("proxy_handles_here", [] { return service().handles_here(); });
 }
 

@@ -62,6 +62,15 @@ class Counter:
         return key in self.items
 
 
+LOCK = threading.Lock()
+
+
+class Locked:  # of __main__, so it travels by value, with LOCK
+    def get(self):
+        with LOCK:
+            return 1
+
+
 class Refuses:
     def __init__(self, why):
         raise KeyError(why)
@@ -201,10 +210,9 @@ def test_share_in_spmd_region(launch, mode):
             out = parc.Spmd().run(kernel)
             total = out[0]["proxy"].value  # still alive after the region: the manager holds it
             owner = out[0]["owner"]
-            emit({"out": [{k: v for k, v in o.items() if k != "proxy"} for o in out],
-                  "after": total, "owner": owner})
+            shown = [{k: v for k, v in o.items() if k != "proxy"} for o in out]
             del out
-            emit({"left": settle(owner, 0)}, tag="LEFT")
+            emit({"out": shown, "after": total, "owner": owner, "left": settle(owner, 0)})
 
 
         parc.run(main)
@@ -213,8 +221,11 @@ def test_share_in_spmd_region(launch, mode):
     total = sum(range(1, n + 1))
     assert [o["total"] for o in r["out"]] == [total] * n
     assert [o["block"] for o in r["out"]] == [[n - 1] * 4] * n
-    assert [o["local"] for o in r["out"]][0] is (bool(mode.get("ranks")) or n == 1) or True
+    # region rank 0 owns the counter (serially too: its simulated rank), the others read it
+    assert [o["local"] for o in r["out"]] == [True] + [False] * (n - 1)
+    assert len({o["owner"] for o in r["out"]}) == 1 and r["owner"] >= 1
     assert r["after"] == total
+    assert r["left"] == 0  # the region's proxies are gone: the owner dropped the counter
 
 
 def test_released_and_bad_input(launch, mode):
@@ -227,6 +238,7 @@ def test_released_and_bad_input(launch, mode):
                 ("owner_type", lambda: parc.Proxy.create(Counter, owner="1")),
                 ("factory", lambda: parc.Proxy.create(Refuses, "no way", owner=last)),
                 ("pickle", lambda: parc.Proxy.create(Counter, threading.Lock(), owner=last)),
+                ("factory_pickle", lambda: parc.Proxy.create(Locked, owner=last)),
                 ("attribute", lambda: parc.Proxy.create(Counter, owner=last).missing),
                 ("reserved", lambda: setattr(parc.Proxy.create(Counter, owner=last), "owner", 3)),
                 ("is_local", lambda: parc.is_local(3)),
@@ -257,6 +269,8 @@ def test_released_and_bad_input(launch, mode):
     assert r["owner_type"][0] == "TypeError"
     assert r["factory"][0] == "KeyError" and "no way" in r["factory"][1]
     assert r["pickle"][0] == "TypeError" and "cannot be pickled" in r["pickle"][1]
+    assert r["factory_pickle"][0] == "TypeError"
+    assert "Locked cannot be sent to rank" in r["factory_pickle"][1]
     assert r["attribute"][0] == "AttributeError" and "missing" in r["attribute"][1]
     assert r["reserved"][0] == "AttributeError"
     assert r["is_local"][0] == "TypeError"

@@ -117,8 +117,12 @@ class ProxyService {
   // by any rank has arrived.
   virtual std::uint64_t live_objects(int owner) = 0;
 
+  // The rank the calling thread acts as: serially, the simulated rank running a task or a
+  // region there (see ActingAs); otherwise this process's rank.
+  int acting_rank() const;
+
   // --- objects owned here ---
-  // Registers an object owned by this rank, held by one handle here.
+  // Registers an object owned by the acting rank, held by one handle here.
   ObjectId adopt(std::shared_ptr<OwnedObject> object);
   // The object, when this rank owns it and it lives.
   std::shared_ptr<OwnedObject> local_object(ObjectId id);
@@ -175,6 +179,18 @@ class ProxyService {
 
   struct State;
   std::unique_ptr<State> state_;
+};
+
+// While it lives, the calling thread acts as `rank` for proxies (a simulated worker).
+class ActingAs {
+ public:
+  explicit ActingAs(int rank);
+  ~ActingAs();
+  ActingAs(const ActingAs&) = delete;
+  ActingAs& operator=(const ActingAs&) = delete;
+
+ private:
+  int previous_;
 };
 
 // Serial mode: every owner is simulated in this process; requests run inline on the
