@@ -2,6 +2,7 @@
 // the caller's thread, and the bytes still go through the language's serializer.
 
 #include <parc/comm/proxy_service.hpp>
+#include <parc/exceptions/errors.hpp>
 
 #include <cstring>
 
@@ -20,6 +21,18 @@ class ReadyReply final : public PendingReply {
   Outcome outcome_;
 };
 
+// A request that failed before it started; wait() says why, as it does over MPI.
+class FailedReply final : public PendingReply {
+ public:
+  explicit FailedReply(std::string why) : why_(std::move(why)) {}
+  bool ready() override { return true; }
+  bool wait_until(std::chrono::steady_clock::time_point) override { return true; }
+  Outcome wait() override { throw ProxyError(why_); }
+
+ private:
+  std::string why_;
+};
+
 class LoopbackProxyService final : public ProxyService {
  public:
   explicit LoopbackProxyService(int owners) : owners_(owners) {}
@@ -28,6 +41,7 @@ class LoopbackProxyService final : public ProxyService {
   int owners() const override { return owners_; }
 
   ObjectId create(int owner, FactoryKind kind, Bytes arguments, Outcome& reply) override {
+    check_owner(owner);
     ByteReader reader(arguments.data(), arguments.size());
     auto object = build(kind, reader, reply);
     if (!object) return {};
@@ -38,14 +52,18 @@ class LoopbackProxyService final : public ProxyService {
   }
 
   std::unique_ptr<PendingReply> call(ObjectId id, Bytes request) override {
-    auto object = live(id);
+    check_owner(id.owner);
+    auto object = find(id.serial);
+    if (!object) return std::make_unique<FailedReply>(released(id));
     ByteReader reader(request.data(), request.size());
     return std::make_unique<ReadyReply>(object->handle(reader));
   }
 
   std::unique_ptr<PendingReply> read_raw(ObjectId id, std::uint64_t begin, std::uint64_t end,
                                          char* destination, std::uint64_t bytes) override {
-    auto object = live(id);
+    check_owner(id.owner);
+    auto object = find(id.serial);
+    if (!object) return std::make_unique<FailedReply>(released(id));
     const auto view = object->raw_view();
     if (!view || end > view->rows || begin > end || (end - begin) * view->row_bytes != bytes) {
       throw ProxyError(
@@ -56,7 +74,10 @@ class LoopbackProxyService final : public ProxyService {
     return std::make_unique<ReadyReply>(Outcome{});
   }
 
-  std::uint64_t live_objects(int owner) override { return count_kept(owner); }
+  std::uint64_t live_objects(int owner) override {
+    check_owner(owner);
+    return count_kept(owner);
+  }
 
   void stop() override { take_all_objects(); }
 
@@ -64,15 +85,19 @@ class LoopbackProxyService final : public ProxyService {
   bool keeps(int) const override { return true; }
 
  private:
-  std::shared_ptr<OwnedObject> live(ObjectId id) {
-    auto object = find(id.serial);
-    if (!object) {
-      throw ProxyError("parc: the object of this proxy (owner " + std::to_string(id.owner) + ", #" +
-                       std::to_string(id.serial) +
-                       ") was released: its last proxy was dropped before this one was "
-                       "loaded from a pickle");
+  void check_owner(int owner) const {
+    if (owner < 0 || owner >= owners_) {
+      throw UsageError("parc: owner rank " + std::to_string(owner) +
+                       " does not exist: serially, ranks 0-" + std::to_string(owners_ - 1) +
+                       " are simulated (PARC_SERIAL sets how many workers)");
     }
-    return object;
+  }
+
+  static std::string released(ObjectId id) {
+    return "parc: the object of this proxy (owner " + std::to_string(id.owner) + ", #" +
+           std::to_string(id.serial) +
+           ") was released: its last proxy was dropped before this one was loaded from a "
+           "pickle";
   }
 
   int owners_;

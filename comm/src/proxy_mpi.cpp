@@ -168,13 +168,24 @@ class MpiProxyService final : public ProxyService {
 
   std::uint64_t live_objects(int owner) override {
     check_owner(owner);
-    // Every rank first sends what it has queued, and answers once its batches have been
-    // received (synchronous sends): then the owner has applied them all.
-    std::vector<std::unique_ptr<PendingReply>> flushes;
-    for (int r = 0; r < size_; ++r) {
-      flushes.push_back(send_request(r, header(Op::flush, 0), ObjectId{r, 0}));
+    // Every rank sends what it has queued and answers once its batches have been received
+    // (synchronous sends), with how many it has posted in all. Applying them may release
+    // objects that held proxies, which queues more: rounds repeat until none posts more.
+    std::vector<std::uint64_t> posted(static_cast<std::size_t>(size_), ~std::uint64_t{0});
+    for (bool changed = true; changed;) {
+      std::vector<std::unique_ptr<PendingReply>> flushes;
+      for (int r = 0; r < size_; ++r) {
+        flushes.push_back(send_request(r, header(Op::flush, 0), ObjectId{r, 0}));
+      }
+      changed = false;
+      for (int r = 0; r < size_; ++r) {
+        Outcome outcome = flushes[static_cast<std::size_t>(r)]->wait();
+        ByteReader reader(outcome.bytes.data(), outcome.bytes.size());
+        const auto total = reader.read<std::uint64_t>();
+        changed = changed || total != posted[static_cast<std::size_t>(r)];
+        posted[static_cast<std::size_t>(r)] = total;
+      }
     }
-    for (auto& flush : flushes) flush->wait();
     Outcome outcome = send_request(owner, header(Op::count, 0), ObjectId{owner, 0})->wait();
     ByteReader reader(outcome.bytes.data(), outcome.bytes.size());
     return reader.read<std::uint64_t>();
@@ -491,7 +502,9 @@ class MpiProxyService final : public ProxyService {
         ++it;
         continue;
       }
-      reply(it->source, it->tag, Status::ok, {});
+      Bytes payload;
+      ByteWriter(payload).write(record_batches_);
+      reply(it->source, it->tag, Status::ok, payload);
       it = flushes_.erase(it);
     }
   }
