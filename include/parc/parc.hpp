@@ -10,6 +10,7 @@
 #include <parc/managers/future.hpp>
 #include <parc/managers/options.hpp>
 #include <parc/managers/pipeline.hpp>
+#include <parc/managers/proxy.hpp>
 #include <parc/managers/runtime.hpp>
 #include <parc/managers/spmd.hpp>
 #include <parc/managers/task_farm.hpp>

@@ -1,6 +1,7 @@
 #include <parc/comm/environment.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/exceptions/errors.hpp>
+#include <parc/managers/proxy.hpp>
 #include <parc/managers/runtime.hpp>
 #include <parc/managers/worker.hpp>
 
@@ -53,6 +54,7 @@ Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
       log().error("stopping: the job cannot start (rank 0 says why)");
     }
     log().flush();
+    detail::attach_proxy_service(nullptr);
     proxies_.reset();
     scheduler_.reset();
     endpoint_.reset();
@@ -70,12 +72,17 @@ void Runtime::start(int argc, char** argv) {
   if (environment_->size() > 1) {
     check_closure_tables();
     endpoint_ = environment_->make_endpoint();
-    hosts = environment_->allgather(environment_->host());
-    pids = environment_->allgather(static_cast<std::uint64_t>(environment_->pid()));
   }
   serial_workers_ = serial_workers > 0 ? serial_workers : (environment_->size() == 1 ? 1 : 0);
   proxies_ = serial() ? make_loopback_proxy_service(serial_workers_ + 1)
                       : environment_->make_proxy_service();
+  detail::attach_proxy_service(proxies_.get());  // Proxy<T> decoding, make_proxy in closures
+  if (environment_->size() > 1) {
+    // After the attach: these collectives keep every rank from sending a request (which may
+    // carry a Proxy<T> to decode) before every rank's service is attached.
+    hosts = environment_->allgather(environment_->host());
+    pids = environment_->allgather(static_cast<std::uint64_t>(environment_->pid()));
+  }
   if (serial() && rank() == 0) {
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
     std::vector<std::unique_ptr<detail::Worker>> simulated;
@@ -107,6 +114,7 @@ void Runtime::start(int argc, char** argv) {
 Runtime::~Runtime() {
   if (rank() == 0 && !ran_ && endpoint_) shut_down_workers(0);
   if (proxies_ && !std::uncaught_exceptions()) proxies_->stop();
+  detail::attach_proxy_service(nullptr);
   proxies_.reset();
   scheduler_.reset();
   loopback_.reset();

@@ -1,9 +1,12 @@
 #pragma once
-// parc::Future<T>: the outcome of one task. Waiting drives the runtime's progress.
+// parc::Future<T>: the outcome of one task or proxy call. Waiting drives the progress:
+// the scheduler's for a task, the reply's for a call (see detail::FutureDriver).
 
+#include <parc/comm/backoff.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/managers/scheduler.hpp>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -22,6 +25,18 @@ template <>
 struct ValueSlot<void> {
   void read(ByteReader&) {}
   void take() {}
+};
+
+// Completes a future that the scheduler does not: a proxy call's reply. Its owner, the
+// future's state, outlives it.
+class FutureDriver {
+ public:
+  virtual ~FutureDriver() = default;
+  // Polls once; true when something happened (the outcome may now be in the state).
+  virtual bool poll() = 0;
+  // Waits until the outcome is in the state or `deadline`. Waiting on a proxy's progress
+  // thread serves requests meanwhile, so a proxied method may wait for another proxy.
+  virtual void wait_until(std::chrono::steady_clock::time_point deadline) = 0;
 };
 
 template <class T>
@@ -44,6 +59,7 @@ class FutureState : public Sink {
   ValueSlot<T> slot;
   std::optional<TaskError> error;
   std::uint64_t task_id = 0;
+  std::unique_ptr<FutureDriver> driver;  // null: the scheduler completes it
 };
 
 }  // namespace detail
@@ -52,21 +68,45 @@ template <class T>
 class Future {
  public:
   Future() = default;
+  // A task's future: the scheduler completes it.
   Future(std::shared_ptr<detail::FutureState<T>> state, detail::Scheduler* scheduler)
       : state_(std::move(state)), scheduler_(scheduler) {}
+  // A future that is complete already or has its own driver (a proxy call).
+  explicit Future(std::shared_ptr<detail::FutureState<T>> state) : state_(std::move(state)) {}
 
   bool valid() const noexcept { return state_ != nullptr; }
 
-  // True once the task has an outcome; polls the network once.
+  // True once the task or call has an outcome; polls the network once.
   bool ready() const {
     check_valid();
-    if (pending()) scheduler_->progress();
+    if (pending()) drive();
     return !pending();
   }
 
   void wait() const {
     check_valid();
-    scheduler_->wait_until([this] { return !pending(); });
+    if (!pending()) return;
+    if (state_->driver) {
+      state_->driver->wait_until(std::chrono::steady_clock::time_point::max());
+    } else {
+      scheduler_->wait_until([this] { return !pending(); });
+    }
+  }
+
+  // Waits at most `timeout`; true once the outcome is in.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
+    check_valid();
+    if (!pending()) return true;
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+    if (state_->driver) {
+      state_->driver->wait_until(deadline);
+    } else {
+      scheduler_->wait_until(
+          [&] { return !pending() || std::chrono::steady_clock::now() >= deadline; });
+    }
+    return !pending();
   }
 
   // The result; rethrows the task's exception (its registered type, or RemoteError),
@@ -100,8 +140,14 @@ class Future {
     return state_->error;
   }
 
-  detail::Scheduler& scheduler() const { return *scheduler_; }
+  // The scheduler of a task's future; null for a proxy call's.
+  detail::Scheduler* scheduler() const noexcept { return scheduler_; }
   bool pending() const { return state_->state == detail::FutureState<T>::State::pending; }
+  // One round of this future's progress; true when something happened.
+  bool drive() const {
+    if (state_->driver) return state_->driver->poll();
+    return scheduler_ != nullptr && scheduler_->progress();
+  }
 
  private:
   void check_valid() const {
@@ -113,14 +159,55 @@ class Future {
   detail::Scheduler* scheduler_ = nullptr;
 };
 
+namespace detail {
+
+// Drives `futures` until done(): one scheduler round per round (tasks of one runtime share
+// it), plus one poll of each pending proxy call.
+template <class T, class Done>
+void drive_until(std::vector<Future<T>>& futures, Done done) {
+  Scheduler* scheduler = nullptr;
+  bool calls = false;
+  for (const auto& f : futures) {
+    if (f.scheduler() != nullptr) {
+      scheduler = f.scheduler();
+    } else {
+      calls = true;
+    }
+  }
+  if (!calls) {
+    if (scheduler != nullptr) scheduler->wait_until(done);
+    return;
+  }
+  Backoff backoff;
+  while (!done()) {
+    bool active = scheduler != nullptr && scheduler->progress();
+    Future<T>* waiting = nullptr;
+    for (auto& f : futures) {
+      if (f.scheduler() != nullptr || !f.pending()) continue;
+      active = f.drive() || active;
+      if (waiting == nullptr && f.pending()) waiting = &f;
+    }
+    if (active || done()) {
+      backoff.reset();
+    } else if (scheduler == nullptr && waiting != nullptr) {
+      // Only calls: idle inside one of them, which serves requests when this is a progress
+      // thread (a proxied method waiting for several proxies).
+      waiting->wait_for(std::chrono::milliseconds(1));
+    } else {
+      backoff.pause();
+    }
+  }
+}
+
+}  // namespace detail
+
 // Waits for every future; throws one ParallelException with every failure (tasks that
 // were cancelled are not failures). Under fail_fast a failure cancels the farm's unstarted
 // tasks, so the wait ends once the tasks already running have returned.
 template <class T>
 void wait_all(std::vector<Future<T>>& futures) {
   if (futures.empty()) return;
-  detail::Scheduler& scheduler = futures.front().scheduler();
-  scheduler.wait_until([&] {
+  detail::drive_until(futures, [&] {
     for (auto& f : futures) {
       if (f.pending()) return false;
     }
@@ -163,7 +250,7 @@ class AsCompleted {
       auto& futures = owner_->futures_;
       auto& yielded = owner_->yielded_;
       std::size_t found = futures.size();
-      futures.front().scheduler().wait_until([&] {
+      detail::drive_until(futures, [&] {
         for (std::size_t i = 0; i < futures.size(); ++i) {
           if (!yielded[i] && !futures[i].pending()) {
             found = i;
