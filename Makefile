@@ -103,6 +103,7 @@ bench: deps-bench
 	@$(MAKE) --no-print-directory build
 	bash bench/run.sh $(BUILD_DIR)
 	PYTHON=$(PYTHON) bash bench/python/run.sh $(BUILD_DIR)
+	PYTHON=$(PYTHON) bash bench/cannon.sh $(BUILD_DIR)
 
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.hpp' -o -name '*.cpp' \
                  -o -name '*.h' -o -name '*.cc' \) -not -path '*/build*' 2>/dev/null)

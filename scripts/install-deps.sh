@@ -13,6 +13,7 @@ set -euo pipefail
 required=(
   build-essential cmake pkg-config
   mpich libmpich-dev
+  libopenblas-dev  # CBLAS for examples/cannon_mpi.cpp
   libcereal-dev libspdlog-dev libfmt-dev
   googletest libgtest-dev libgmock-dev
   pybind11-dev python3-dev python3-pybind11 python3-numpy python3-pytest

@@ -1,10 +1,12 @@
 """The Python examples run, and print what they should, in every mode.
 
-Each example runs serially, with PARC_SERIAL=4, and under mpiexec.mpich -n 2 and -n 4;
-the checks below are on what it prints (the examples also check themselves and exit
+Each example runs serially, with PARC_SERIAL=4, and under mpiexec.mpich -n 2 and -n 4
+(cannon.py, which needs a square region, at -n 5 instead of -n 4; dictionary.py at -n 3
+too); the checks below are on what it prints (the examples also check themselves and exit
 non-zero when a fact they print does not hold).
 """
 
+import json
 import math
 import re
 from pathlib import Path
@@ -143,3 +145,51 @@ def test_pipeline(launch, mode):
     n = workers(mode)
     expected = {1: "[[1], [1], [1]]", 3: "[[1], [2, 3], [1]]", 4: "[[1], [2, 3], [4]]"}[n]
     assert f"stages on ranks: {expected}" in out, result.output
+
+
+# Cannon's multiply needs a square region: 1 rank serially and at -n 2, 4 with
+# PARC_SERIAL=4 and at -n 5. One BLAS thread per rank: the ranks share the cores.
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1"}
+
+
+@pytest.mark.parametrize("mode, size", [
+    pytest.param(dict(), 1, id="serial"),
+    pytest.param(dict(serial=4), 4, id="serial4"),
+    pytest.param(dict(ranks=2), 1, id="np2"),
+    pytest.param(dict(ranks=5), 4, id="np5"),
+])
+def test_cannon(launch, mode, size):
+    # The example checks every entry of C against its closed form and exits 1 otherwise.
+    result = run_ok(launch, "cannon.py", dict(mode, args=(64, 2), env=ONE_BLAS_THREAD))
+    line = json.loads(result.stdout)
+    assert line == {"impl": "python/parc", "n": 64, "ranks": size,
+                    "seconds": line["seconds"], "max_error": 0}, result.output
+    assert line["seconds"] > 0, result.output
+
+
+@pytest.mark.parametrize("mode, args, message", [
+    pytest.param(dict(ranks=4), (64,), "needs a square region (1, 4, 9, ... ranks), got 3",
+                 id="np4-three-ranks"),
+    pytest.param(dict(serial=4), (65,), "n must be a positive multiple of q = 2, got 65",
+                 id="serial4-n-not-a-multiple-of-q"),
+])
+def test_cannon_bad_grid(launch, mode, args, message):
+    result = launch(EXAMPLES / "cannon.py", args=args, env=ONE_BLAS_THREAD, **mode)
+    assert result.returncode == 2, result.output
+    assert f"cannon.py: {message}\n" in result.stderr, result.output
+    assert "Traceback" not in result.stderr, result.output
+
+
+@pytest.mark.parametrize("mode", MODES + [pytest.param(dict(ranks=3), id="np3")])
+def test_dictionary(launch, mode):
+    result = run_ok(launch, "dictionary.py", mode)
+    out = result.stdout
+    shards = workers(mode)
+    owners = list(range(1, shards + 1))
+    assert re.search(rf"^40 texts, 200000 words, 21 distinct, in {shards} shard\(s\) on ranks "
+                     rf"{re.escape(str(owners))} holding \[[\d, ]+\] words$", out,
+                     re.MULTILINE), result.output
+    assert re.search(r"^most common: the \d+, \w+ \d+, \w+ \d+ \(fox \d+\)$", out,
+                     re.MULTILINE), result.output
+    assert "same counts as one serial pass: True; every word in its own shard: True" in out
+    assert "shards released: 0 objects left on the workers" in out, result.output
