@@ -125,11 +125,6 @@ std::uint64_t ProxyService::count_kept(int owner) const {
   return count;
 }
 
-std::uint64_t ProxyService::handles_here() const {
-  std::lock_guard lock(state_->mutex);
-  return state_->handles.size();
-}
-
 void ProxyService::retain(ObjectId id) {
   std::lock_guard lock(state_->mutex);
   ++state_->handles[id];

@@ -256,7 +256,6 @@ void bind_proxies(py::module_& m) {
     return service().live_objects(owner);
   });
   m.def("proxy_here", [] { return service().acting_rank(); });
-  m.def("proxy_handles_here", [] { return service().handles_here(); });
 }
 
 }  // namespace parc::python

@@ -134,7 +134,6 @@ class ProxyService {
   std::uint64_t export_token(ObjectId id, std::uint32_t uses);
   // A handle loaded from a pickle carrying `token`.
   void import_token(ObjectId id, std::uint64_t token);
-  std::uint64_t handles_here() const;  // distinct objects this rank holds handles to
 
   // Stops serving: collective over every rank at the end of the run. Waits for every
   // outstanding request and reference message, then releases every object owned here.
