@@ -343,10 +343,17 @@ class MpiProxyService final : public ProxyService {
       MPI_Get_count(&status, MPI_BYTE, &count);
       auto bytes = std::make_shared<Bytes>(static_cast<std::size_t>(count));
       check_mpi(MPI_Mrecv(bytes->data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE), "MPI_Mrecv");
-      if (status.MPI_TAG == tag_records) {
-        apply_records(decode_records(*bytes));
-      } else {
-        serve_request(status.MPI_SOURCE, bytes);
+      try {
+        if (status.MPI_TAG == tag_records) {
+          apply_records(decode_records(*bytes));
+        } else {
+          serve_request(status.MPI_SOURCE, bytes);
+        }
+      } catch (const std::exception& e) {
+        // Too short to name its reply tag, or a batch cut short: nobody waits for an
+        // answer, and the thread must go on serving the others.
+        log().error("dropped a malformed proxy message ({} bytes) from rank {}: {}", count,
+                    status.MPI_SOURCE, e.what());
       }
       active = true;
     }

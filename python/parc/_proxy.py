@@ -152,6 +152,12 @@ class Proxy:
         local = _local(self)
         return key in local if local is not None else _call(self, _CONTAINS, None, (key,))
 
+    def __iter__(self):
+        # Python would otherwise iterate with p[0], p[1], ...: a round trip per item.
+        raise TypeError("parc: a proxy is not iterable (each item would be a round trip to "
+                        "its owner); iterate over p.resolve(), a copy, or have a method of "
+                        "the object do the loop at the owner")
+
     def __call__(self, *args, **kwargs):
         local = _local(self)
         if local is not None:

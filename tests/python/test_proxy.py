@@ -242,6 +242,7 @@ def test_released_and_bad_input(launch, mode):
                 ("attribute", lambda: parc.Proxy.create(Counter, owner=last).missing),
                 ("reserved", lambda: setattr(parc.Proxy.create(Counter, owner=last), "owner", 3)),
                 ("is_local", lambda: parc.is_local(3)),
+                ("iterate", lambda: list(parc.Proxy.create(list, [1, 2], owner=last))),
             ]:
                 try:
                     call()
@@ -274,6 +275,7 @@ def test_released_and_bad_input(launch, mode):
     assert r["attribute"][0] == "AttributeError" and "missing" in r["attribute"][1]
     assert r["reserved"][0] == "AttributeError"
     assert r["is_local"][0] == "TypeError"
+    assert r["iterate"][0] == "TypeError" and "p.resolve()" in r["iterate"][1]
     assert r["late"][0] == "ProxyError" and "was released" in r["late"][1]
 
 
