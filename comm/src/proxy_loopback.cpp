@@ -54,7 +54,7 @@ class LoopbackProxyService final : public ProxyService {
   std::unique_ptr<PendingReply> call(ObjectId id, Bytes request) override {
     check_owner(id.owner);
     auto object = find(id.serial);
-    if (!object) return std::make_unique<FailedReply>(released(id));
+    if (!object) return std::make_unique<FailedReply>(released_message(id));
     ByteReader reader(request.data(), request.size());
     return std::make_unique<ReadyReply>(object->handle(reader));
   }
@@ -63,7 +63,7 @@ class LoopbackProxyService final : public ProxyService {
                                          char* destination, std::uint64_t bytes) override {
     check_owner(id.owner);
     auto object = find(id.serial);
-    if (!object) return std::make_unique<FailedReply>(released(id));
+    if (!object) return std::make_unique<FailedReply>(released_message(id));
     const auto view = object->raw_view();
     if (!view || end > view->rows || begin > end || (end - begin) * view->row_bytes != bytes) {
       throw ProxyError(
@@ -91,13 +91,6 @@ class LoopbackProxyService final : public ProxyService {
                        " does not exist: serially, ranks 0-" + std::to_string(owners_ - 1) +
                        " are simulated (PARC_SERIAL sets how many workers)");
     }
-  }
-
-  static std::string released(ObjectId id) {
-    return "parc: the object of this proxy (owner " + std::to_string(id.owner) + ", #" +
-           std::to_string(id.serial) +
-           ") was released: its last proxy was dropped before this one was loaded from a "
-           "pickle";
   }
 
   int owners_;

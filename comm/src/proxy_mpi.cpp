@@ -41,13 +41,6 @@ constexpr int requests_per_round = 32;
 
 thread_local bool on_progress_thread = false;
 
-std::string released_message(ObjectId id) {
-  return "parc: the object of this proxy (rank " + std::to_string(id.owner) + ", #" +
-         std::to_string(id.serial) +
-         ") was released: its last proxy was dropped before this one was loaded from a "
-         "pickle. Keep a proxy alive until every copy sent elsewhere has been loaded";
-}
-
 int checked_int(std::uint64_t bytes, const char* what) {
   if (bytes > static_cast<std::uint64_t>(INT_MAX)) {
     throw UsageError(std::string("parc: ") + what + " of " + std::to_string(bytes) +
@@ -621,7 +614,7 @@ Outcome MpiReply::wait() {
     case Status::failed:
       return std::move(outcome_);
     case Status::released:
-      throw ProxyError(released_message(id_));
+      throw ProxyError(ProxyService::released_message(id_));
     case Status::error:
       break;
   }

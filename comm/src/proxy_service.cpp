@@ -112,6 +112,13 @@ std::shared_ptr<OwnedObject> ProxyService::local_object(ObjectId id) {
   return find(id.serial);
 }
 
+std::string ProxyService::released_message(ObjectId id) {
+  return "parc: the object of this proxy (rank " + std::to_string(id.owner) + ", #" +
+         std::to_string(id.serial) +
+         ") was released: its last proxy was dropped before this one was loaded from a "
+         "pickle. Keep a proxy alive until every copy sent elsewhere has been loaded";
+}
+
 std::shared_ptr<OwnedObject> ProxyService::find(std::uint64_t serial) {
   std::lock_guard lock(state_->mutex);
   auto it = state_->kept.find(serial);

@@ -10,7 +10,6 @@ import contextlib
 import os
 import pickle
 import socket
-import sys
 import threading
 import weakref
 
@@ -423,7 +422,11 @@ def _submit_read(proxy, raw, begin, end):
 
 
 def _describe_op(proxy, op, name, args, kwargs):
-    kind = proxy._parc_info[0].rpartition(".")[2]
+    return _describe_request(proxy._parc_info[0].rpartition(".")[2], op, name, args, kwargs)
+
+
+def _describe_request(kind, op, name, args, kwargs):
+    """How a request reads in an error: Counter.add(5), Counter.value, Counter[3] ..."""
     shown = _task.describe_call(lambda: None, args, kwargs or {})
     shown = shown[shown.index("("):]
     if op == _CALL:
@@ -439,7 +442,7 @@ def _describe_op(proxy, op, name, args, kwargs):
 
 def _rebuild(data, owner, call):
     record, host, pid = _codec.decode(memoryview(data))
-    exc, _, traceback_text = _errors._rebuild_python(record)
+    exc, _, traceback_text = _errors._rebuild_python(pickle.loads(record))
     exc.add_note(f"rank {owner} (host {host}, pid {pid}), proxy call: {call}")
     if traceback_text:
         exc.add_note("remote traceback:\n" + traceback_text.rstrip("\n"))
@@ -488,8 +491,7 @@ def _product(values):
 
 def _failure(exc, call):
     # Not remembered: its frames would keep the caller's proxies alive (serial mode).
-    record = pickle.loads(_task.encode_failure(exc, call, remember=False)[2])
-    return _codec.encode((record, _host, _pid))
+    return _codec.encode((_task.encode_failure(exc, call, remember=False)[2], _host, _pid))
 
 
 def _build(view):
@@ -497,24 +499,13 @@ def _build(view):
     call = "<factory>"
     try:
         blob, args, kwargs = _codec.decode(memoryview(view))
-        factory = _importable(pickle.loads(blob))
+        factory = pickle.loads(blob)
+        if isinstance(factory, type):  # a class of __main__ arrives by value: its objects
+            factory = _task.importable_class(factory) or factory  # pickle by reference
         call = _task.describe_call(factory, args, kwargs)
         return True, factory(*args, **kwargs)
     except Exception as exc:
         return False, _failure(exc, call)
-
-
-def _importable(factory):
-    """The class importable under factory's name when factory is a copy of it (a class of
-    __main__ arrives by value): its objects must pickle by reference, as the caller knows
-    them."""
-    if isinstance(factory, type):
-        found = sys.modules.get(factory.__module__)
-        for part in factory.__qualname__.split("."):
-            found = getattr(found, part, None)
-        if isinstance(found, type) and found.__qualname__ == factory.__qualname__:
-            return found
-    return factory
 
 
 def _describe_bytes(obj):
@@ -556,16 +547,8 @@ def _serve(obj, view):
         op, name, args, kwargs = _codec.decode(memoryview(view))
         return True, _codec.encode(_serve_local(obj, op, name, args, kwargs))
     except Exception as exc:
-        return False, _failure(exc, _describe_request(obj, op, name, args, kwargs))
-
-
-def _describe_request(obj, op, name, args, kwargs):
-    kind = type(obj).__qualname__
-    if op == _CALL:
-        return f"{kind}.{_task.describe_call(lambda: None, args, kwargs).replace('<lambda>', name)}"
-    if op in (_GET, _SET):
-        return f"{kind}.{name}"
-    return kind
+        return False, _failure(
+            exc, _describe_request(type(obj).__qualname__, op, name, args, kwargs))
 
 
 Proxy.__module__ = "parc"

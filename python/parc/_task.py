@@ -57,13 +57,19 @@ def _qualified(kind):
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _importable_twin(kind):
-    """The class importable under kind's name when kind is a copy of it: a closure sent
-    by value (cloudpickle) brings its own copies of the classes of its module."""
+def importable_class(kind):
+    """The class importable under kind's name (module + qualified name), or None. A closure
+    or class sent by value (cloudpickle) brings its own copies of its module's classes."""
     found = sys.modules.get(kind.__module__)
     for part in kind.__qualname__.split("."):
         found = getattr(found, part, None)
-    if isinstance(found, type) and found is not kind and issubclass(found, BaseException):
+    return found if isinstance(found, type) else None
+
+
+def _importable_twin(kind):
+    """The importable exception class when kind is a copy of it."""
+    found = importable_class(kind)
+    if found is not None and found is not kind and issubclass(found, BaseException):
         return found
     return None
 

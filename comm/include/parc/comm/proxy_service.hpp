@@ -135,6 +135,9 @@ class ProxyService {
   // A handle loaded from a pickle carrying `token`.
   void import_token(ObjectId id, std::uint64_t token);
 
+  // Why a request to `id` failed when its object is gone.
+  static std::string released_message(ObjectId id);
+
   // Stops serving: collective over every rank at the end of the run. Waits for every
   // outstanding request and reference message, then releases every object owned here.
   virtual void stop() = 0;
