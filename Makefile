@@ -3,7 +3,9 @@
 # Every target that builds first installs missing Debian packages
 # (scripts/install-deps.sh, a no-op when all are present).
 
-BUILD_DIR  ?= build
+# SANITIZE=address (ASan+UBSan) or thread (TSan) builds in its own build-$(SANITIZE).
+SANITIZE   ?=
+BUILD_DIR  ?= build$(if $(SANITIZE),-$(SANITIZE))
 PREFIX     ?= /usr/local
 BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
@@ -23,11 +25,11 @@ CLANG_FORMAT ?= clang-format
 MAKEFLAGS += --no-print-directory
 
 # Folders whose *.hpp / *.cpp files `make format` rewrites (missing ones are skipped).
-FORMAT_DIRS := $(wildcard include exceptions comm closures managers python tests examples bench)
+FORMAT_DIRS := $(wildcard include exceptions comm closures managers python tests examples bench fuzz)
 
 .DEFAULT_GOAL := help
 .PHONY: help deps deps-bench deps-format configure build test demo install bench \
-        format format-check clean FORCE
+        format format-check fuzz clean FORCE
 
 help:
 	@echo "parc — targets:"
@@ -40,8 +42,10 @@ help:
 	@echo "  make bench       install benchmark peers, build, run bench/run.sh"
 	@echo "  make format      clang-format -i the C++ sources"
 	@echo "  make format-check  report formatting differences, change nothing"
+	@echo "  make fuzz        build the libFuzzer targets (clang 14) and run each FUZZ_SECONDS=$(FUZZ_SECONDS)"
 	@echo "  make clean       remove \$$(BUILD_DIR)"
 	@echo "variables: BUILD_DIR=$(BUILD_DIR) PREFIX=$(PREFIX) BUILD_TYPE=$(BUILD_TYPE)"
+	@echo "           SANITIZE=$(SANITIZE) (address | thread: sanitized build and tests)"
 	@echo "           JOBS=$(JOBS) CMAKE_ARGS='$(CMAKE_ARGS)' CTEST_ARGS='$(CTEST_ARGS)'"
 
 deps:
@@ -53,13 +57,17 @@ deps-bench:
 deps-format:
 	@bash scripts/install-deps.sh format
 
-# --- configure: only when there is no cache yet, when BUILD_TYPE changed, when
+# --- configure: only when there is no cache yet, when BUILD_TYPE or SANITIZE changed, when
 # CMAKE_ARGS are given, or when the last configure failed.
 # (Edits to CMakeLists.txt are picked up by CMake itself during the build.)
 CACHE := $(BUILD_DIR)/CMakeCache.txt
 CACHED_BUILD_TYPE := $(shell sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' $(CACHE) 2>/dev/null)
+CACHED_SANITIZE := $(shell sed -n 's/^PARC_SANITIZE:[A-Z]*=//p' $(CACHE) 2>/dev/null)
 ifneq ($(wildcard $(CACHE)),)
 ifneq ($(CACHED_BUILD_TYPE),$(BUILD_TYPE))
+$(CACHE): FORCE
+endif
+ifneq ($(CACHED_SANITIZE),$(strip $(SANITIZE)))
 $(CACHE): FORCE
 endif
 # A previous configure that failed leaves a cache but no build system.
@@ -74,7 +82,7 @@ endif
 
 $(CACHE): | deps
 	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	    -DPython_EXECUTABLE=$(PYTHON) $(CMAKE_ARGS)
+	    -DPython_EXECUTABLE=$(PYTHON) -DPARC_SANITIZE=$(strip $(SANITIZE)) $(CMAKE_ARGS)
 
 configure: $(CACHE)
 
@@ -118,6 +126,21 @@ format-check: deps-format
 	@if [ -n "$(strip $(FORMAT_FILES))" ]; then \
 	    $(CLANG_FORMAT) --dry-run -Werror $(FORMAT_FILES); \
 	fi
+
+# --- fuzz: every decoder of messages from other ranks, under libFuzzer, ASan and UBSan
+# (fuzz/, docs/security.md), in its own clang build.
+FUZZ_DIR     ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= frame task_batch result_batch region control proxy error_info closure_table values
+
+fuzz:
+	@bash scripts/install-deps.sh fuzz
+	$(CMAKE) -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DPARC_BUILD_FUZZ=ON \
+	    -DBUILD_SHARED_LIBS=OFF -DPARC_BUILD_TESTS=OFF -DPARC_BUILD_EXAMPLES=OFF \
+	    -DPARC_BUILD_BENCH=OFF -DPARC_BUILD_PYTHON=OFF
+	$(CMAKE) --build $(FUZZ_DIR) -j$(JOBS) --target $(FUZZ_TARGETS:%=%_fuzz)
+	bash fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh            # build + test dependencies
 #   scripts/install-deps.sh bench      # ... plus the benchmark peers (mpi4py, ...)
 #   scripts/install-deps.sh format     # ... plus clang-format
+#   scripts/install-deps.sh fuzz       # ... plus clang 14 and libFuzzer (make fuzz)
 #
 # Idempotent and quick (a single dpkg-query) when everything is already present.
 # Note: python3-mpi4py pulls Open MPI and flips the mpiexec/mpicc alternatives;
@@ -23,6 +24,7 @@ required=(
 declare -A groups=(
   [bench]="python3-mpi4py python3-cloudpickle python3-tqdm python3-matplotlib"
   [format]="clang-format"
+  [fuzz]="clang-14 libclang-rt-14-dev"
 )
 
 usage() {

@@ -2,6 +2,7 @@
 
 #include <parc/comm/endpoint.hpp>
 #include <parc/comm/environment.hpp>
+#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/exceptions/errors.hpp>
 
@@ -48,6 +49,7 @@ Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
+    flight::start_watcher();  // before MPI exists, so the watcher holds none of it
     int provided = 0;
     // MULTIPLE: the proxy service's progress thread calls MPI alongside the main thread.
     check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
@@ -61,6 +63,18 @@ Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>
   gethostname(name.data(), name.size() - 1);
   host_ = name.data();
   pid_ = static_cast<std::int64_t>(getpid());
+  flight::note_identity(rank_, host_, pid_);
+  if (flight::watching() && size_ > 1) {
+    const auto hosts = allgather(host_);
+    const auto pids = allgather(static_cast<std::uint64_t>(pid_));
+    std::vector<std::int64_t> neighbours;
+    for (std::size_t r = 0; r < hosts.size(); ++r) {
+      if (hosts[r] == host_ && static_cast<int>(r) != rank_) {
+        neighbours.push_back(static_cast<std::int64_t>(pids[r]));
+      }
+    }
+    flight::note_neighbours(neighbours);
+  }
 }
 
 Environment::~Environment() {
@@ -68,6 +82,7 @@ Environment::~Environment() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();
+  flight::note_finalized();
 }
 
 std::vector<std::uint64_t> Environment::allgather(std::uint64_t value) const {
@@ -108,6 +123,7 @@ std::unique_ptr<ProxyService> Environment::make_proxy_service() const {
 
 void Environment::abort(int code) const {
   log().flush();
+  flight::note_aborting();  // the reason is logged: the watchers need not speak
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
 }

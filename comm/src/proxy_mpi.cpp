@@ -11,8 +11,10 @@
 //              memory into the reader's.
 
 #include "mpi_endpoint.hpp"
+#include "proxy_wire.hpp"
 
 #include <parc/comm/backoff.hpp>
+#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/proxy_service.hpp>
 #include <parc/exceptions/errors.hpp>
@@ -31,8 +33,8 @@ namespace parc {
 
 namespace {
 
-enum class Op : std::uint8_t { create = 0, call = 1, raw = 2, flush = 3, count = 4 };
-enum class Status : std::uint8_t { ok = 0, failed = 1, released = 2, error = 3 };
+using proxy_wire::Op;
+using proxy_wire::Status;
 
 constexpr int tag_request = 1;
 constexpr int tag_records = 2;
@@ -338,7 +340,7 @@ class MpiProxyService final : public ProxyService {
       check_mpi(MPI_Mrecv(bytes->data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE), "MPI_Mrecv");
       try {
         if (status.MPI_TAG == tag_records) {
-          apply_records(decode_records(*bytes));
+          apply_records(decode_records(*bytes, status.MPI_SOURCE));
         } else {
           serve_request(status.MPI_SOURCE, bytes);
         }
@@ -367,14 +369,18 @@ class MpiProxyService final : public ProxyService {
   }
 
   void serve_request(int source, const std::shared_ptr<Bytes>& bytes) {
+    struct Serving {  // in the flight record while this request is handled
+      explicit Serving(int requester) : outer(flight::note_serving(requester)) {}
+      ~Serving() { flight::note_serving(outer); }
+      int outer;
+    } serving(source);
     ByteReader reader(bytes->data(), bytes->size(), bytes);
-    const auto tag = static_cast<int>(reader.read<std::int32_t>());
-    const auto op = static_cast<Op>(reader.read<std::uint8_t>());
-    const auto serial = reader.read<std::uint64_t>();
+    const int tag = proxy_wire::read_request_tag(reader);
     try {
+      const auto [op, serial] = proxy_wire::read_request(reader, source);
       switch (op) {
         case Op::create: {
-          const auto kind = static_cast<FactoryKind>(reader.read<std::uint8_t>());
+          const auto kind = proxy_wire::read_factory_kind(reader, source);
           Outcome failure;
           auto object = build(kind, reader, failure);
           if (!object) {
@@ -421,9 +427,7 @@ class MpiProxyService final : public ProxyService {
   }
 
   void serve_raw(int source, int tag, std::uint64_t serial, ByteReader& reader) {
-    const auto begin = reader.read<std::uint64_t>();
-    const auto end = reader.read<std::uint64_t>();
-    const auto bytes = reader.read<std::uint64_t>();
+    const auto [begin, end, bytes] = proxy_wire::read_raw_request(reader);
     auto object = find(serial);
     if (!object) {
       reply(source, tag, Status::released, {});
@@ -440,32 +444,6 @@ class MpiProxyService final : public ProxyService {
     reply(source, tag, Status::ok, {});
     post(source, raw_, tag, {}, std::move(object), view->data + begin * view->row_bytes,
          static_cast<int>(bytes));
-  }
-
-  static Bytes encode_records(const std::vector<Record>& records) {
-    Bytes bytes;
-    ByteWriter writer(bytes);
-    for (const auto& record : records) {
-      writer.write(static_cast<std::uint8_t>(record.change));
-      writer.write(record.serial);
-      writer.write(record.token);
-      writer.write(record.uses);
-    }
-    return bytes;
-  }
-
-  static std::vector<Record> decode_records(const Bytes& bytes) {
-    std::vector<Record> records;
-    ByteReader reader(bytes.data(), bytes.size());
-    while (reader.remaining() > 0) {
-      Record record;
-      record.change = static_cast<Change>(reader.read<std::uint8_t>());
-      record.serial = reader.read<std::uint64_t>();
-      record.token = reader.read<std::uint64_t>();
-      record.uses = reader.read<std::uint32_t>();
-      records.push_back(record);
-    }
-    return records;
   }
 
   bool reap_sends() {
@@ -573,9 +551,15 @@ bool MpiReply::poll() {
     if (!service_.poll_reply(id_.owner, tag_, bytes)) return false;
     have_reply_ = true;
     service_.reply_received();
-    status_ = static_cast<Status>(bytes.empty() ? 0 : bytes[0]);
+    try {
+      status_ = proxy_wire::reply_status(bytes, id_.owner);
+      if (!bytes.empty()) outcome_.bytes.assign(bytes.begin() + 1, bytes.end());
+    } catch (const DecodeError& e) {  // wait() throws it as a ProxyError
+      status_ = Status::error;
+      const std::string what = e.what();
+      outcome_.bytes.assign(what.begin(), what.end());
+    }
     outcome_.ok = status_ == Status::ok;
-    if (!bytes.empty()) outcome_.bytes.assign(bytes.begin() + 1, bytes.end());
     if (status_ != Status::ok && data_request != MPI_REQUEST_NULL) {
       MPI_Cancel(&data_request);
       MPI_Wait(&data_request, MPI_STATUS_IGNORE);

@@ -172,6 +172,44 @@ ProxyService::Released ProxyService::note_change(ObjectId id, Change change, std
   return {};
 }
 
+Bytes ProxyService::encode_records(const std::vector<Record>& records) {
+  Bytes bytes;
+  ByteWriter writer(bytes);
+  for (const auto& record : records) {
+    writer.write(static_cast<std::uint8_t>(record.change));
+    writer.write(record.serial);
+    writer.write(record.token);
+    writer.write(record.uses);
+  }
+  return bytes;
+}
+
+std::vector<ProxyService::Record> ProxyService::decode_records(const Bytes& bytes, int source) {
+  constexpr std::size_t record_size = 1 + 8 + 8 + 4;
+  if (bytes.size() % record_size != 0) {
+    throw DecodeError("parc: a batch of reference changes from rank " + std::to_string(source) +
+                      " has " + std::to_string(bytes.size()) + " bytes, not a multiple of " +
+                      std::to_string(record_size));
+  }
+  std::vector<Record> records;
+  records.reserve(bytes.size() / record_size);  // checked just above: no more than received
+  ByteReader reader(bytes.data(), bytes.size());
+  while (reader.remaining() > 0) {
+    Record record;
+    const auto change = reader.read<std::uint8_t>();
+    if (change > static_cast<std::uint8_t>(Change::register_consume)) {
+      throw DecodeError("parc: a reference change from rank " + std::to_string(source) +
+                        " has unknown kind " + std::to_string(change));
+    }
+    record.change = static_cast<Change>(change);
+    record.serial = reader.read<std::uint64_t>();
+    record.token = reader.read<std::uint64_t>();
+    record.uses = reader.read<std::uint32_t>();
+    records.push_back(record);
+  }
+  return records;
+}
+
 ProxyService::Released ProxyService::apply_locked(const Record& record) {
   Released released;
   auto it = state_->kept.find(record.serial);

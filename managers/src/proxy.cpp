@@ -1,5 +1,6 @@
 #include <parc/exceptions/registry.hpp>
 #include <parc/managers/proxy.hpp>
+#include <parc/managers/wire.hpp>
 
 #include <unistd.h>
 
@@ -260,7 +261,7 @@ void attach_proxy_service(ProxyService* service) {
 }
 
 TaskError remote_failure(ByteReader& error, int owner, const std::string& what) {
-  ErrorInfo info = error.read<ErrorInfo>();
+  ErrorInfo info = read_error_info(error, owner);
   info.rank = owner;  // the owner may be simulated: the caller knows which it is
   if (info.closure.empty()) info.closure = what;
   auto rebuilt = rebuild_exception(info);

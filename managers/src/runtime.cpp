@@ -1,8 +1,10 @@
 #include <parc/comm/environment.hpp>
+#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/managers/proxy.hpp>
 #include <parc/managers/runtime.hpp>
+#include <parc/managers/wire.hpp>
 #include <parc/managers/worker.hpp>
 
 #include <chrono>
@@ -26,13 +28,6 @@ int serial_workers_requested() {
                        "to 4096 (e.g. PARC_SERIAL=4), or unset it");
   }
   return static_cast<int>(workers);
-}
-
-std::set<std::string> lines_of(const std::string& text) {
-  std::set<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.insert(line);
-  return lines;
 }
 
 std::chrono::duration<double> shutdown_grace() {
@@ -142,20 +137,9 @@ void Runtime::check_closure_tables() {
   for (auto hash : hashes) same = same && hash == hashes.front();
   if (same) return;
   const auto tables = environment_->allgather(registry.table_text());
-  const auto reference = lines_of(tables.front());
   std::ostringstream message;
-  message << "parc: the ranks declare different closures (are they running different builds?)";
-  for (std::size_t r = 1; r < tables.size(); ++r) {
-    const auto lines = lines_of(tables[r]);
-    for (const auto& line : reference) {
-      if (!lines.count(line))
-        message << "\n  rank " << r << " lacks  " << line << "  (rank 0 has it)";
-    }
-    for (const auto& line : lines) {
-      if (!reference.count(line))
-        message << "\n  rank " << r << " has    " << line << "  (rank 0 lacks it)";
-    }
-  }
+  message << "parc: the ranks declare different closures (are they running different builds?)"
+          << detail::closure_table_differences(tables);
   message << "\nRun the same executable on every rank, with PARC_CLOSURE declarations that do "
              "not depend on the rank or the environment.";
   throw StartupError(message.str());
@@ -177,9 +161,8 @@ void Runtime::shut_down_workers(int exit_code) {
       }
     }
     if (const auto stuck = scheduler_->stuck_workers(); !stuck.empty()) {
-      for (auto [worker, task] : stuck) {
-        log().error("rank {} is still running task {}, which timed out; ending the job", worker,
-                    task);
+      for (const auto& [worker, what] : stuck) {
+        log().error("rank {} is still running {}, which timed out; ending the job", worker, what);
       }
       environment_->abort(exit_code != 0 ? exit_code : 1);
     }
@@ -203,6 +186,7 @@ int Runtime::run_main(const std::function<int()>& main) {
     return exit_code;
   }
   int exit_code = 1;
+  flight::note_activity("running main");
   try {
     exit_code = main();
   } catch (...) {

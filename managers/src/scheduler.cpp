@@ -2,6 +2,7 @@
 #include <parc/exceptions/errors.hpp>
 #include <parc/exceptions/registry.hpp>
 #include <parc/managers/scheduler.hpp>
+#include <parc/managers/wire.hpp>
 #include <parc/managers/worker.hpp>
 
 #include <algorithm>
@@ -291,19 +292,14 @@ void Scheduler::handle_results(Message& message) {
   std::size_t handled = 0;
   try {
     ByteReader body = message.take_body();
-    const auto count = body.read<std::uint32_t>();
-    if (count == batch_rejected) throw DecodeError(body.read<std::string>());
+    const auto count = read_outcome_count(body, message.source);
     if (count != batch.tasks.size()) {
       throw DecodeError("parc: rank " + std::to_string(message.source) + " answered " +
                         std::to_string(count) + " outcomes to a batch of " +
                         std::to_string(batch.tasks.size()));
     }
     for (Task& task : batch.tasks) {
-      const auto task_id = body.read<std::uint64_t>();
-      const auto status = body.read<std::uint8_t>();
-      const auto duration_ns = body.read<std::uint64_t>();
-      const auto length = body.read<std::uint64_t>();
-      ByteReader payload = body.sub_reader(length);
+      auto [task_id, status, duration_ns, payload] = read_outcome(body, message.source);
       if (task_id != task.id) {
         throw DecodeError("parc: rank " + std::to_string(message.source) + " answered task " +
                           std::to_string(task_id) + " where task " + std::to_string(task.id) +
@@ -311,7 +307,7 @@ void Scheduler::handle_results(Message& message) {
       }
       ++handled;
       if (batch.timed_out) continue;  // its failure was reported when the timeout expired
-      finish(task, status, payload, duration_ns, message.source);
+      finish(task, static_cast<std::uint8_t>(status), payload, duration_ns, message.source);
     }
   } catch (const DecodeError& e) {
     // The outcomes cannot be trusted: fail the tasks not handled yet, so nothing waits
@@ -362,7 +358,12 @@ void Scheduler::finish(Task& task, std::uint8_t status, ByteReader& payload,
     }
     return;
   }
-  ErrorInfo info = payload.read<ErrorInfo>();
+  ErrorInfo info;
+  try {
+    info = read_error_info(payload, rank);
+  } catch (const DecodeError& e) {  // the task failed; only its report is unreadable
+    info = manager_error(task, rank, "parc::DecodeError", e.what());
+  }
   fail(task, TaskError(info, rebuild_exception(info)));
 }
 
@@ -497,16 +498,19 @@ std::uint64_t Scheduler::open_region(ClosureId closure, std::vector<int> members
 void Scheduler::start_regions() {
   for (auto& [id, region] : regions_) {
     if (region.started) continue;
-    const bool ready = std::all_of(region.members.begin(), region.members.end(), [&](int rank) {
-      const Slot* slot = slot_of(rank);
-      return slot->region == id && slot->batches.empty();
-    });
+    // Named captures: clang 14 cannot capture structured bindings.
+    const bool ready =
+        std::all_of(region.members.begin(), region.members.end(), [&, id = id](int rank) {
+          const Slot* slot = slot_of(rank);
+          return slot->region == id && slot->batches.empty();
+        });
     if (!ready) continue;
     region.started = true;
     region.start_time = Clock::now();
-    const bool reuse = std::all_of(region.members.begin(), region.members.end(), [&](int rank) {
-      return clean_communicator_of_[rank] == region.members;
-    });
+    const bool reuse = std::all_of(region.members.begin(), region.members.end(),
+                                   [&, &members = region.members](int rank) {
+                                     return clean_communicator_of_[rank] == members;
+                                   });
     region.sent.assign(region.members.size(), {});
     region.received.assign(region.members.size(), {});
     for (int rank : region.members) {
@@ -541,23 +545,30 @@ void Scheduler::send_region_cancel(const Region& region, const std::string& reas
 }
 
 void Scheduler::release_region_slots(const Region& region) {
-  for (int rank : region.members) {
-    Slot* slot = slot_of(rank);
-    if (slot->region != region.id) continue;
-    slot->region = 0;
-    // The next region waiting for this worker holds it from now on.
-    for (const auto& [id, other] : regions_) {
-      if (id != region.id && !other.started &&
-          std::find(other.members.begin(), other.members.end(), rank) != other.members.end()) {
-        slot->region = id;
-        break;
-      }
+  for (int rank : region.members) release_region_slot(region, rank);
+}
+
+void Scheduler::release_region_slot(const Region& region, int rank) {
+  Slot* slot = slot_of(rank);
+  if (slot->region != region.id) return;
+  slot->region = 0;
+  // The next region waiting for this worker holds it from now on.
+  for (const auto& [id, other] : regions_) {
+    if (id != region.id && !other.started &&
+        std::find(other.members.begin(), other.members.end(), rank) != other.members.end()) {
+      slot->region = id;
+      break;
     }
   }
 }
 
 void Scheduler::handle_region_result(Message& message) {
   ByteReader body = message.take_body();
+  if (body.remaining() < sizeof(std::uint64_t)) {
+    log().error("an outcome of a region from rank {} is too short to name its region; dropped",
+                message.source);
+    return;
+  }
   const auto id = body.read<std::uint64_t>();
   auto it = regions_.find(id);
   if (it == regions_.end()) {
@@ -574,18 +585,39 @@ void Scheduler::handle_region_result(Message& message) {
   }
   region.answered[index] = true;
   ++region.answers;
-  const auto status = body.read<std::uint8_t>();
-  const auto length = body.read<std::uint64_t>();
-  ByteReader payload = body.sub_reader(length);
-  const bool reusable = body.read<std::uint8_t>() != 0;
-  region.sent[index] = body.read<std::vector<std::uint64_t>>();
-  region.received[index] = body.read<std::vector<std::uint64_t>>();
-  region.clean = region.clean && reusable && !region.timed_out;
+  if (region.timed_out) {  // its outcome is reported: the rank may serve other work now
+    clean_communicator_of_[message.source] = {};
+    release_region_slot(region, message.source);
+  }
+  RegionOutcome outcome;
+  std::string unreadable;  // this rank's part failed: its report does not decode
+  try {
+    read_region_outcome(body, message.source, outcome);
+  } catch (const DecodeError& e) {
+    log().error("{}", e.what());
+    outcome.status = TaskStatus::error;
+    unreadable = e.what();
+  }
+  region.sent[index] = std::move(outcome.sent);
+  region.received[index] = std::move(outcome.received);
+  region.clean = region.clean && outcome.reusable && !region.timed_out;
   if (!region.timed_out) {  // after a timeout the region's failure is already reported
-    if (status == static_cast<std::uint8_t>(TaskStatus::ok)) {
-      region.sink->on_result(index, payload);
-    } else if (status == static_cast<std::uint8_t>(TaskStatus::error)) {
-      ErrorInfo info = payload.read<ErrorInfo>();
+    if (outcome.status == TaskStatus::ok) {
+      try {  // a result that does not decode fails this rank, and the region still ends
+        region.sink->on_result(index, outcome.payload);
+      } catch (const std::exception&) {
+        ErrorInfo info = manager_error(id, region.closure, message.source, "", "");
+        info.chain = record_chain(std::current_exception());
+        region.sink->on_error(index, TaskError(info, std::current_exception()));
+      }
+    } else if (outcome.status == TaskStatus::error) {
+      ErrorInfo info;
+      try {
+        if (!unreadable.empty()) throw DecodeError(unreadable);
+        info = read_error_info(outcome.payload, message.source);
+      } catch (const DecodeError& e) {
+        info = manager_error(id, region.closure, message.source, "parc::DecodeError", e.what());
+      }
       region.sink->on_error(index, TaskError(info, rebuild_exception(info)));
     } else {
       region.sink->on_cancel(index);
@@ -665,11 +697,19 @@ bool Scheduler::batches_in_flight() const {
                      [](const Slot& slot) { return !slot.batches.empty(); });
 }
 
-std::vector<std::pair<int, std::uint64_t>> Scheduler::stuck_workers() const {
-  std::vector<std::pair<int, std::uint64_t>> stuck;
+std::vector<std::pair<int, std::string>> Scheduler::stuck_workers() const {
+  std::vector<std::pair<int, std::string>> stuck;
   for (const Slot& slot : slots_) {
     if (!slot.batches.empty() && slot.batches.front().timed_out) {
-      stuck.emplace_back(slot.rank, slot.batches.front().tasks.front().id);
+      stuck.emplace_back(slot.rank,
+                         "task " + std::to_string(slot.batches.front().tasks.front().id));
+    }
+  }
+  for (const auto& [id, region] : regions_) {
+    if (!region.timed_out) continue;
+    for (std::size_t i = 0; i < region.members.size(); ++i) {
+      if (!region.answered[i])
+        stuck.emplace_back(region.members[i], "SPMD region " + std::to_string(id));
     }
   }
   return stuck;

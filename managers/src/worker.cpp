@@ -1,7 +1,9 @@
 #include <parc/closures/call.hpp>
 #include <parc/comm/backoff.hpp>
+#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/proxy_service.hpp>
+#include <parc/managers/wire.hpp>
 #include <parc/managers/worker.hpp>
 
 #include <chrono>
@@ -86,6 +88,7 @@ bool Worker::step() {
 }
 
 int Worker::serve() {
+  flight::note_activity("waiting for work");
   Backoff backoff;
   while (!shut_down_) {
     if (step()) {
@@ -102,32 +105,32 @@ int Worker::serve() {
 }
 
 void Worker::handle_control(const Message& message) {
-  ByteReader body = message.body();
-  if (message.kind == MessageKind::cancel) {
-    auto farm = body.read<std::uint32_t>();
-    cancel(farm, body.read<std::uint32_t>());
-  } else if (message.kind == MessageKind::region_cancel ||
-             message.kind == MessageKind::region_done) {
-    const auto id = body.read<std::uint64_t>();
+  ControlMessage control;
+  try {
+    control = read_control(message);
+  } catch (const DecodeError& e) {  // nobody waits for an answer: log it and go on serving
+    log().error("dropped a control message from rank {}: {}", message.source, e.what());
+    return;
+  }
+  if (control.kind == MessageKind::cancel) {
+    cancel(control.farm, control.generation);
+  } else if (control.kind == MessageKind::region_cancel ||
+             control.kind == MessageKind::region_done) {
+    const auto id = control.region;
     if (region_ && region_->id == id) {
-      if (message.kind == MessageKind::region_cancel) {
-        region_->comm->cancel(body.read<std::string>());
+      if (control.kind == MessageKind::region_cancel) {
+        region_->comm->cancel(control.reason);
       } else {
-        const auto rank = body.read<std::int32_t>();
-        const auto collectives = body.read<std::uint64_t>();
-        region_->comm->peer_finished(rank, collectives, body.read<std::map<int, std::uint64_t>>());
+        region_->comm->peer_finished(control.region_rank, control.collectives, control.sends);
       }
     } else if (id > last_region_) {  // overtook its region_start (another channel)
       early_control_[id].push_back(message);
     }
-  } else if (message.kind == MessageKind::shutdown) {
-    exit_code_ = body.read<std::int32_t>();
+  } else {  // shutdown
+    exit_code_ = control.exit_code;
     shut_down_ = true;
     if (region_) region_->comm->cancel("the job is shutting down");
     log().debug("shutdown received, exit code {}", exit_code_);
-  } else {
-    log().error("unexpected message kind {} on the control channel from rank {}",
-                static_cast<int>(message.kind), message.source);
   }
 }
 
@@ -164,11 +167,12 @@ ErrorInfo Worker::error_info(ClosureId closure, std::uint64_t task_id) const {
 void Worker::start_region(Message& message) {
   ByteReader body = message.take_body();
   auto region = std::make_unique<ActiveRegion>();
-  region->id = body.read<std::uint64_t>();
-  const auto closure = body.read<ClosureId>();
-  const auto members = body.read<std::vector<int>>();
-  const auto kept = static_cast<KeptCommunicator>(body.read<std::uint8_t>());
-  ByteReader arguments = body.sub_reader(body.read<std::uint64_t>());
+  const RegionStart start = read_region_start(body, message.source);
+  region->id = start.id;
+  const auto closure = start.closure;
+  const auto& members = start.members;
+  const auto kept = start.kept;
+  ByteReader arguments = start.arguments;
   region->manager = message.source;
   last_region_ = region->id;
   try {
@@ -220,6 +224,10 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
   TaskStatus status = TaskStatus::ok;
   SpmdContext context(*region.comm, region.id);
   current_spmd_context() = &context;
+  if (!simulated_) {  // serially, regions run on threads of their own: no single writer
+    flight::note_activity("running SPMD region " + std::to_string(region.id) + " (" +
+                          ClosureRegistry::instance().entry(closure).name + ")");
+  }
   try {
     run_closure(closure, arguments, out);
     region.comm->finish();
@@ -239,6 +247,7 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
   current_spmd_context() = nullptr;
   patch_outcome(reply, header_at, status, reply.size() - payload_at);
   write_region_hygiene(out, region.comm.get(), status);
+  if (!simulated_) flight::note_activity("waiting for work");
   return reply;
 }
 
@@ -254,18 +263,12 @@ bool Worker::finish_region() {
 void Worker::run_batch(Message& message) {
   const ActingAs acting(endpoint_.rank());  // serially: the proxies' simulated rank
   ByteReader body = message.take_body();
-  const auto count = body.read<std::uint32_t>();
+  const auto count = read_task_count(body, message.source);
   Bytes reply = begin_frame();
   ByteWriter out(reply);
   out.write(count);
   for (std::uint32_t i = 0; i < count; ++i) {
-    const auto task_id = body.read<std::uint64_t>();
-    const auto closure = body.read<ClosureId>();
-    const auto farm = body.read<std::uint32_t>();
-    const auto generation = body.read<std::uint32_t>();
-    const auto flags = body.read<std::uint8_t>();
-    const auto length = body.read<std::uint64_t>();
-    ByteReader in = body.sub_reader(length);
+    auto [task_id, closure, farm, generation, flags, in] = read_task(body, message.source);
 
     poll_control();
     out.write(task_id);
@@ -284,6 +287,7 @@ void Worker::run_batch(Message& message) {
     const auto start = std::chrono::steady_clock::now();
     TaskStatus status = TaskStatus::ok;
     try {
+      flight::note_task(task_id, ClosureRegistry::instance().entry(closure).name);
       run_closure(closure, in, out);
     } catch (...) {
       reply.resize(payload_at);
@@ -301,6 +305,7 @@ void Worker::run_batch(Message& message) {
     std::memcpy(header + sizeof status, &duration_ns, sizeof duration_ns);
     std::memcpy(header + sizeof status + sizeof duration_ns, &payload_size, sizeof payload_size);
   }
+  flight::note_task_done();
   endpoint_.send(Traffic::tasks, message.source, MessageKind::result_batch, std::move(reply));
 }
 

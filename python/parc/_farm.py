@@ -4,6 +4,7 @@ The manager makes progress in the thread that waits (result(), map's iteration,
 as_completed, wait, done()), with the GIL released while it waits for MPI.
 """
 
+import bisect
 import concurrent.futures
 import functools
 import itertools
@@ -162,7 +163,10 @@ class _MapRun:
             total = -(-total // chunksize)
         self.bar = _progress.bar(total, progress, self.name)
         self.window = max(512, 2048 * _core.workers())
-        self.base = None  # farm index of the map's first input
+        # The farm numbers tasks for all its users: each run of consecutive farm indexes
+        # this map got is (its first index, the position of its first input).
+        self.segment_indexes = []
+        self.segment_positions = []
         self.submitted = 0
         self.next_out = 0
         self.ready = {}  # position -> result buffer, until its turn
@@ -181,15 +185,29 @@ class _MapRun:
             self.exhausted = self.exhausted or limit > 0
             return
         first = self.farm._reserve(self, len(payloads))
-        if self.base is None:
-            self.base = first
+        if not self.segment_indexes or first != self.segment_indexes[-1] + (
+                self.submitted - self.segment_positions[-1]):
+            self.segment_indexes.append(first)
+            self.segment_positions.append(self.submitted)
         self.farm._core.submit(self.closure, payloads, first)
         self.submitted += len(payloads)
         if len(payloads) < limit:
             self.exhausted = True
 
+    def _position(self, index):
+        segment = bisect.bisect_right(self.segment_indexes, index) - 1
+        return self.segment_positions[segment] + index - self.segment_indexes[segment]
+
+    def _forget_finished_segments(self):
+        # Every input before next_out has been received: the segments wholly before it
+        # are no longer looked up. Trimmed in bulk, so each result costs O(1) on average.
+        finished = bisect.bisect_right(self.segment_positions, self.next_out) - 1
+        if finished > 64:
+            del self.segment_indexes[:finished]
+            del self.segment_positions[:finished]
+
     def _parc_complete(self, index, kind, data):
-        position = index - self.base
+        position = self._position(index)
         if self.bar is not None:
             self.bar.update(1)
         if kind == _RESULT:
@@ -213,6 +231,7 @@ class _MapRun:
                 if self.next_out in self.ready:
                     data = self.ready.pop(self.next_out)
                     self.next_out += 1
+                    self._forget_finished_segments()
                     if not self.exhausted:
                         self.fill()
                     value = self.decode(memoryview(data))

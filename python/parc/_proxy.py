@@ -292,6 +292,13 @@ def _adopt(obj):
 
 def _load(owner, serial, token, info):
     _runtime.start()
+    owners = _owners()
+    if not 0 <= owner < owners:
+        # Refused before registering: a release sent to a rank that does not exist would
+        # abort the whole job inside MPI.
+        raise UsageError(f"parc: this proxy's object is owned by rank {owner}, which does not "
+                         f"exist in this job ({owners} ranks): a proxy pickled in another job "
+                         "cannot be loaded here")
     return _make(_core.proxy_import(owner, serial, token), info)
 
 
@@ -504,7 +511,9 @@ def _build(view):
             factory = _task.importable_class(factory) or factory  # pickle by reference
         call = _task.describe_call(factory, args, kwargs)
         return True, factory(*args, **kwargs)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # sys.exit too: a failure of this request, as in a task
         return False, _failure(exc, call)
 
 
@@ -546,7 +555,9 @@ def _serve(obj, view):
     try:
         op, name, args, kwargs = _codec.decode(memoryview(view))
         return True, _codec.encode(_serve_local(obj, op, name, args, kwargs))
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # sys.exit too: a failure of this request, as in a task
         return False, _failure(
             exc, _describe_request(type(obj).__qualname__, op, name, args, kwargs))
 

@@ -10,7 +10,7 @@ import sys
 import threading
 import traceback
 
-from . import _codec, _errors
+from . import _codec, _core, _errors
 
 # Task payload: a flags byte, the callable when it is not a declared closure, then the
 # arguments (see _codec): args, or (args, kwargs) when FLAG_KWARGS.
@@ -134,6 +134,7 @@ def execute(function, payload):
         if function is None:
             function, offset = _callable_at(view)
         call = describe_call(function, (), {}).replace("()", "(...)")
+        _core.note_task_call(call)
         arguments = _codec.decode(view, offset)
         if flags & FLAG_SINGLE:  # a pipeline stage: the previous result, as it came
             args, kwargs = (arguments,), {}

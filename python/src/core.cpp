@@ -2,6 +2,7 @@
 
 #include "core.hpp"
 
+#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 
 #include <pybind11/pybind11.h>
@@ -343,6 +344,9 @@ PYBIND11_MODULE(_core, m) {
         started().abort(code);
       },
       "Ends the whole job (MPI_Abort): for errors that would otherwise leave it hanging.");
+  m.def(
+      "note_task_call", [](std::string_view call) { flight::note_task_call(call); },
+      "What the running task calls, for the report if this rank dies (docs/faults.md).");
   m.def("size", [] { return started().size(); });
   m.def("serial", [] { return started().serial(); });
   m.def("workers", [] { return started().workers(); });

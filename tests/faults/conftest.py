@@ -1,8 +1,15 @@
-"""The fault suites reuse the launch fixtures of tests/python."""
+"""The fault suites reuse tests/python's fixtures and helpers: `from conftest import ...`
+works here as it does there. That file is loaded under a name of its own, since pytest
+already holds this one as `conftest`."""
 
+import importlib.util
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-
-from conftest import *  # noqa: E402,F401,F403
+_spec = importlib.util.spec_from_file_location(
+    "parc_python_conftest", Path(__file__).resolve().parents[1] / "python" / "conftest.py")
+_shared = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _shared
+_spec.loader.exec_module(_shared)
+globals().update({name: value for name, value in vars(_shared).items()
+                  if not name.startswith("__")})

@@ -161,6 +161,32 @@ def test_chunksize_failures_name_their_inputs(launch):
 
 
 @pytest.mark.parametrize("mode", ONE_WORKER)
+def test_maps_and_submits_interleaved_on_one_farm(launch, mode):
+    """The farm numbers the tasks of all its users: a map's results stay in input order
+    when another map or a submit takes numbers between its refills (this used to hang)."""
+    r = report(launch(app(r'''
+        @parc.closure
+        def ident(x):
+            return x
+
+
+        def main():
+            n = 10_000
+            with parc.TaskFarm() as farm:
+                streamed = farm.map(ident, range(n))
+                first = next(streamed)
+                lone = farm.submit(ident, -1).result()
+                rest = list(streamed)
+                pairs = list(zip(farm.map(ident, range(n)), farm.map(ident, range(n, 2 * n))))
+            emit({"first": first, "lone": lone, "rest_ok": rest == list(range(1, n)),
+                  "pairs_ok": pairs == [(i, n + i) for i in range(n)]})
+
+
+        parc.run(main)
+    '''), timeout=240, **mode))
+    assert r == {"first": 0, "lone": -1, "rest_ok": True, "pairs_ok": True}
+
+
 def test_map_streams_an_unbounded_generator(launch, mode):
     r = report(launch(app(r'''
         @parc.closure

@@ -1,6 +1,7 @@
 #pragma once
 // Byte-level encoding of values: raw bytes for trivially copyable data and contiguous
-// ranges of it, cereal's binary archive for everything else.
+// ranges of it, cereal's binary archive for everything else (read back through
+// GuardedInputArchive, which checks every length against the bytes received).
 
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
@@ -39,6 +40,78 @@ class DecodeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// cereal's binary input format, read from memory with every length checked against the
+// bytes left: cereal resizes a string or container to its size tag before reading the
+// elements, so a corrupt tag would allocate gigabytes. A tag may claim at most one element
+// per byte left (every element but an elided empty class takes a byte or more), which
+// bounds what a message can make this process allocate. A bool must be 0 or 1. Name this
+// type (not cereal::BinaryInputArchive) in a load written for one archive.
+class GuardedInputArchive
+    : public cereal::InputArchive<GuardedInputArchive, cereal::AllowEmptyClassElision> {
+ public:
+  GuardedInputArchive(const char* begin, const char* end)
+      : cereal::InputArchive<GuardedInputArchive, cereal::AllowEmptyClassElision>(this),
+        begin_(begin),
+        pos_(begin),
+        end_(end) {}
+
+  void loadBinary(void* data, std::size_t size) {
+    if (size > remaining()) {
+      throw DecodeError("parc: a message is truncated: a value needs " + std::to_string(size) +
+                        " bytes, " + std::to_string(remaining()) + " left");
+    }
+    if (size == 0) return;  // an empty container's data() may be null
+    std::memcpy(data, pos_, size);
+    pos_ += size;
+  }
+
+  void check_size_tag(std::uint64_t size) const {
+    if (size > remaining()) {
+      throw DecodeError("parc: a message claims a string or container of " + std::to_string(size) +
+                        " elements but holds only " + std::to_string(remaining()) + " more bytes");
+    }
+  }
+
+  std::size_t remaining() const { return static_cast<std::size_t>(end_ - pos_); }
+  std::size_t consumed() const { return static_cast<std::size_t>(pos_ - begin_); }
+
+ private:
+  const char* begin_;
+  const char* pos_;
+  const char* end_;
+};
+
+template <class T>
+std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(GuardedInputArchive& ar,
+                                                                    T& value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    // Any other byte in a bool is undefined behaviour once read.
+    unsigned char byte = 0;
+    ar.loadBinary(&byte, 1);
+    if (byte > 1)
+      throw DecodeError("parc: a message holds a bool of value " + std::to_string(byte));
+    value = byte != 0;
+  } else {
+    ar.loadBinary(std::addressof(value), sizeof(T));
+  }
+}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(GuardedInputArchive& ar, cereal::NameValuePair<T>& pair) {
+  ar(pair.value);
+}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(GuardedInputArchive& ar, cereal::SizeTag<T>& tag) {
+  ar(tag.size);
+  ar.check_size_tag(static_cast<std::uint64_t>(tag.size));
+}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(GuardedInputArchive& ar, cereal::BinaryData<T>& data) {
+  ar.loadBinary(data.data, static_cast<std::size_t>(data.size));
+}
+
 namespace detail {
 
 template <class T>
@@ -76,15 +149,6 @@ class AppendBuf : public std::streambuf {
 
  private:
   Bytes& out_;
-};
-
-class ReadBuf : public std::streambuf {
- public:
-  ReadBuf(const char* begin, const char* end) {
-    char* b = const_cast<char*>(begin);
-    setg(b, b, const_cast<char*>(end));
-  }
-  std::size_t consumed() const { return static_cast<std::size_t>(gptr() - eback()); }
 };
 
 }  // namespace detail
@@ -142,6 +206,7 @@ class ByteReader {
 
   void read_bytes(void* out, std::size_t size) {
     require(size);
+    if (size == 0) return;  // an empty vector's data() may be null: memcpy must not see it
     std::memcpy(out, pos_, size);
     pos_ += size;
   }
@@ -168,7 +233,9 @@ class ByteReader {
                   "take std::string or std::vector instead");
     static_assert(!std::is_pointer_v<T>,
                   "parc: a pointer cannot be sent to another rank; take the value");
-    if constexpr (detail::is_raw_v<T>) {
+    if constexpr (std::is_same_v<T, bool>) {
+      value = read_bool();
+    } else if constexpr (detail::is_raw_v<T>) {
       read_bytes(&value, sizeof(T));
     } else if constexpr (detail::is_raw_contiguous<T>::value) {
       using Element = typename T::value_type;
@@ -180,19 +247,25 @@ class ByteReader {
       value.resize(count);
       read_bytes(value.data(), count * sizeof(Element));
     } else {
-      detail::ReadBuf buf(pos_, end_);
-      std::istream stream(&buf);
+      GuardedInputArchive archive(pos_, end_);
       try {
-        cereal::BinaryInputArchive archive(stream);
         archive(value);
       } catch (const cereal::Exception& e) {
         throw DecodeError(std::string("parc: a message did not decode: ") + e.what());
       }
-      pos_ += buf.consumed();
+      pos_ += archive.consumed();
     }
   }
 
  private:
+  bool read_bool() {
+    unsigned char byte = 0;
+    read_bytes(&byte, 1);
+    if (byte > 1)
+      throw DecodeError("parc: a message holds a bool of value " + std::to_string(byte));
+    return byte != 0;
+  }
+
   void require(std::size_t size) const {
     if (size > remaining()) {
       throw DecodeError("parc: a message is truncated: needed " + std::to_string(size) +
@@ -206,3 +279,12 @@ class ByteReader {
 };
 
 }  // namespace parc
+
+// Polymorphic types and load_minimal work with the guarded archive as with cereal's own.
+CEREAL_REGISTER_ARCHIVE(parc::GuardedInputArchive)
+namespace cereal::traits::detail {
+template <>
+struct get_output_from_input<parc::GuardedInputArchive> {
+  using type = cereal::BinaryOutputArchive;
+};
+}  // namespace cereal::traits::detail

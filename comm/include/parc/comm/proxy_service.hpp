@@ -162,6 +162,10 @@ class ProxyService {
   // Applies reference changes that arrived for objects owned here. Destroys what they
   // release after unlocking: a language's destructor may need its own lock.
   void apply_records(const std::vector<Record>& records);
+  // A batch of them on the wire: u8 change, u64 serial, u64 token, u32 uses per record.
+  // Decoding rejects an unknown change or a cut record (DecodeError naming `source`).
+  static Bytes encode_records(const std::vector<Record>& records);
+  static std::vector<Record> decode_records(const Bytes& bytes, int source);
   // The queued reference changes for remote owners, in order, per owner.
   std::vector<std::pair<int, std::vector<Record>>> take_outgoing();
   bool has_outgoing() const;

@@ -58,7 +58,7 @@ inline constexpr bool is_sendable_v =
     !std::is_pointer_v<T> && !is_view<T>::value &&
     (is_raw_v<T> || is_raw_contiguous<T>::value ||
      (cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-      cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value));
+      cereal::traits::is_input_serializable<T, GuardedInputArchive>::value));
 
 // How a make_proxy argument travels: C strings and string views as std::string.
 template <class A>

@@ -97,8 +97,9 @@ class Scheduler {
   // Task batches sent and not answered yet.
   bool batches_in_flight() const;
 
-  // Workers still running a task that timed out (their rank and task).
-  std::vector<std::pair<int, std::uint64_t>> stuck_workers() const;
+  // Workers still running a task or SPMD region that timed out: their rank, and what
+  // ("task 6", "SPMD region 2").
+  std::vector<std::pair<int, std::string>> stuck_workers() const;
 
  private:
   struct Task {
@@ -158,6 +159,7 @@ class Scheduler {
   void check_region_timeouts();
   void send_region_cancel(const Region& region, const std::string& reason);
   void release_region_slots(const Region& region);
+  void release_region_slot(const Region& region, int rank);
   Slot* slot_of(int rank);
   bool allowed_on(const Task& task, std::size_t slot) const;
   std::uint8_t task_flags(const Task& task) const;

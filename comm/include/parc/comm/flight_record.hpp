@@ -1,0 +1,48 @@
+#pragma once
+// The flight record: what this rank is doing right now (running main, task 17 of
+// `simulate`, serving a proxy request from rank 1), kept in memory shared with a small
+// watcher process forked before MPI starts. MPICH ends the whole job when one rank dies,
+// so no surviving rank can say what was lost; the dying rank's watcher can. When its
+// rank ends without finalizing (killed, crashed, `_exit`), the watcher prints
+//
+//   parc: rank 2 (host vm, pid 6002) died while running task 17: simulate(...)
+//
+// on stderr. Only the watcher of the first rank to die on a node speaks: the ranks the
+// launcher kills afterwards are not what went wrong.
+//
+// Every note is a few stores into that memory, cheap enough for each task. Without a
+// launcher (serial mode, a singleton) there is no watcher and the notes go nowhere.
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace parc::flight {
+
+// Forks the watcher when the process was started by an MPI launcher (PMI_RANK or
+// PMIX_RANK set). Call before MPI_Init: forking after it would copy MPI's state.
+void start_watcher();
+bool watching();
+
+void note_identity(int rank, std::string_view host, std::int64_t pid);
+// The pids of the other ranks on this node: their watcher tells which rank died first.
+void note_neighbours(const std::vector<std::int64_t>& pids);
+// What the rank does when it is not running a task: "running main", "waiting for work".
+void note_activity(std::string_view activity);
+// A task starts; `closure` is its declared name.
+void note_task(std::uint64_t task_id, std::string_view closure);
+// The host language's account of the running task's call ("simulate(...)").
+void note_task_call(std::string_view call);
+// The task has returned: the rank is back to its activity.
+void note_task_done();
+// The progress thread serves a proxy request from `requester` (-1: none); returns the
+// requester noted before (requests nest when a method calls a proxy).
+int note_serving(int requester);
+
+// The rank ends the way parc meant: the watcher stays silent.
+void note_finalized();
+// The rank ends the job on purpose (MPI_Abort) after logging why: the watcher stays
+// silent, and so do the watchers of the ranks the launcher then kills.
+void note_aborting();
+
+}  // namespace parc::flight

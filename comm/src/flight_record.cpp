@@ -1,0 +1,343 @@
+#include <parc/comm/flight_record.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace parc::flight {
+
+namespace {
+
+enum class State : std::uint32_t { running, finalized, exited, aborting };
+
+// Text a dead rank's watcher may read at any moment: two buffers, the complete one
+// published by index, so a rank killed mid-write leaves the previous text whole. One
+// writer per slot.
+class TextSlot {
+ public:
+  static constexpr std::size_t capacity = 200;
+
+  void set(std::string_view text) {
+    const std::uint32_t next = 1 - current_.load(std::memory_order_relaxed);
+    const std::size_t size = std::min(text.size(), capacity - 1);
+    text.copy(buffers_[next], size);  // not memcpy: an empty view's data() may be null
+    buffers_[next][size] = '\0';
+    current_.store(next, std::memory_order_release);
+  }
+  const char* get() const { return buffers_[current_.load(std::memory_order_acquire)]; }
+
+ private:
+  char buffers_[2][capacity] = {};
+  std::atomic<std::uint32_t> current_{0};
+};
+
+struct Record {
+  static constexpr int max_neighbours = 64;
+  std::atomic<State> state{State::running};
+  std::atomic<std::uint64_t> task{0};  // the running task's id + 1; 0: none
+  std::atomic<std::int32_t> serving{-1};
+  TextSlot identity;
+  TextSlot activity;
+  TextSlot closure;
+  TextSlot call;
+  // The other ranks of the job on this node, published once after MPI starts.
+  std::atomic<std::int32_t> neighbour_count{0};
+  std::int32_t neighbours[max_neighbours] = {};
+};
+static_assert(std::atomic<State>::is_always_lock_free);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+Record local_record;             // no watcher: the notes go nowhere
+Record* record = &local_record;  // or the page shared with the watcher
+int watcher_pipe = -1;           // the write end: a byte rings, its closing at death wakes
+
+// The watcher runs in a child forked from a process that may have had threads: from
+// here on only async-signal-safe calls (no malloc, no stdio).
+class Line {
+ public:
+  Line& operator<<(const char* text) {
+    while (*text != '\0' && size_ < sizeof buffer_ - 1) buffer_[size_++] = *text++;
+    return *this;
+  }
+  Line& operator<<(std::uint64_t value) {
+    char digits[24];
+    int count = 0;
+    do {
+      digits[count++] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    } while (value != 0);
+    while (count > 0 && size_ < sizeof buffer_ - 1) buffer_[size_++] = digits[--count];
+    return *this;
+  }
+  void write_to(int fd) const {
+    std::size_t done = 0;
+    while (done < size_) {
+      const ssize_t n = ::write(fd, buffer_ + done, size_ - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+ private:
+  char buffer_[1024];
+  std::size_t size_ = 0;
+};
+
+int open_pidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+// The ranks of this node as the watcher follows them, through pidfds in one epoll set.
+class NodeWatch {
+ public:
+  NodeWatch(int pipe_fd, pid_t rank_pid) : pipe_fd_(pipe_fd), rank_pid_(rank_pid) {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    add(pipe_fd, pipe_event);
+    rank_fd_ = open_pidfd(rank_pid);
+    if (rank_fd_ >= 0) add(rank_fd_, static_cast<std::uint64_t>(rank_pid));
+  }
+
+  // Waits until the rank is gone; returns whether it was the first rank of this node to
+  // go. The kernel queues epoll events in the order processes end, so the first exit
+  // event is the first death, however late each watcher gets to run. The launcher kills
+  // the other ranks only once it has reaped the dead one (the watchers hold the ranks' PMI
+  // sockets, so it learns of the death from its child's exit, as pidfds do).
+  bool wait_for_rank(const Record& shared) {
+    if (rank_fd_ < 0) {  // no pidfds (Linux < 5.3): every rank that dies is reported
+      char byte = 0;
+      ssize_t n = 0;
+      while ((n = ::read(pipe_fd_, &byte, 1)) != 0) {
+        if (n < 0 && errno != EINTR) break;
+      }
+      return true;
+    }
+    pid_t first_gone = 0;
+    bool pipe_closed = false;
+    for (;;) {
+      epoll_event ready[Record::max_neighbours + 2];
+      // The pipe closes a moment before the rank's exit event: wait for the event too.
+      const int count =
+          epoll_wait(epoll_fd_, ready, Record::max_neighbours + 2, pipe_closed ? 2000 : -1);
+      if (count < 0 && errno == EINTR) continue;
+      if (count <= 0) return first_gone == 0 || first_gone == rank_pid_;
+      for (int i = 0; i < count; ++i) {
+        const std::uint64_t key = ready[i].data.u64;
+        if (key == pipe_event) {
+          char bytes[64];
+          const ssize_t n = ::read(pipe_fd_, bytes, sizeof bytes);
+          if (n == 0) {
+            pipe_closed = true;
+            epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, pipe_fd_, nullptr);
+          } else if (n > 0) {  // the neighbours are published
+            follow_neighbours(shared);
+          }
+          continue;
+        }
+        const auto pid = static_cast<pid_t>(key);
+        if (first_gone == 0) first_gone = pid;
+        if (pid == rank_pid_) return first_gone == rank_pid_;
+        // Level-triggered: an ended process stays ready; stop listening to it.
+        for (int k = 0; k < neighbour_count_; ++k) {
+          if (neighbour_pids_[k] == pid && neighbour_fds_[k] >= 0) {
+            epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, neighbour_fds_[k], nullptr);
+            ::close(neighbour_fds_[k]);
+            neighbour_fds_[k] = -1;
+          }
+        }
+      }
+    }
+  }
+
+  // The rank died first: end the others on this node at once. A rank that exited with
+  // status 0 would otherwise leave the launcher waiting, and the job status at 0.
+  void end_neighbours() const {
+    for (int k = 0; k < neighbour_count_; ++k) {
+      if (neighbour_fds_[k] >= 0) syscall(SYS_pidfd_send_signal, neighbour_fds_[k], SIGKILL, 0, 0);
+    }
+    // Hold the PMI socket until they are gone, so the launcher reaps them as killed (and
+    // fails the job) before it learns that this rank never finalized.
+    for (int k = 0; k < neighbour_count_; ++k) {
+      if (neighbour_fds_[k] < 0) continue;
+      pollfd gone{neighbour_fds_[k], POLLIN, 0};
+      while (poll(&gone, 1, 2000) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
+ private:
+  static constexpr std::uint64_t pipe_event = ~std::uint64_t{0};
+
+  void add(int fd, std::uint64_t key) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = key;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event);
+  }
+
+  void follow_neighbours(const Record& shared) {
+    const int count = shared.neighbour_count.load(std::memory_order_acquire);
+    for (int k = 0; k < count && neighbour_count_ < Record::max_neighbours; ++k) {
+      const pid_t pid = shared.neighbours[k];
+      const int fd = open_pidfd(pid);
+      if (fd < 0) continue;
+      neighbour_pids_[neighbour_count_] = pid;
+      neighbour_fds_[neighbour_count_++] = fd;
+      add(fd, static_cast<std::uint64_t>(pid));
+    }
+  }
+
+  int pipe_fd_;
+  pid_t rank_pid_;
+  int epoll_fd_ = -1;
+  int rank_fd_ = -1;
+  int neighbour_count_ = 0;
+  pid_t neighbour_pids_[Record::max_neighbours] = {};
+  int neighbour_fds_[Record::max_neighbours] = {};
+};
+
+// `pmi_fd`: the rank's socket to its launcher, held so that the launcher learns of a death
+// when it reaps the rank (see NodeWatch), not a moment earlier when the socket closes.
+[[noreturn]] void watch(int pipe_fd, int pmi_fd, const Record& shared) {
+  prctl(PR_SET_NAME, "parc-watcher");
+  setsid();  // out of the rank's process group, which the launcher kills at teardown
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) signal(sig, SIG_IGN);
+  // Hold nothing else of the rank's: the launcher waits for its stdout to close.
+  constexpr int kept_from = 1000;
+  pipe_fd = fcntl(pipe_fd, F_DUPFD, kept_from);
+  if (pmi_fd >= 0) pmi_fd = fcntl(pmi_fd, F_DUPFD, kept_from);
+  close_range(3, kept_from - 1, 0);
+  close_range(kept_from + 2, ~0U, 0);
+  const int null_fd = ::open("/dev/null", O_RDWR);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, 0);
+    ::dup2(null_fd, 1);
+    if (null_fd > 2) ::close(null_fd);
+  }
+  NodeWatch node(pipe_fd, getppid());
+  const bool first = node.wait_for_rank(shared);
+  // Silent when parc ended the rank (it said why) or when the launcher killed it because
+  // another rank had died first.
+  if (!first || shared.state.load(std::memory_order_acquire) != State::running) ::_exit(0);
+  Line line;
+  line << "parc: " << shared.identity.get() << " died while ";
+  if (const std::uint64_t task = shared.task.load(std::memory_order_acquire); task != 0) {
+    const char* call = shared.call.get();
+    line << "running task " << task - 1 << ": " << (*call != '\0' ? call : shared.closure.get());
+  } else {
+    line << shared.activity.get();
+  }
+  if (const int requester = shared.serving.load(std::memory_order_acquire); requester >= 0) {
+    line << ", serving a proxy request from rank " << static_cast<std::uint64_t>(requester);
+  }
+  line << " (killed, crashed, or exited without finalizing MPI); MPICH ends the whole job when "
+          "a rank dies, see docs/faults.md\n";
+  line.write_to(2);
+  node.end_neighbours();
+  ::_exit(0);
+}
+
+void at_exit() {
+  // exit() in the middle of a task still loses the task: let the watcher say so.
+  if (record->task.load(std::memory_order_relaxed) == 0 &&
+      record->state.load(std::memory_order_relaxed) == State::running) {
+    record->state.store(State::exited, std::memory_order_release);
+  }
+}
+
+const char* environment_value(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+}  // namespace
+
+void start_watcher() {
+  if (watching()) return;
+  const char* launched_rank = environment_value("PMI_RANK");
+  if (launched_rank == nullptr) launched_rank = environment_value("PMIX_RANK");
+  if (launched_rank == nullptr) return;
+  void* page =
+      mmap(nullptr, sizeof(Record), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return;  // a job without reports is still a job
+  auto* shared = new (page) Record;
+  shared->identity.set(std::string("rank ") + launched_rank);
+  const char* pmi_fd = environment_value("PMI_FD");
+  const int launcher_fd = pmi_fd != nullptr ? std::atoi(pmi_fd) : -1;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    munmap(page, sizeof(Record));
+    return;
+  }
+  const pid_t child = fork();
+  if (child == 0) watch(fds[0], launcher_fd, *shared);
+  ::close(fds[0]);
+  if (child < 0) {
+    ::close(fds[1]);
+    munmap(page, sizeof(Record));
+    return;
+  }
+  watcher_pipe = fds[1];  // open until this process ends, on purpose
+  shared->activity.set("starting");
+  record = shared;
+  std::atexit(at_exit);
+}
+
+bool watching() { return watcher_pipe >= 0; }
+
+void note_identity(int rank, std::string_view host, std::int64_t pid) {
+  char text[TextSlot::capacity];
+  const int size =
+      std::snprintf(text, sizeof text, "rank %d (host %.*s, pid %lld)", rank,
+                    static_cast<int>(host.size()), host.data(), static_cast<long long>(pid));
+  record->identity.set(std::string_view(text, static_cast<std::size_t>(std::max(size, 0))));
+}
+
+void note_activity(std::string_view activity) { record->activity.set(activity); }
+
+void note_task(std::uint64_t task_id, std::string_view closure) {
+  // Most batches run one closure: copy its name only when it changes.
+  if (std::string_view(record->closure.get()) != closure) {
+    record->closure.set(closure);
+    record->call.set({});
+  }
+  record->task.store(task_id + 1, std::memory_order_release);
+}
+
+void note_task_call(std::string_view call) { record->call.set(call); }
+
+void note_task_done() { record->task.store(0, std::memory_order_release); }
+
+int note_serving(int requester) {
+  return record->serving.exchange(requester, std::memory_order_acq_rel);
+}
+
+void note_finalized() { record->state.store(State::finalized, std::memory_order_release); }
+
+void note_aborting() { record->state.store(State::aborting, std::memory_order_release); }
+
+void note_neighbours(const std::vector<std::int64_t>& pids) {
+  if (!watching() || record->neighbour_count.load() != 0) return;
+  int count = 0;
+  for (std::int64_t pid : pids) {
+    if (count == Record::max_neighbours) break;
+    record->neighbours[count++] = static_cast<std::int32_t>(pid);
+  }
+  record->neighbour_count.store(count, std::memory_order_release);
+  const char ring = 1;
+  [[maybe_unused]] const ssize_t written = ::write(watcher_pipe, &ring, 1);
+}
+
+}  // namespace parc::flight

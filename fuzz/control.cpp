@@ -1,0 +1,65 @@
+// The control channel as a worker reads it (read_control): cancel, shutdown,
+// region_cancel, region_done, and any other kind (rejected). The first two bytes are the
+// frame's kind, the rest its body.
+
+#include "fuzz.hpp"
+
+#include <parc/managers/wire.hpp>
+
+#include <cstring>
+#include <map>
+
+namespace parc::fuzz {
+
+namespace {
+
+Bytes seed(MessageKind kind, const Bytes& body) {
+  Bytes out(2);
+  const auto value = static_cast<std::uint16_t>(kind);
+  std::memcpy(out.data(), &value, sizeof value);
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+}  // namespace
+
+std::vector<Bytes> seeds() {
+  std::vector<Bytes> out;
+  Bytes cancel;
+  ByteWriter(cancel).write(std::uint32_t{1});
+  ByteWriter(cancel).write(std::uint32_t{4});
+  out.push_back(seed(MessageKind::cancel, cancel));
+  Bytes shutdown;
+  ByteWriter(shutdown).write(std::int32_t{3});
+  out.push_back(seed(MessageKind::shutdown, shutdown));
+  Bytes region_cancel;
+  ByteWriter(region_cancel).write(std::uint64_t{9});
+  ByteWriter(region_cancel).write(std::string("region rank 1 raised std::runtime_error: boom"));
+  out.push_back(seed(MessageKind::region_cancel, region_cancel));
+  Bytes region_done;  // as the MPI region's finish() sends it
+  ByteWriter writer(region_done);
+  writer.write(std::uint64_t{9});
+  writer.write(std::int32_t{2});
+  writer.write(std::uint64_t{6});
+  writer.write(std::map<int, std::uint64_t>{{0, 3}, {1, 1}});
+  out.push_back(seed(MessageKind::region_done, region_done));
+  return out;
+}
+
+}  // namespace parc::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 2) return 0;
+  std::uint16_t kind = 0;
+  std::memcpy(&kind, data, sizeof kind);
+  parc::Bytes body(data + 2, data + size);
+  parc::Message message;
+  message.source = 0;
+  message.frame = parc::fuzz::frame_of(static_cast<parc::MessageKind>(kind), body);
+  try {
+    message.kind = parc::check_frame(message.frame, 0);
+    (void)parc::detail::read_control(message);
+  } catch (const parc::DecodeError&) {
+  }
+  return 0;
+}

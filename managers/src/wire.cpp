@@ -1,0 +1,160 @@
+#include <parc/managers/wire.hpp>
+
+#include <set>
+#include <sstream>
+
+namespace parc::detail {
+
+namespace {
+
+std::string from(int source) { return "from rank " + std::to_string(source); }
+
+TaskStatus checked_status(std::uint8_t status, int source, const char* what) {
+  if (status > static_cast<std::uint8_t>(TaskStatus::cancelled)) {
+    throw DecodeError("parc: " + std::string(what) + " " + from(source) + " has unknown status " +
+                      std::to_string(status));
+  }
+  return static_cast<TaskStatus>(status);
+}
+
+void check_count(std::uint64_t count, std::size_t record_size, const ByteReader& body, int source,
+                 const char* what) {
+  if (count > body.remaining() / record_size) {
+    throw DecodeError("parc: a " + std::string(what) + " " + from(source) + " claims " +
+                      std::to_string(count) + " records but holds only " +
+                      std::to_string(body.remaining()) + " more bytes");
+  }
+}
+
+std::set<std::string> lines_of(const std::string& text) {
+  std::set<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.insert(line);
+  return lines;
+}
+
+}  // namespace
+
+std::uint32_t read_task_count(ByteReader& body, int source) {
+  const auto count = body.read<std::uint32_t>();
+  check_count(count, task_record_header_size, body, source, "task batch");
+  return count;
+}
+
+TaskRecord read_task(ByteReader& body, int source) {
+  TaskRecord task;
+  task.task_id = body.read<std::uint64_t>();
+  task.closure = body.read<ClosureId>();
+  task.farm = body.read<std::uint32_t>();
+  task.generation = body.read<std::uint32_t>();
+  task.flags = body.read<std::uint8_t>();
+  if ((task.flags & ~task_flag_fail_fast) != 0) {
+    throw DecodeError("parc: task " + std::to_string(task.task_id) + " " + from(source) +
+                      " has unknown flags " + std::to_string(task.flags));
+  }
+  task.arguments = body.sub_reader(body.read<std::uint64_t>());
+  return task;
+}
+
+std::uint32_t read_outcome_count(ByteReader& body, int source) {
+  const auto count = body.read<std::uint32_t>();
+  if (count == batch_rejected) throw DecodeError(body.read<std::string>());
+  check_count(count, outcome_record_header_size, body, source, "result batch");
+  return count;
+}
+
+TaskOutcome read_outcome(ByteReader& body, int source) {
+  TaskOutcome outcome;
+  outcome.task_id = body.read<std::uint64_t>();
+  outcome.status = checked_status(body.read<std::uint8_t>(), source, "a task outcome");
+  outcome.duration_ns = body.read<std::uint64_t>();
+  outcome.payload = body.sub_reader(body.read<std::uint64_t>());
+  return outcome;
+}
+
+ErrorInfo read_error_info(ByteReader& payload, int source) {
+  ErrorInfo info;
+  try {
+    info = payload.read<ErrorInfo>();
+  } catch (const DecodeError& e) {
+    throw DecodeError("parc: an error record " + from(source) + " did not decode: " + e.what());
+  }
+  // Everything that reports the error reads its first exception.
+  if (info.chain.empty()) {
+    throw DecodeError("parc: an error record " + from(source) + " holds no exception");
+  }
+  return info;
+}
+
+RegionStart read_region_start(ByteReader& body, int source) {
+  RegionStart start;
+  start.id = body.read<std::uint64_t>();
+  start.closure = body.read<ClosureId>();
+  start.members = body.read<std::vector<int>>();
+  const auto kept = body.read<std::uint8_t>();
+  if (kept > static_cast<std::uint8_t>(KeptCommunicator::abandon)) {
+    throw DecodeError("parc: the start of region " + std::to_string(start.id) + " " + from(source) +
+                      " says " + std::to_string(kept) +
+                      " for the kept communicator, which this build does not know");
+  }
+  start.kept = static_cast<KeptCommunicator>(kept);
+  start.arguments = body.sub_reader(body.read<std::uint64_t>());
+  return start;
+}
+
+void read_region_outcome(ByteReader& body, int source, RegionOutcome& outcome) {
+  outcome.status = checked_status(body.read<std::uint8_t>(), source, "a region outcome");
+  outcome.payload = body.sub_reader(body.read<std::uint64_t>());
+  outcome.reusable = body.read<bool>();
+  outcome.sent = body.read<std::vector<std::uint64_t>>();
+  outcome.received = body.read<std::vector<std::uint64_t>>();
+}
+
+ControlMessage read_control(const Message& message) {
+  ByteReader body = message.body();
+  ControlMessage control;
+  control.kind = message.kind;
+  switch (message.kind) {
+    case MessageKind::cancel:
+      control.farm = body.read<std::uint32_t>();
+      control.generation = body.read<std::uint32_t>();
+      return control;
+    case MessageKind::shutdown:
+      control.exit_code = body.read<std::int32_t>();
+      return control;
+    case MessageKind::region_cancel:
+      control.region = body.read<std::uint64_t>();
+      control.reason = body.read<std::string>();
+      return control;
+    case MessageKind::region_done:
+      control.region = body.read<std::uint64_t>();
+      control.region_rank = body.read<std::int32_t>();
+      control.collectives = body.read<std::uint64_t>();
+      control.sends = body.read<std::map<int, std::uint64_t>>();
+      return control;
+    default:
+      break;
+  }
+  throw DecodeError("parc: a message of kind " + std::to_string(static_cast<int>(message.kind)) +
+                    " " + from(message.source) + " on the control channel");
+}
+
+std::string closure_table_differences(const std::vector<std::string>& tables) {
+  if (tables.empty()) return {};
+  const auto reference = lines_of(tables.front());
+  std::ostringstream message;
+  for (std::size_t r = 1; r < tables.size(); ++r) {
+    const auto lines = lines_of(tables[r]);
+    for (const auto& line : reference) {
+      if (!lines.count(line))
+        message << "\n  rank " << r << " lacks  " << line << "  (rank 0 has it)";
+    }
+    for (const auto& line : lines) {
+      if (!reference.count(line))
+        message << "\n  rank " << r << " has    " << line << "  (rank 0 lacks it)";
+    }
+  }
+  return message.str();
+}
+
+}  // namespace parc::detail
