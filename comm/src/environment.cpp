@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdlib>
 #include <numeric>
+#include <random>
 
 namespace parc {
 
@@ -64,17 +65,10 @@ Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>
   host_ = name.data();
   pid_ = static_cast<std::int64_t>(getpid());
   flight::note_identity(rank_, host_, pid_);
-  if (flight::watching() && size_ > 1) {
-    const auto hosts = allgather(host_);
-    const auto pids = allgather(static_cast<std::uint64_t>(pid_));
-    std::vector<std::int64_t> neighbours;
-    for (std::size_t r = 0; r < hosts.size(); ++r) {
-      if (hosts[r] == host_ && static_cast<int>(r) != rank_) {
-        neighbours.push_back(static_cast<std::int64_t>(pids[r]));
-      }
-    }
-    flight::note_neighbours(neighbours);
-  }
+  // A pickled proxy names its job (another job's rank 2 is not this one's).
+  std::random_device entropy;
+  job_id_ = std::uint64_t{entropy()} << 32 | entropy();
+  if (size_ > 1) job_id_ = allgather(job_id_)[0];
 }
 
 Environment::~Environment() {

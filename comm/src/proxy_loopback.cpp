@@ -79,13 +79,17 @@ class LoopbackProxyService final : public ProxyService {
     return count_kept(owner);
   }
 
-  void stop() override { take_all_objects(); }
+  void stop() override {
+    stopped_ = true;
+    take_all_objects();
+  }
 
  protected:
   bool keeps(int) const override { return true; }
 
  private:
   void check_owner(int owner) const {
+    if (stopped_) throw UsageError(stopped_message);
     if (owner < 0 || owner >= owners_) {
       throw UsageError("parc: owner rank " + std::to_string(owner) +
                        " does not exist: serially, ranks 0-" + std::to_string(owners_ - 1) +
@@ -94,6 +98,7 @@ class LoopbackProxyService final : public ProxyService {
   }
 
   int owners_;
+  bool stopped_ = false;
 };
 
 }  // namespace

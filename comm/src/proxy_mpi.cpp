@@ -244,7 +244,7 @@ class MpiProxyService final : public ProxyService {
  private:
   void check_owner(int owner) const {
     if (!enabled_) throw UsageError(problem_);
-    if (stopped_) throw UsageError("parc: proxies are unavailable once the runtime has stopped");
+    if (stopped_) throw UsageError(stopped_message);
     if (owner < 0 || owner >= size_) {
       throw UsageError("parc: owner rank " + std::to_string(owner) +
                        " does not exist: the job has " + std::to_string(size_) + " ranks (0-" +

@@ -77,6 +77,13 @@ void Runtime::start(int argc, char** argv) {
     // carry a Proxy<T> to decode) before every rank's service is attached.
     hosts = environment_->allgather(environment_->host());
     pids = environment_->allgather(static_cast<std::uint64_t>(environment_->pid()));
+    std::vector<std::int64_t> neighbours;  // the other ranks on this host, for the watcher
+    for (std::size_t r = 0; r < hosts.size(); ++r) {
+      if (hosts[r] == environment_->host() && static_cast<int>(r) != rank()) {
+        neighbours.push_back(static_cast<std::int64_t>(pids[r]));
+      }
+    }
+    flight::note_neighbours(neighbours);
   }
   if (serial() && rank() == 0) {
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
@@ -121,6 +128,7 @@ void Runtime::abort(int exit_code) { environment_->abort(exit_code); }
 int Runtime::rank() const { return environment_->rank(); }
 int Runtime::size() const { return environment_->size(); }
 int Runtime::workers() const { return serial() ? serial_workers_ : size() - 1; }
+std::uint64_t Runtime::job_id() const { return environment_->job_id(); }
 
 detail::Scheduler& Runtime::scheduler() {
   if (!scheduler_) {

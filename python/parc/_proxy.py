@@ -166,7 +166,7 @@ class Proxy:
     def __reduce__(self):
         handle = self._parc_handle
         token = _core.proxy_export(handle, getattr(_state, "uses", 1))
-        return _load, (handle.owner, handle.serial, token, self._parc_info)
+        return _load, (handle.owner, handle.serial, token, self._parc_info, _core.job_id())
 
     def __copy__(self):
         return _make(_core.proxy_retain(self._parc_handle), self._parc_info)
@@ -290,15 +290,19 @@ def _adopt(obj):
     return _make(_core.proxy_adopt(obj), _describe(obj))
 
 
-def _load(owner, serial, token, info):
+def _load(owner, serial, token, info, job):
     _runtime.start()
     owners = _owners()
+    # Refused before registering: a release sent to a rank that does not exist would
+    # abort the whole job inside MPI, and another job's object numbers mean nothing here.
     if not 0 <= owner < owners:
-        # Refused before registering: a release sent to a rank that does not exist would
-        # abort the whole job inside MPI.
         raise UsageError(f"parc: this proxy's object is owned by rank {owner}, which does not "
                          f"exist in this job ({owners} ranks): a proxy pickled in another job "
                          "cannot be loaded here")
+    if job != _core.job_id():
+        raise UsageError("parc: this proxy was pickled in another job, whose objects are gone: "
+                         "a proxy is a reference within one job; to keep an object across "
+                         "jobs, pickle the object itself (p.resolve())")
     return _make(_core.proxy_import(owner, serial, token), info)
 
 

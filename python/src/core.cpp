@@ -350,6 +350,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("size", [] { return started().size(); });
   m.def("serial", [] { return started().serial(); });
   m.def("workers", [] { return started().workers(); });
+  m.def("job_id", [] { return started().job_id(); });
 
   m.def("declare_closure", &declare_python_closure);
   m.def("closure_table", [] {

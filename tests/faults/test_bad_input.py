@@ -280,11 +280,7 @@ def test_a_proxy_to_a_released_object_raises_reference_error(launch, mode):
 
 
 @pytest.mark.parametrize("mode", [
-    pytest.param(dict(serial=3), id="serial3", marks=pytest.mark.xfail(strict=True, reason=(
-        "parc bug: serially, a proxy used after parc.run raises ProxyError 'the object ... "
-        "was released: its last proxy was dropped before this one was loaded from a pickle', "
-        "which misleads (nothing was pickled); under MPI it is the clear UsageError "
-        "'proxies are unavailable once the runtime has stopped'"))),
+    pytest.param(dict(serial=3), id="serial3"),
     pytest.param(dict(ranks=2), id="np2"),
     pytest.param(dict(ranks=3), id="np3"),
 ])
@@ -314,12 +310,12 @@ def test_a_proxy_from_a_bigger_job_is_refused_when_loaded(launch, tmp_path, into
     assert r["after"] == 4
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "parc bug: a proxy pickle names (owner rank, object number) only, so loaded in another "
-    "job that has that rank it silently reaches whatever object has that number there "
-    "(here the new job's own Box(5)) instead of failing; the pickle needs a job identity"))
 def test_a_proxy_from_another_job_of_the_same_size_is_refused(launch, tmp_path):
     dumped = tmp_path / "proxy.pickle"
     report(launch(app(PROXIES), args=["dump", dumped], ranks=3, timeout=60))
     r = report(launch(app(PROXIES), args=["load_late", dumped], ranks=3, timeout=60))
-    assert r["load"][0] != "ok", r  # today: ["ok", 5], the other job's object
+    assert r["load"][:2] == ["UsageError", (
+        "parc: this proxy was pickled in another job, whose objects are gone: a proxy is a "
+        "reference within one job; to keep an object across jobs, pickle the object itself "
+        "(p.resolve())")], r
+    assert r["after"] == 4

@@ -24,6 +24,8 @@ class Environment {
   int size() const { return size_; }
   const std::string& host() const { return host_; }
   std::int64_t pid() const { return pid_; }
+  // Random, the same on every rank of this job.
+  std::uint64_t job_id() const { return job_id_; }
 
   std::vector<std::uint64_t> allgather(std::uint64_t value) const;
   std::vector<std::string> allgather(const std::string& value) const;
@@ -44,6 +46,7 @@ class Environment {
   int size_ = 1;
   std::string host_;
   std::int64_t pid_ = 0;
+  std::uint64_t job_id_ = 0;
 };
 
 // Throws StartupError when the environment shows another MPI's launcher started us.

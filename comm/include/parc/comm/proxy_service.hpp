@@ -137,6 +137,8 @@ class ProxyService {
 
   // Why a request to `id` failed when its object is gone.
   static std::string released_message(ObjectId id);
+  static constexpr const char* stopped_message =
+      "parc: proxies are unavailable once the runtime has stopped";
 
   // Stops serving: collective over every rank at the end of the run. Waits for every
   // outstanding request and reference message, then releases every object owned here.

@@ -33,6 +33,8 @@ class Runtime {
   // Managers run in this process, with simulated workers.
   bool serial() const { return serial_workers_ > 0; }
   int workers() const;
+  // Random, the same on every rank: tells this job's proxy pickles from another job's.
+  std::uint64_t job_id() const;
 
   // Rank 0 runs `main` (returning int or void); the other ranks serve managers until it
   // returns. Every rank returns main's exit code. An exception from `main` shuts the
