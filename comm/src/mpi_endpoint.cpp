@@ -638,7 +638,9 @@ class MpiEndpoint : public Endpoint {
   // The communicator of a region that finished here with every operation complete, for
   // the next region over the same members (creating one is a blocking collective).
   void keep(const std::vector<int>& members, MPI_Comm comm) {
-    kept_ = comm;  // open_region took the previous one
+    // Usually open_region took the previous one; not when two regions were open at once.
+    if (kept_ != MPI_COMM_NULL) MPI_Comm_free(&kept_);
+    kept_ = comm;
     kept_members_ = members;
   }
 
