@@ -458,15 +458,14 @@ class MpiProxyService final : public ProxyService {
       if (it->records_seq != 0) records_done_.insert(it->records_seq);
       it = sends_.erase(it);
     }
+    // Folded at once, not when a flush asks: else the set keeps a node per batch ever sent.
+    while (records_done_.erase(records_contiguous_ + 1) != 0) ++records_contiguous_;
     return !sends_.empty();
   }
 
-  // The first batch not yet received by its owner (all before it were).
+  // The last batch received by its owner with all before it.
   std::uint64_t records_received_up_to() {
     std::lock_guard lock(sends_mutex_);
-    while (records_done_.count(records_contiguous_ + 1)) {
-      records_done_.erase(++records_contiguous_);
-    }
     return records_contiguous_;
   }
 
@@ -522,9 +521,9 @@ class MpiProxyService final : public ProxyService {
   std::thread thread_;
 
   std::mutex sends_mutex_;
-  std::list<Send> sends_;             // stable addresses: MPI holds the buffers
-  std::uint64_t record_batches_ = 0;  // posted so far (progress thread only)
-  std::set<std::uint64_t> records_done_;
+  std::list<Send> sends_;                 // stable addresses: MPI holds the buffers
+  std::uint64_t record_batches_ = 0;      // posted so far (progress thread only)
+  std::set<std::uint64_t> records_done_;  // received while an earlier one is in flight
   std::uint64_t records_contiguous_ = 0;
   std::list<Flush> flushes_;  // progress thread only
 
