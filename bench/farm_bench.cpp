@@ -14,6 +14,8 @@
 // Each part warms up first (a tenth of its size). Every result is checked; a wrong one
 // ends the program with exit code 1.
 
+#include "settings.hpp"
+
 #include <parc/parc.hpp>
 
 #include <algorithm>
@@ -47,15 +49,10 @@ struct Settings {
 
 Settings parse(int argc, char** argv) {
   Settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto eq = arg.find('=');
-    if (eq == std::string::npos) throw std::invalid_argument("expected name=value, got " + arg);
-    const std::string name = arg.substr(0, eq);
-    const std::string text = arg.substr(eq + 1);
+  for_each_setting(argc, argv, [&](const std::string& name, const std::string& text) {
     if (name == "parts") {
       s.parts = text;
-      continue;
+      return;
     }
     const long value = std::stol(text);
     if (value < 1) throw std::invalid_argument(name + " must be >= 1");
@@ -71,7 +68,7 @@ Settings parse(int argc, char** argv) {
       s.trials = value;
     else
       throw std::invalid_argument("unknown setting " + name);
-  }
+  });
   return s;
 }
 

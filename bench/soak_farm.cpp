@@ -20,6 +20,8 @@
 // object leaked, or a slope after the warm-up (the first 10%) is over its limit (bytes
 // per task or call) while the fitted growth is at least min_growth_mib.
 
+#include "settings.hpp"
+
 #include <parc/parc.hpp>
 
 #include <unistd.h>
@@ -98,12 +100,8 @@ struct Settings {
 
 Settings parse(int argc, char** argv) {
   Settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto eq = arg.find('=');
-    if (eq == std::string::npos) throw std::invalid_argument("expected name=value, got " + arg);
-    const std::string name = arg.substr(0, eq);
-    const double value = std::stod(arg.substr(eq + 1));
+  for_each_setting(argc, argv, [&](const std::string& name, const std::string& text) {
+    const double value = std::stod(text);
     if (name == "tasks")
       s.tasks = static_cast<long>(value);
     else if (name == "proxy_calls")
@@ -122,7 +120,7 @@ Settings parse(int argc, char** argv) {
       s.min_growth_mib = value;
     else
       throw std::invalid_argument("unknown setting " + name);
-  }
+  });
   if (s.tasks < 1 || s.proxy_calls < 1 || s.round < 100)
     throw std::invalid_argument("sizes too small");
   return s;

@@ -18,6 +18,8 @@
 //                           `regions` runs (start, every rank's answer), µs
 // Every result is checked; a wrong one ends the program with exit code 1.
 
+#include "settings.hpp"
+
 #include <parc/parc.hpp>
 
 #include <algorithm>
@@ -41,12 +43,8 @@ struct Settings {
 
 Settings parse(int argc, char** argv) {
   Settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto eq = arg.find('=');
-    if (eq == std::string::npos) throw std::invalid_argument("expected name=value, got " + arg);
-    const std::string name = arg.substr(0, eq);
-    const long value = std::stol(arg.substr(eq + 1));
+  for_each_setting(argc, argv, [&](const std::string& name, const std::string& text) {
+    const long value = std::stol(text);
     if (value < (name == "warmup" ? 0 : 1)) throw std::invalid_argument(name + " is too small");
     if (name == "iterations")
       s.iterations = value;
@@ -58,7 +56,7 @@ Settings parse(int argc, char** argv) {
       s.regions = value;
     else
       throw std::invalid_argument("unknown setting " + name);
-  }
+  });
   return s;
 }
 
