@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <numeric>
 #include <random>
@@ -117,6 +118,8 @@ std::unique_ptr<ProxyService> Environment::make_proxy_service() const {
 
 void Environment::abort(int code) const {
   log().flush();
+  std::fflush(stderr);
+  flight::wait_until_stderr_is_read();
   flight::note_aborting();  // the reason is logged: the watchers need not speak
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);

@@ -4,8 +4,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -244,6 +246,7 @@ class NodeWatch {
   line << " (killed, crashed, or exited without finalizing MPI); MPICH ends the whole job when "
           "a rank dies, see docs/faults.md\n";
   line.write_to(2);
+  wait_until_stderr_is_read();
   node.end_neighbours();
   ::_exit(0);
 }
@@ -326,6 +329,17 @@ int note_serving(int requester) {
 void note_finalized() { record->state.store(State::finalized, std::memory_order_release); }
 
 void note_aborting() { record->state.store(State::aborting, std::memory_order_release); }
+
+void wait_until_stderr_is_read() {
+  struct stat info{};
+  if (fstat(2, &info) != 0 || !S_ISFIFO(info.st_mode)) return;
+  const timespec millisecond{0, 1'000'000};
+  for (int waited = 0; waited < 2000; ++waited) {
+    int unread = 0;
+    if (ioctl(2, FIONREAD, &unread) != 0 || unread == 0) return;
+    nanosleep(&millisecond, nullptr);
+  }
+}
 
 void note_neighbours(const std::vector<std::int64_t>& pids) {
   if (!watching() || record->neighbour_count.load() != 0) return;

@@ -45,4 +45,9 @@ void note_finalized();
 // silent, and so do the watchers of the ranks the launcher then kills.
 void note_aborting();
 
+// Waits, at most 2 s, until the launcher has read what this process wrote to stderr:
+// hydra drops what is still in a rank's pipe when it tears the job down, so the line
+// saying why the job ends would be lost now and then.
+void wait_until_stderr_is_read();
+
 }  // namespace parc::flight
