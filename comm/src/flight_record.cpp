@@ -331,7 +331,7 @@ void note_finalized() { record->state.store(State::finalized, std::memory_order_
 void note_aborting() { record->state.store(State::aborting, std::memory_order_release); }
 
 void wait_until_stderr_is_read() {
-  struct stat info{};
+  struct stat info {};
   if (fstat(2, &info) != 0 || !S_ISFIFO(info.st_mode)) return;
   const timespec millisecond{0, 1'000'000};
   for (int waited = 0; waited < 2000; ++waited) {
