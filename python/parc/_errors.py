@@ -35,6 +35,21 @@ class TaskTimeout(TimeoutError):
     """A task ran longer than its farm's timeout."""
 
 
+class ChunkFailures(Exception):
+    """Inputs of a map chunk failed: the manager reports each as its own failure.
+
+    failures: [(offset in the chunk, encoded failure record)]; results: the pickled
+    results of the inputs before the first failure (the map yields them first), or None."""
+
+    def __init__(self, failures, results):
+        super().__init__(failures, results)
+        self.failures = failures
+        self.results = results
+
+    def __str__(self):
+        return f"{len(self.failures)} inputs of a map chunk failed"
+
+
 UsageError = _core.UsageError
 StartupError = _core.StartupError
 CancelledError = concurrent.futures.CancelledError
@@ -146,6 +161,26 @@ def rebuild(error, index=None):
     if index is not None:
         exc.parc_index = index
     return exc
+
+
+def qualified_name(kind):
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def rebuild_chunk(error, first_index):
+    """A map chunk's failure as its inputs' failures: ([exception], pickled results of the
+    inputs before the first failure or None); None when the chunk failed as a whole (a
+    timeout, a task that did not decode), which rebuild() reports."""
+    foreign, chain, rank, host, pid, task, closure, attempts = error
+    if not foreign:
+        return None
+    links = pickle.loads(foreign)["links"]
+    if links[0]["type"] != qualified_name(ChunkFailures) or links[0]["pickled"] is None:
+        return None
+    chunk = pickle.loads(links[0]["pickled"])
+    members = [rebuild((record, chain, rank, host, pid, task, closure, attempts),
+                       first_index + offset) for offset, record in chunk.failures]
+    return members, chunk.results
 
 
 for _public in (ParallelException, RemoteError, TaskTimeout):

@@ -76,7 +76,9 @@ def failure_options(manager, policy, retries, retry_on, timeout):
         return None
 
     def retry_filter(error):
-        return isinstance(_errors.rebuild(error), retry_on)
+        chunk = _errors.rebuild_chunk(error, 0)  # a map chunk: retried if any input matches
+        members = chunk[0] if chunk is not None else [_errors.rebuild(error)]
+        return any(isinstance(member, retry_on) for member in members)
 
     return retry_filter
 
@@ -143,13 +145,14 @@ class _MapRun:
         self.farm = farm
         self.name = _name_of(fn)
         self.chunked = chunksize is not None
+        self.chunksize = chunksize
         if self.chunked:
             if isinstance(fn, CppClosure):
                 raise ValueError(f"parc: chunksize is for Python callables; {fn!r} is "
                                  "batched automatically")
             if not isinstance(chunksize, int) or chunksize < 1:
                 raise ValueError(f"parc: chunksize must be a positive int, got {chunksize!r}")
-            self.call = functools.partial(_task.run_chunk, fn)
+            self.call = functools.partial(_task.run_chunk, fn, farm._policy == "fail_fast")
             items = zip(*iterables)
             self.items = iter(lambda: list(itertools.islice(items, chunksize)), [])
         else:
@@ -168,23 +171,29 @@ class _MapRun:
         self.segment_indexes = []
         self.segment_positions = []
         self.submitted = 0
+        self.inputs = 0  # submitted inputs: a chunk has several
         self.next_out = 0
         self.ready = {}  # position -> result buffer, until its turn
-        self.errors = {}  # position -> exception
+        self.errors = {}  # position -> its exceptions (a chunk's: one per failed input)
+        self.earlier = {}  # position of a failed chunk -> its results before the failure
         self.exhausted = False
         self.failed_at = None  # collect_all: the first failed position reached
         self.fill()
 
     def fill(self):
-        payloads = []
+        payloads, chunks = [], []
         limit = self.window - (self.submitted - self.next_out)
         for item in itertools.islice(self.items, max(0, limit)):
+            if self.chunked:
+                chunks.append(item)
             payloads.append(_encode_call(self.call, self.prefix,
                                          (item,) if self.chunked else item, None))
         if not payloads:
             self.exhausted = self.exhausted or limit > 0
             return
         first = self.farm._reserve(self, len(payloads))
+        self.inputs += len(payloads) if not self.chunked else sum(
+            len(chunk) for chunk in chunks)
         if not self.segment_indexes or first != self.segment_indexes[-1] + (
                 self.submitted - self.segment_positions[-1]):
             self.segment_indexes.append(first)
@@ -214,8 +223,21 @@ class _MapRun:
             if self.failed_at is None:
                 self.ready[position] = data
         elif kind == _ERROR:
-            self.errors[position] = _errors.rebuild(data, position)
+            if self.chunked:
+                self._chunk_failed(position, data)
+            else:
+                self.errors[position] = [_errors.rebuild(data, position)]
         # cancelled: only after a fail_fast failure, which is raised instead
+
+    def _chunk_failed(self, position, error):
+        first_input = position * self.chunksize  # every chunk but the last is full
+        chunk = _errors.rebuild_chunk(error, first_input)
+        if chunk is None:  # failed as a whole (a timeout): named by its first input
+            self.errors[position] = [_errors.rebuild(error, first_input)]
+            return
+        self.errors[position], earlier = chunk
+        if earlier is not None and self.failed_at is None:
+            self.earlier[position] = earlier
 
     def __iter__(self):
         try:
@@ -225,6 +247,10 @@ class _MapRun:
                 if self.next_out in self.errors and self.failed_at is None:
                     self.failed_at = self.next_out
                     self.ready.clear()
+                    earlier = self.earlier.pop(self.next_out, None)
+                    self.earlier.clear()
+                    if earlier is not None:  # a chunk's inputs before its first failure
+                        yield from pickle.loads(earlier)
                 if self.failed_at is not None:
                     self.drain()
                     self.fail()
@@ -256,10 +282,12 @@ class _MapRun:
                 self.farm._wait_once(self.deadline, self.name)
 
     def fail(self):
-        errors = [self.errors[p] for p in sorted(self.errors)]
+        errors = [e for position in sorted(self.errors) for e in self.errors[position]]
         if self.farm._policy == "fail_fast":
             message = (f"{self.name} failed; fail_fast cancelled the tasks that had not "
                        "started")
+        elif self.chunked:
+            message = f"{self.name}: {len(errors)} of {self.inputs} inputs failed"
         else:
             message = f"{self.name}: {len(errors)} of {self.submitted} tasks failed"
         _raise_group(message, errors)

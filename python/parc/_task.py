@@ -53,10 +53,6 @@ def describe_call(function, args, kwargs):
     return f"{name}({', '.join(shown)})"
 
 
-def _qualified(kind):
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
 def importable_class(kind):
     """The class importable under kind's name (module + qualified name), or None. A closure
     or class sent by value (cloudpickle) brings its own copies of its module's classes."""
@@ -75,7 +71,7 @@ def _importable_twin(kind):
 
 
 def _link(exc, how):
-    link = {"type": _qualified(type(exc)), "message": str(exc), "how": how,
+    link = {"type": _errors.qualified_name(type(exc)), "message": str(exc), "how": how,
             "args": _repr.repr(exc.args), "pickled": None}
     if not isinstance(exc, Exception):  # SystemExit & co cannot join an ExceptionGroup
         link["problem"] = f"{type(exc).__name__} is not an Exception"
@@ -119,9 +115,30 @@ def encode_failure(exc, call, remember=True):
     return links[0]["type"], links[0]["message"], pickle.dumps(record, protocol=5)
 
 
-def run_chunk(function, chunk):
-    """One task of a map with chunksize: the results of a run of inputs."""
-    return [function(*item) for item in chunk]
+def run_chunk(function, stop_at_first_failure, chunk):
+    """One task of a map with chunksize: the results of a run of inputs. Every input
+    runs (up to the first failure under fail_fast); failures are raised together."""
+    results, failures = [], []
+    for offset, item in enumerate(chunk):
+        try:
+            value = function(*item)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            exc.__traceback__ = exc.__traceback__.tb_next or exc.__traceback__
+            failures.append((offset, encode_failure(exc, describe_call(function, item, {}))[2]))
+            if stop_at_first_failure:
+                break
+            continue
+        if not failures:
+            results.append(value)
+    if failures:
+        try:
+            earlier = pickle.dumps(results, protocol=5)
+        except Exception:  # they could not have been sent anyway; the failures still are
+            earlier = None
+        raise _errors.ChunkFailures(failures, earlier)
+    return results
 
 
 def execute(function, payload):

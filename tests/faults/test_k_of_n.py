@@ -275,17 +275,14 @@ def launch_id(request):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("op", ["map", pytest.param("chunksize", marks=pytest.mark.xfail(
-    strict=True, reason="parc bug (xfailed in tests/python/test_farm.py too): with chunksize, "
-    "failures are reported per chunk: parc_index and 'input #' give the chunk's position, "
-    "the call shows partial(...), and collect_all keeps only a chunk's first failure"))])
+@pytest.mark.parametrize("op", ["map", "chunksize"])
 def test_farm_map_collect_all_has_exactly_k_members(launch_id, op, kind, size):
     for r in records(launch_id, "farm", op, kind, size):
         failing = r["failing"]
         assert r["members"] is not None, f"rep {r['rep']}: no group, got {r['value']}"
         assert [m["index"] for m in r["members"]] == failing, f"rep {r['rep']}"
-        assert r["message"] == f"task: {len(failing)} of " \
-            f"{N_TASKS if op == 'map' else N_TASKS // 2} tasks failed", r["message"]
+        assert r["message"] == f"task: {len(failing)} of {N_TASKS} " \
+            f"{'tasks' if op == 'map' else 'inputs'} failed", r["message"]
         for m in r["members"]:
             check_kind(m, kind, m["index"])
             check_where(m, launch_id, r["pid0"], f"task({m['index']}, '{kind}', ",

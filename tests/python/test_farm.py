@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import app, is_mpi, report, workers_of
+from conftest import MODES, app, is_mpi, report, workers_of
 
 
 
@@ -132,32 +132,56 @@ def test_map_several_iterables_and_chunksize(launch, mode):
     assert "iterable" in r["no iterables"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "parc bug: with chunksize, a failure is reported per chunk: parc_index and the "
-    "'input #' note give the chunk's position (1) instead of the input (10), the call "
-    "shows partial([...]) instead of bad(10), and collect_all loses the other failures "
-    "of the chunk (12)"))
-def test_chunksize_failures_name_their_inputs(launch):
-    r = report(launch(app(r'''
-        @parc.closure
-        def bad(x):
-            if x in (10, 12):
-                raise ValueError(f"bad {x}")
-            return x
+CHUNK_FAILURES = r'''
+@parc.closure
+def bad(x):
+    if x in (10, 12, 19):
+        raise ValueError(f"bad {x}")
+    return x
 
 
-        def main():
-            with parc.TaskFarm(policy="collect_all") as farm:
-                try:
-                    list(farm.map(bad, range(20), chunksize=7))
-                except parc.ParallelException as group:
-                    emit([[e.parc_index, str(e), e.__notes__[0]] for e in group.exceptions])
+def main():
+    out = {}
+    with parc.TaskFarm(policy=sys.argv[1]) as farm:
+        got = []
+        try:
+            for value in farm.map(bad, range(20), chunksize=7):
+                got.append(value)
+        except parc.ParallelException as group:
+            out["members"] = [[e.parc_index, str(e), e.__notes__[0]] for e in group.exceptions]
+            out["message"] = group.message
+        out["got"] = got
+        out["after"] = list(farm.map(bad, range(5), chunksize=2))  # the farm goes on
+    emit(out)
 
 
-        parc.run(main)
-    ''')))
-    assert [[i, s] for i, s, _ in r] == [[10, "bad 10"], [12, "bad 12"]]
-    assert r[0][2].endswith(": bad(10), input #10"), r[0][2]
+parc.run(main)
+'''
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_chunksize_failures_name_their_inputs(launch, mode):
+    """With chunksize, each failed input is its own member (index, call, note), collect_all
+    keeps every failure of a chunk, and the inputs before the first failure are yielded."""
+    r = report(launch(app(CHUNK_FAILURES), args=["collect_all"], **mode))
+    assert [[i, s] for i, s, _ in r["members"]] == [[10, "bad 10"], [12, "bad 12"],
+                                                   [19, "bad 19"]]
+    assert r["members"][0][2].endswith(": bad(10), input #10"), r["members"][0][2]
+    assert r["members"][2][2].endswith(": bad(19), input #19"), r["members"][2][2]
+    assert r["message"] == "bad: 3 of 20 inputs failed"
+    assert r["got"] == list(range(10))
+    assert r["after"] == list(range(5))
+
+
+@pytest.mark.parametrize("mode", ONE_WORKER)
+def test_chunksize_fail_fast_stops_at_the_first_failure(launch, mode):
+    r = report(launch(app(CHUNK_FAILURES), args=["fail_fast"], **mode))
+    indexes = [i for i, _, _ in r["members"]]
+    # The chunk of input 10 stops there (12 never runs); 19's chunk may have run.
+    assert indexes in ([10], [10, 19]), r["members"]
+    assert r["members"][0][2].endswith(": bad(10), input #10"), r["members"][0][2]
+    assert r["got"] in ([], list(range(7))), r["got"]  # the first chunk may come first
+    assert r["after"] == list(range(5))
 
 
 @pytest.mark.parametrize("mode", ONE_WORKER)
