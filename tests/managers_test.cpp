@@ -2,6 +2,7 @@
 // that a correct peer never sends: nothing may wait forever because of them.
 
 #include <parc/managers/scheduler.hpp>
+#include <parc/managers/wire.hpp>
 #include <parc/managers/worker.hpp>
 
 #include <gtest/gtest.h>
@@ -63,6 +64,64 @@ TEST_F(Protocol, SchedulerFailsTheTasksOfAGarbledReply) {
   EXPECT_THROW(sink->errors[0].rethrow(), parc::DecodeError);
   EXPECT_EQ(sink->cancels, 1);                 // fail_fast cancelled the task still queued
   EXPECT_EQ(scheduler.outstanding(farm), 0u);  // nothing left to wait for
+}
+
+TEST_F(Protocol, WorkerFailsARegionWhoseStartDoesNotDecode) {
+  parc::detail::Worker worker(network.endpoint(1), "host", 1);
+  parc::Bytes frame = parc::begin_frame();
+  parc::ByteWriter out(frame);
+  out.write(std::uint64_t{42});           // the region's id
+  out.write(parc::closure_id(identity));  // its closure
+  out.write(std::uint64_t{1} << 40);      // a member list longer than the message
+  network.endpoint(0).send(parc::Traffic::tasks, 1, parc::MessageKind::region_start,
+                           std::move(frame));
+  EXPECT_TRUE(worker.step());
+  auto reply = network.endpoint(0).try_receive(parc::Traffic::tasks);
+  ASSERT_TRUE(reply);
+  ASSERT_EQ(reply->kind, parc::MessageKind::region_result);
+  auto body = reply->body();
+  EXPECT_EQ(body.read<std::uint64_t>(), 42u);
+  parc::detail::RegionOutcome outcome;
+  parc::detail::read_region_outcome(body, 1, outcome);
+  ASSERT_EQ(outcome.status, parc::detail::TaskStatus::error);
+  const auto info = parc::detail::read_error_info(outcome.payload, 1);
+  EXPECT_EQ(info.type_name(), "parc::DecodeError");
+  EXPECT_NE(info.closure.find("identity"), std::string::npos) << info.closure;
+  EXPECT_TRUE(outcome.sent.empty());  // it never joined the region
+  EXPECT_FALSE(worker.shut_down());
+}
+
+TEST_F(Protocol, ARankThatCouldNotJoinARegionReleasesTheOthers) {
+  parc::LoopbackNetwork three{3};
+  parc::detail::Scheduler scheduler(three.endpoint(0), {});
+  auto sink = std::make_shared<RecordingSink>();
+  const auto id = scheduler.open_region(parc::closure_id(identity), {1, 2}, parc::Bytes{}, sink,
+                                        std::chrono::seconds(0));
+  scheduler.progress();
+  for (int worker : {1, 2}) {
+    auto start = three.endpoint(worker).try_receive(parc::Traffic::tasks);
+    ASSERT_TRUE(start) << "rank " << worker;
+    EXPECT_EQ(start->kind, parc::MessageKind::region_start);
+  }
+  // Rank 1 answers as a worker whose region start did not decode: an error, no counts.
+  parc::detail::Worker rank1(three.endpoint(1), "host", 1);
+  parc::Bytes garbled = parc::begin_frame();
+  parc::ByteWriter(garbled).write(id);
+  three.endpoint(0).send(parc::Traffic::tasks, 1, parc::MessageKind::region_start,
+                         std::move(garbled));
+  EXPECT_TRUE(rank1.step());
+  scheduler.progress();
+  ASSERT_EQ(sink->errors.size(), 1u);
+  EXPECT_EQ(sink->errors[0].rank(), 1);
+  // Rank 2, waiting in a collective for rank 1, is released instead of waiting forever.
+  auto cancel = three.endpoint(2).try_receive(parc::Traffic::control);
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->kind, parc::MessageKind::region_cancel);
+  auto body = cancel->body();
+  EXPECT_EQ(body.read<std::uint64_t>(), id);
+  EXPECT_NE(body.read<std::string>().find("world rank 1) could not join the region"),
+            std::string::npos);
+  EXPECT_FALSE(scheduler.region_finished(id));  // rank 2 has not answered yet
 }
 
 }  // namespace

@@ -619,6 +619,13 @@ void Scheduler::handle_region_result(Message& message) {
         info = manager_error(id, region.closure, message.source, "parc::DecodeError", e.what());
       }
       region.sink->on_error(index, TaskError(info, rebuild_exception(info)));
+      // A rank that failed before joining the region (its start did not decode, its
+      // communicator could not be made) cannot release the others from their collectives.
+      if (region.sent[index].empty()) {
+        send_region_cancel(region, "region rank " + std::to_string(index) + " (world rank " +
+                                       std::to_string(message.source) +
+                                       ") could not join the region");
+      }
     } else {
       region.sink->on_cancel(index);
     }

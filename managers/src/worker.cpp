@@ -165,20 +165,11 @@ ErrorInfo Worker::error_info(ClosureId closure, std::uint64_t task_id) const {
 }
 
 void Worker::start_region(Message& message) {
-  ByteReader body = message.take_body();
   auto region = std::make_unique<ActiveRegion>();
-  const RegionStart start = read_region_start(body, message.source);
-  region->id = start.id;
-  const auto closure = start.closure;
-  const auto& members = start.members;
-  const auto kept = start.kept;
-  ByteReader arguments = start.arguments;
   region->manager = message.source;
-  last_region_ = region->id;
-  try {
-    region->comm = endpoint_.open_region(
-        region->id, members, [this] { poll_control(); }, kept);
-  } catch (...) {  // the region fails on this rank; the worker keeps serving
+  // The region fails on this rank, which keeps serving: the manager learns it now instead
+  // of at the region's timeout (or never, without one).
+  const auto fail_region = [&](ClosureId closure) {
     Bytes reply = begin_frame();
     ByteWriter out(reply);
     out.write(region->id);
@@ -190,6 +181,32 @@ void Worker::start_region(Message& message) {
     patch_outcome(reply, header_at, TaskStatus::error, reply.size() - payload_at);
     write_region_hygiene(out, nullptr, TaskStatus::error);
     endpoint_.send(Traffic::tasks, message.source, MessageKind::region_result, std::move(reply));
+  };
+  RegionStart start;
+  ByteReader body = message.take_body();
+  ByteReader named = body;  // its first field names the region, even when the rest is bad
+  try {
+    start = read_region_start(body, message.source);
+  } catch (const DecodeError& e) {
+    if (named.remaining() < sizeof(std::uint64_t)) throw;  // nameless: rejected as a batch
+    region->id = named.read<std::uint64_t>();
+    const ClosureId closure =
+        named.remaining() >= sizeof(ClosureId) ? named.read<ClosureId>() : ClosureId{};
+    log().error("rejected the start of region {}: {}", region->id, e.what());
+    fail_region(closure);
+    return;
+  }
+  region->id = start.id;
+  const auto closure = start.closure;
+  const auto& members = start.members;
+  const auto kept = start.kept;
+  ByteReader arguments = start.arguments;
+  last_region_ = region->id;
+  try {
+    region->comm = endpoint_.open_region(
+        region->id, members, [this] { poll_control(); }, kept);
+  } catch (...) {
+    fail_region(closure);
     return;
   }
   region_ = std::move(region);
