@@ -928,21 +928,12 @@ parc.run(main)
 '''
 
 
-@pytest.mark.parametrize("mode", [dict(serial=3), dict(ranks=2), dict(ranks=4)],
-                         ids=["serial3", "np2", "np4"])
+@pytest.mark.parametrize("mode", MODES)
 def test_map_timeout(launch, mode):
     r = report(launch(app(MAP_TIMEOUT), **mode))
     assert r["outcome"] == "TimeoutError"
     assert r["waited"] < 1.6, "6 tasks of 0.3 s: map(timeout=0.4) did not stop early"
     assert r["got"] == list(range(len(r["got"]))) and len(r["got"]) < 6
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "parc: in serial mode with one worker, a map runs all its queued tasks in one wait, "
-    "so map(timeout=) never raises TimeoutError (PARC_SERIAL=3 does raise)"))
-def test_map_timeout_in_serial_mode(launch):
-    r = report(launch(app(MAP_TIMEOUT)))
-    assert r["outcome"] == "TimeoutError"
 
 
 ABANDONED_MAP = r'''
