@@ -65,6 +65,15 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 Record local_record;             // no watcher: the notes go nowhere
 Record* record = &local_record;  // or the page shared with the watcher
 int watcher_pipe = -1;           // the write end: a byte rings, its closing at death wakes
+pid_t watcher_pid_ = 0;
+// The watchers of this node's other ranks: an aborting rank tells them to stay silent.
+int neighbour_watchers[Record::max_neighbours];
+int neighbour_watcher_count = 0;
+
+// In the watcher: a rank of this node is ending the job on purpose (SIGUSR2 from it). The
+// launcher then kills the ranks in any order, and the first to go is not what went wrong.
+volatile sig_atomic_t job_aborting = 0;
+void on_job_aborting(int) { job_aborting = 1; }
 
 // The watcher runs in a child forked from a process that may have had threads: from
 // here on only async-signal-safe calls (no malloc, no stdio).
@@ -215,6 +224,11 @@ class NodeWatch {
   prctl(PR_SET_NAME, "parc-watcher");
   setsid();  // out of the rank's process group, which the launcher kills at teardown
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) signal(sig, SIG_IGN);
+  // Sent before the launcher is asked to abort, so it is handled before the death events
+  // that follow (a pending signal runs its handler as epoll_wait returns).
+  struct sigaction aborting {};
+  aborting.sa_handler = on_job_aborting;
+  sigaction(SIGUSR2, &aborting, nullptr);
   // Hold nothing else of the rank's: the launcher waits for its stdout to close.
   constexpr int kept_from = 1000;
   pipe_fd = fcntl(pipe_fd, F_DUPFD, kept_from);
@@ -231,7 +245,8 @@ class NodeWatch {
   const bool first = node.wait_for_rank(shared);
   // Silent when parc ended the rank (it said why) or when the launcher killed it because
   // another rank had died first.
-  if (!first || shared.state.load(std::memory_order_acquire) != State::running) ::_exit(0);
+  if (!first || job_aborting || shared.state.load(std::memory_order_acquire) != State::running)
+    ::_exit(0);
   Line line;
   line << "parc: " << shared.identity.get() << " died while ";
   if (const std::uint64_t task = shared.task.load(std::memory_order_acquire); task != 0) {
@@ -292,6 +307,7 @@ void start_watcher() {
     return;
   }
   watcher_pipe = fds[1];  // open until this process ends, on purpose
+  watcher_pid_ = child;
   shared->activity.set("starting");
   record = shared;
   std::atexit(at_exit);
@@ -328,25 +344,41 @@ int note_serving(int requester) {
 
 void note_finalized() { record->state.store(State::finalized, std::memory_order_release); }
 
-void note_aborting() { record->state.store(State::aborting, std::memory_order_release); }
+void note_aborting() {
+  record->state.store(State::aborting, std::memory_order_release);
+  for (int k = 0; k < neighbour_watcher_count; ++k) {
+    syscall(SYS_pidfd_send_signal, neighbour_watchers[k], SIGUSR2, nullptr, 0);
+  }
+}
 
 void wait_until_stderr_is_read() {
   struct stat info {};
   if (fstat(2, &info) != 0 || !S_ISFIFO(info.st_mode)) return;
   const timespec millisecond{0, 1'000'000};
   for (int waited = 0; waited < 2000; ++waited) {
+    pollfd reader{2, 0, 0};  // POLLERR: nobody reads the pipe any more
+    if (poll(&reader, 1, 0) > 0 && (reader.revents & POLLERR) != 0) return;
     int unread = 0;
     if (ioctl(2, FIONREAD, &unread) != 0 || unread == 0) return;
     nanosleep(&millisecond, nullptr);
   }
 }
 
-void note_neighbours(const std::vector<std::int64_t>& pids) {
+std::int64_t watcher_pid() { return watcher_pid_; }
+
+void note_neighbours(const std::vector<std::int64_t>& pids,
+                     const std::vector<std::int64_t>& watchers) {
   if (!watching() || record->neighbour_count.load() != 0) return;
   int count = 0;
   for (std::int64_t pid : pids) {
     if (count == Record::max_neighbours) break;
     record->neighbours[count++] = static_cast<std::int32_t>(pid);
+  }
+  for (std::int64_t pid : watchers) {  // pidfds: a signal never reaches a reused pid
+    if (neighbour_watcher_count == Record::max_neighbours) break;
+    if (pid <= 0) continue;
+    const int fd = open_pidfd(static_cast<pid_t>(pid));
+    if (fd >= 0) neighbour_watchers[neighbour_watcher_count++] = fd;
   }
   record->neighbour_count.store(count, std::memory_order_release);
   const char ring = 1;

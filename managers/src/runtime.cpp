@@ -77,13 +77,16 @@ void Runtime::start(int argc, char** argv) {
     // carry a Proxy<T> to decode) before every rank's service is attached.
     hosts = environment_->allgather(environment_->host());
     pids = environment_->allgather(static_cast<std::uint64_t>(environment_->pid()));
-    std::vector<std::int64_t> neighbours;  // the other ranks on this host, for the watcher
+    const auto watchers =
+        environment_->allgather(static_cast<std::uint64_t>(flight::watcher_pid()));
+    std::vector<std::int64_t> neighbours, their_watchers;  // the other ranks on this host
     for (std::size_t r = 0; r < hosts.size(); ++r) {
       if (hosts[r] == environment_->host() && static_cast<int>(r) != rank()) {
         neighbours.push_back(static_cast<std::int64_t>(pids[r]));
+        their_watchers.push_back(static_cast<std::int64_t>(watchers[r]));
       }
     }
-    flight::note_neighbours(neighbours);
+    flight::note_neighbours(neighbours, their_watchers);
   }
   if (serial() && rank() == 0) {
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);

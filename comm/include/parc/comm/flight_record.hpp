@@ -25,8 +25,12 @@ void start_watcher();
 bool watching();
 
 void note_identity(int rank, std::string_view host, std::int64_t pid);
-// The pids of the other ranks on this node: their watcher tells which rank died first.
-void note_neighbours(const std::vector<std::int64_t>& pids);
+// This rank's watcher (0: none).
+std::int64_t watcher_pid();
+// The pids of the other ranks on this node, and of their watchers: the watchers tell
+// which rank died first, and an aborting rank tells theirs to stay silent.
+void note_neighbours(const std::vector<std::int64_t>& pids,
+                     const std::vector<std::int64_t>& watchers);
 // What the rank does when it is not running a task: "running main", "waiting for work".
 void note_activity(std::string_view activity);
 // A task starts; `closure` is its declared name.
@@ -42,7 +46,8 @@ int note_serving(int requester);
 // The rank ends the way parc meant: the watcher stays silent.
 void note_finalized();
 // The rank ends the job on purpose (MPI_Abort) after logging why: the watcher stays
-// silent, and so do the watchers of the ranks the launcher then kills.
+// silent, and so do this node's other watchers (signalled: the launcher then kills the
+// ranks in any order).
 void note_aborting();
 
 // Waits, at most 2 s, until the launcher has read what this process wrote to stderr:
