@@ -181,19 +181,17 @@ class _MapRun:
         self.fill()
 
     def fill(self):
-        payloads, chunks = [], []
+        payloads, inputs = [], 0
         limit = self.window - (self.submitted - self.next_out)
         for item in itertools.islice(self.items, max(0, limit)):
-            if self.chunked:
-                chunks.append(item)
+            inputs += len(item) if self.chunked else 1
             payloads.append(_encode_call(self.call, self.prefix,
                                          (item,) if self.chunked else item, None))
         if not payloads:
             self.exhausted = self.exhausted or limit > 0
             return
         first = self.farm._reserve(self, len(payloads))
-        self.inputs += len(payloads) if not self.chunked else sum(
-            len(chunk) for chunk in chunks)
+        self.inputs += inputs
         if not self.segment_indexes or first != self.segment_indexes[-1] + (
                 self.submitted - self.segment_positions[-1]):
             self.segment_indexes.append(first)
