@@ -20,7 +20,12 @@ constexpr auto long_idle = std::chrono::milliseconds(50);
 constexpr auto longest_sleep_when_long_idle = std::chrono::microseconds(2000);
 }  // namespace
 
-void Backoff::pause() {
+void Backoff::pause(bool transfer_in_flight) {
+  if (transfer_in_flight) {
+    idle_since_ = Clock::time_point{};
+    sched_yield();
+    return;
+  }
   const auto now = Clock::now();
   if (idle_since_ == Clock::time_point{}) {
     idle_since_ = now;

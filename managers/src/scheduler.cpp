@@ -16,8 +16,9 @@ namespace {
 // short enough that the tail of a map stays balanced.
 constexpr double target_batch_ns = 2e6;
 constexpr std::size_t max_batch = 4096;
-// Tasks shorter than this are pipelined: a second batch waits at the worker.
-constexpr double pipeline_below_ns = 1e6;
+// A worker holds this many batches: the one it runs and the next, so it never waits a
+// round trip (and the manager's wake-up) between batches.
+constexpr std::size_t batches_per_worker = 2;
 constexpr std::size_t serial_batch = 256;
 // id, closure, farm, generation, flags, argument length
 constexpr std::size_t task_header_size = 8 + 4 + 4 + 4 + 1 + 8;
@@ -166,7 +167,7 @@ void Scheduler::release(Task& task) {
 
 bool Scheduler::progress() {
   bool active = false;
-  endpoint_.progress();
+  sending_ = endpoint_.progress();
   if (simulated_.empty()) {
     active = receive_results();
   } else {
@@ -217,15 +218,23 @@ std::size_t Scheduler::batch_size_for(const Task& front) const {
 }
 
 std::size_t Scheduler::depth_for(const Task& front) const {
+  // A timed task's clock starts when it is sent, so it is sent only to a free worker.
   if (farms_.at(front.farm).options.timeout.count() > 0 || !simulated_.empty()) return 1;
-  auto it = stats_.find(front.closure);
-  return it != stats_.end() && it->second.mean_ns < pipeline_below_ns ? 2 : 1;
+  return batches_per_worker;
 }
 
 void Scheduler::dispatch() {
-  for (std::size_t s = 0; s < slots_.size(); ++s) {
-    Slot& slot = slots_[s];
-    if (slot.region != 0) continue;  // held for an SPMD region
+  // Every free worker gets a batch before any gets its next one: at the tail of a queue
+  // the tasks go to idle workers, not behind a running batch.
+  for (std::size_t depth = 1; depth <= batches_per_worker && !queue_.empty(); ++depth) {
+    for (std::size_t s = 0; s < slots_.size() && !queue_.empty(); ++s) dispatch_to(s, depth);
+  }
+}
+
+void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
+  Slot& slot = slots_[s];
+  if (slot.region != 0) return;  // held for an SPMD region
+  {
     while (!queue_.empty()) {
       // The first queued task this worker may run (farms pinned to ranks: pipelines).
       std::size_t start = 0;
@@ -234,7 +243,7 @@ void Scheduler::dispatch() {
         if (start == queue_.size()) break;
       }
       const Task& first = queue_[start];
-      if (slot.batches.size() >= depth_for(first)) break;
+      if (slot.batches.size() >= std::min(depth, depth_for(first))) break;
       if (!slot.batches.empty() && slot.batches.front().timed_out) break;  // worker is stuck
       const std::size_t limit = std::min(batch_size_for(first), queue_.size() - start);
       std::size_t size = 1;

@@ -55,7 +55,7 @@ Worker::~Worker() {
 }
 
 bool Worker::step() {
-  endpoint_.progress();
+  sending_ = endpoint_.progress();
   const bool region_finished = finish_region();
   if (auto control = endpoint_.try_receive(Traffic::control)) {
     handle_control(*control);
@@ -94,7 +94,7 @@ int Worker::serve() {
     if (step()) {
       backoff.reset();
     } else {
-      backoff.pause();
+      backoff.pause(sending_);
     }
   }
   // Results still in flight have no reader once the manager has shut down; don't wait

@@ -67,7 +67,7 @@ void progress_until(const std::function<bool()>& done, double timeout) {
     if (active) {
       backoff.reset();
     } else {
-      backoff.pause();
+      backoff.pause(started().scheduler().sending());
     }
   }
   if (interrupted.exchange(false)) {

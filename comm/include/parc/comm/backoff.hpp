@@ -9,7 +9,10 @@ namespace parc {
 class Backoff {
  public:
   void reset() { idle_since_ = Clock::time_point{}; }
-  void pause();
+  // Waits a little before the next poll. While a transfer is in flight (a send not
+  // complete yet) it only yields: a large message's rendezvous needs both sides polling,
+  // and a sleeping sender stalls it for the whole sleep.
+  void pause(bool transfer_in_flight = false);
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -79,7 +79,7 @@ class Scheduler {
       if (progress()) {
         backoff.reset();
       } else {
-        backoff.pause();
+        backoff.pause(sending_);
       }
     }
   }
@@ -96,6 +96,8 @@ class Scheduler {
 
   // Task batches sent and not answered yet.
   bool batches_in_flight() const;
+  // Sends still being transferred after the last progress(): waits must not sleep.
+  bool sending() const { return sending_; }
 
   // Workers still running a task or SPMD region that timed out: their rank, and what
   // ("task 6", "SPMD region 2").
@@ -171,6 +173,9 @@ class Scheduler {
   void check_timeouts();
   std::size_t batch_size_for(const Task& front) const;
   std::size_t depth_for(const Task& front) const;
+  // Sends batches to slot `s` until it holds `depth` of them (fewer when depth_for says
+  // so) or nothing it may run is queued.
+  void dispatch_to(std::size_t s, std::size_t depth);
   Farm& farm(std::uint32_t id);
   void release(Task& task);
   // An error the manager reports on behalf of worker `rank` (timeouts, bad replies).
@@ -195,6 +200,7 @@ class Scheduler {
   std::size_t farms_with_ranks_ = 0;    // dispatch() looks past the queue's front only then
   std::uint32_t next_farm_ = 1;
   std::uint64_t next_task_ = 1;
+  bool sending_ = false;
 };
 
 }  // namespace parc::detail

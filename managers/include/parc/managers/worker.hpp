@@ -67,6 +67,7 @@ class Worker {
   // Control messages of regions that have not begun here yet (they travel apart).
   std::map<std::uint64_t, std::vector<Message>> early_control_;
   bool shut_down_ = false;
+  bool sending_ = false;  // a result still being sent: serve() must not sleep
   int exit_code_ = 0;
 };
 
