@@ -16,9 +16,13 @@ namespace {
 // short enough that the tail of a map stays balanced.
 constexpr double target_batch_ns = 2e6;
 constexpr std::size_t max_batch = 4096;
-// A worker holds this many batches: the one it runs and the next, so it never waits a
-// round trip (and the manager's wake-up) between batches.
+// A worker holds this many batches of short tasks: the one it runs and the next, so it
+// never waits a round trip (and the manager's wake-up) between batches.
 constexpr std::size_t batches_per_worker = 2;
+// Tasks shorter than this are pipelined. Longer ones are not: a batch sent ahead could
+// wait behind a task that runs far longer than usual while another worker idles (taking
+// it back needs the worker to answer while it computes; see docs/threading.md).
+constexpr double pipeline_below_ns = 1e6;
 constexpr std::size_t serial_batch = 256;
 // id, closure, farm, generation, flags, argument length
 constexpr std::size_t task_header_size = 8 + 4 + 4 + 4 + 1 + 8;
@@ -139,6 +143,16 @@ std::size_t Scheduler::outstanding(std::uint32_t farm_id) const {
   return it == farms_.end() ? 0 : it->second.outstanding;
 }
 
+std::size_t Scheduler::outstanding() const {
+  std::size_t total = 0;
+  for (const auto& [id, farm] : farms_) total += farm.outstanding;
+  return total;
+}
+
+bool Scheduler::busy() const {
+  return !queue_.empty() || batches_in_flight() || !regions_.empty() || sending_;
+}
+
 bool Scheduler::cancel_queued(const Sink* sink, std::size_t index) {
   auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Task& task) {
     return task.sink.get() == sink && task.index == index;
@@ -220,7 +234,8 @@ std::size_t Scheduler::batch_size_for(const Task& front) const {
 std::size_t Scheduler::depth_for(const Task& front) const {
   // A timed task's clock starts when it is sent, so it is sent only to a free worker.
   if (farms_.at(front.farm).options.timeout.count() > 0 || !simulated_.empty()) return 1;
-  return batches_per_worker;
+  auto it = stats_.find(front.closure);
+  return it != stats_.end() && it->second.mean_ns < pipeline_below_ns ? batches_per_worker : 1;
 }
 
 void Scheduler::dispatch() {

@@ -5,6 +5,8 @@ import logging
 import os
 import pickle
 import struct
+import types
+import weakref
 
 from . import _core, _task
 from ._cpp import CppClosure
@@ -79,7 +81,9 @@ def closure_table():
     return dict(_core.closure_table())
 
 
-_prefixes = {}
+# Encoded callables, by callable: weak, so a submitted function or object is not kept
+# alive by parc once its tasks are done.
+_prefixes = weakref.WeakKeyDictionary()
 _CALLABLE = struct.Struct("<BI")
 
 
@@ -114,7 +118,10 @@ def _pickle_callable(function):
 
 def resolve(function):
     """(closure id, payload prefix) for calling `function` on a worker."""
-    cached = _prefixes.get(function)
+    try:
+        cached = _prefixes.get(function)
+    except TypeError:  # unhashable callable object
+        cached = None
     if cached is not None:
         return cached
     if isinstance(function, CppClosure):  # encoded by its wire signature, no prefix
@@ -127,10 +134,9 @@ def resolve(function):
     else:
         blob = _pickle_callable(function)
         resolved = (_ids[_PYTHON_CALL], _CALLABLE.pack(_task.FLAG_CALLABLE, len(blob)) + blob)
-    if len(_prefixes) > 1024:
-        _prefixes.clear()
-    try:
-        _prefixes[function] = resolved
-    except TypeError:  # unhashable callable object
-        pass
+    if not isinstance(function, types.MethodType):  # a new object at every access
+        try:
+            _prefixes[function] = resolved
+        except TypeError:  # unhashable, or no weak references (builtins): not cached
+            pass
     return resolved

@@ -14,7 +14,46 @@ class ParallelException(ExceptionGroup):
     parc_task, parc_host (and parc_index for an input of map)."""
 
     def derive(self, excs):
-        return ParallelException(self.message, excs)
+        return parallel_exception(self.message, excs)
+
+    def __reduce__(self):
+        return parallel_exception, (self.message, list(self.exceptions))
+
+
+# ParallelException subclasses that are also their members' common type, by that type.
+_typed_groups = {}
+
+
+def _typed_group(kind):
+    """ParallelException and `kind` in one class, or None when they cannot be combined
+    (types with their own instance layout, such as OSError)."""
+    if kind not in _typed_groups:
+        try:
+            # Named as the base: tracebacks and type names read as before.
+            _typed_groups[kind] = type("ParallelException", (ParallelException, kind),
+                                       {"__module__": "parc"})
+        except TypeError:
+            _typed_groups[kind] = None
+    return _typed_groups[kind]
+
+
+def parallel_exception(message, errors):
+    """The group of one operation's failures. It is also an instance of the type its
+    members share (the most specific one below Exception that can be combined), so
+    `except ValueError:` around `list(farm.map(...))` still catches a task's ValueError,
+    as with concurrent.futures, while `except* ValueError` and `except
+    parc.ParallelException` work as for any group."""
+    errors = list(errors)
+    if errors and all(isinstance(e, Exception) and not isinstance(e, BaseExceptionGroup)
+                      for e in errors):
+        for kind in type(errors[0]).__mro__:
+            if kind in (Exception, BaseException, object):
+                break
+            if all(isinstance(e, kind) for e in errors):
+                typed = _typed_group(kind)
+                if typed is not None:
+                    return typed(message, errors)
+    return ParallelException(message, errors)
 
 
 class RemoteError(Exception):

@@ -11,6 +11,7 @@ import itertools
 import pickle
 import threading
 import time
+import weakref
 
 from . import _closures, _codec, _core, _errors, _progress, _runtime, _task
 from ._cpp import CppClosure
@@ -84,58 +85,142 @@ def failure_options(manager, policy, retries, retry_on, timeout):
 
 
 def _raise_group(message, errors):
-    group = ParallelException(message, errors)
+    group = _errors.parallel_exception(message, errors)
     # Serial mode: the first member carries the closure's live traceback; raising the
     # group on top of it lets pdb's post-mortem stop at the line that raised.
     raise group.with_traceback(errors[0].__traceback__)
 
 
-class Future(concurrent.futures.Future):
-    """concurrent.futures.Future of one task; waiting on it makes the farm progress."""
+# Operations that still have tasks to run: a farm shut down with wait=False, or whose
+# futures were dropped, still runs what was submitted (as the stdlib's executors do).
+_live_operations = set()
 
-    def __init__(self, farm, index, decode=_codec.decode):
+
+class _Operation:
+    """One farm operation's tasks in the scheduler: every submit of a farm (independent,
+    as in the stdlib), one submit_batch, or one map. Its failure policy covers only its
+    own tasks. Outcomes reach it through deliver(), from whichever thread drives."""
+
+    def __init__(self, farm, policy):
+        self.farm = farm
+        self.lock = farm._lock
+        self.core = _core.Farm(policy, farm._retries, farm._retry_filter, farm._timeout,
+                               self.deliver)
+        self.routes = {}  # index -> Future, or the _MapRun
+        self.next_index = 0
+        self.sealed = False  # no more tasks will be added
+        self.closed = False
+        _live_operations.add(self)
+
+    def add(self, route, count):
+        """Reserves `count` indexes routed to `route`; returns the first."""
+        first = self.next_index
+        for index in range(first, first + count):
+            self.routes[index] = route
+        self.next_index += count
+        return first
+
+    def deliver(self, outcomes):
+        with self.lock:
+            taken = [(self.routes.pop(index, None), index, kind, data)
+                     for index, kind, data in outcomes]
+            finished = self.sealed and not self.routes
+        for route, index, kind, data in taken:
+            if route is not None:  # None: a map that has already raised or returned
+                route._parc_complete(index, kind, data)
+        if finished:
+            self.close()
+
+    def seal(self):
+        with self.lock:
+            self.sealed = True
+            finished = not self.routes
+        if finished:
+            self.close()
+
+    def close(self):
+        """Drops the tasks still queued (a map left early); the running ones finish."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            self.routes.clear()
+        _live_operations.discard(self)
+        self.core.close()
+
+    # -- what parc.Future asks of the operation that completes it ----------------------
+
+    def _poll(self):
+        pass  # the progress engine completes futures on its own
+
+    def _wait_for(self, condition, timeout):
+        _core.progress(condition, -1.0 if timeout is None else max(0.0, timeout))
+
+    def _cancel(self, index):
+        with self.lock:
+            if self.closed or not self.core.cancel(index):
+                return False
+            self.routes.pop(index, None)
+            finished = self.sealed and not self.routes
+        if finished:
+            self.close()
+        return True
+
+
+class Future(concurrent.futures.Future):
+    """concurrent.futures.Future of one task. It completes on its own (parc's progress
+    engine); waiting on it from the manager drives the scheduler directly."""
+
+    def __init__(self, driver, index, decode=_codec.decode):
         super().__init__()
-        self._parc_farm = farm
+        self._parc_driver = driver
         self._parc_index = index
         self._parc_decode = decode
 
     def done(self):
         if not concurrent.futures.Future.done(self):
-            self._parc_farm._poll()
+            self._parc_driver._poll()
         return concurrent.futures.Future.done(self)
 
+    def _parc_wait(self, timeout):
+        if not concurrent.futures.Future.done(self):
+            self._parc_driver._wait_for(lambda: concurrent.futures.Future.done(self), timeout)
+
     def result(self, timeout=None):
-        self._parc_farm._wait_for(lambda: concurrent.futures.Future.done(self), timeout)
+        self._parc_wait(timeout)
         return super().result(timeout=0)
 
     def exception(self, timeout=None):
-        self._parc_farm._wait_for(lambda: concurrent.futures.Future.done(self), timeout)
+        self._parc_wait(timeout)
         return super().exception(timeout=0)
 
     def cancel(self):
         """Cancels the task if no worker has it yet; False once it runs or ran."""
         if concurrent.futures.Future.done(self):
             return self.cancelled()
-        if self._parc_farm._cancel(self._parc_index):
+        if self._parc_driver._cancel(self._parc_index):
             return super().cancel()
         return False
 
     def _parc_complete(self, index, kind, data):
         if concurrent.futures.Future.done(self):
             return
-        if kind == _RESULT:
-            try:
-                value = self._parc_decode(memoryview(data))
-            except Exception as error:
-                error.add_note(f"parc: the result of task #{index} could not be unpickled on "
-                               "the manager")
-                self.set_exception(error)
-                return
-            self.set_result(value)
-        elif kind == _ERROR:
-            self.set_exception(_errors.rebuild(data))
-        else:
-            super().cancel()
+        try:
+            if kind == _RESULT:
+                try:
+                    value = self._parc_decode(memoryview(data))
+                except Exception as error:
+                    error.add_note(f"parc: the result of task #{index} could not be "
+                                   "unpickled on the manager")
+                    self.set_exception(error)
+                    return
+                self.set_result(value)
+            elif kind == _ERROR:
+                self.set_exception(_errors.rebuild(data))
+            else:
+                super().cancel()
+        except concurrent.futures.InvalidStateError:
+            pass  # cancelled by the user meanwhile
 
 
 class _MapRun:
@@ -143,6 +228,7 @@ class _MapRun:
 
     def __init__(self, farm, fn, iterables, timeout, chunksize, progress):
         self.farm = farm
+        self.policy = farm._policy
         self.name = _name_of(fn)
         self.chunked = chunksize is not None
         self.chunksize = chunksize
@@ -152,7 +238,7 @@ class _MapRun:
                                  "batched automatically")
             if not isinstance(chunksize, int) or chunksize < 1:
                 raise ValueError(f"parc: chunksize must be a positive int, got {chunksize!r}")
-            self.call = functools.partial(_task.run_chunk, fn, farm._policy == "fail_fast")
+            self.call = functools.partial(_task.run_chunk, fn, self.policy == "fail_fast")
             items = zip(*iterables)
             self.items = iter(lambda: list(itertools.islice(items, chunksize)), [])
         else:
@@ -166,13 +252,12 @@ class _MapRun:
             total = -(-total // chunksize)
         self.bar = _progress.bar(total, progress, self.name)
         self.window = max(512, 2048 * _core.workers())
-        # The farm numbers tasks for all its users: each run of consecutive farm indexes
-        # this map got is (its first index, the position of its first input).
-        self.segment_indexes = []
-        self.segment_positions = []
+        # The map's own operation numbers its tasks: a task's index is its position.
+        self.op = _Operation(farm, self.policy)
         self.submitted = 0
         self.inputs = 0  # submitted inputs: a chunk has several
         self.next_out = 0
+        self.delivered = 0  # outcomes received, for the consumer's wait
         self.ready = {}  # position -> result buffer, until its turn
         self.errors = {}  # position -> its exceptions (a chunk's: one per failed input)
         self.earlier = {}  # position of a failed chunk -> its results before the failure
@@ -187,39 +272,22 @@ class _MapRun:
             inputs += len(item) if self.chunked else 1
             payloads.append(_encode_call(self.call, self.prefix,
                                          (item,) if self.chunked else item, None))
-        if not payloads:
-            self.exhausted = self.exhausted or limit > 0
-            return
-        first = self.farm._reserve(self, len(payloads))
-        self.inputs += inputs
-        if not self.segment_indexes or first != self.segment_indexes[-1] + (
-                self.submitted - self.segment_positions[-1]):
-            self.segment_indexes.append(first)
-            self.segment_positions.append(self.submitted)
-        self.farm._core.submit(self.closure, payloads, first)
-        self.submitted += len(payloads)
+        if payloads:
+            with self.op.lock:
+                first = self.op.add(self, len(payloads))
+            self.inputs += inputs
+            self.op.core.submit(self.closure, payloads, first)
+            self.submitted += len(payloads)
         if len(payloads) < limit:
             self.exhausted = True
+            self.op.seal()
 
-    def _position(self, index):
-        segment = bisect.bisect_right(self.segment_indexes, index) - 1
-        return self.segment_positions[segment] + index - self.segment_indexes[segment]
-
-    def _forget_finished_segments(self):
-        # Every input before next_out has been received: the segments wholly before it
-        # are no longer looked up. Trimmed in bulk, so each result costs O(1) on average.
-        finished = bisect.bisect_right(self.segment_positions, self.next_out) - 1
-        if finished > 64:
-            del self.segment_indexes[:finished]
-            del self.segment_positions[:finished]
-
-    def _parc_complete(self, index, kind, data):
-        position = self._position(index)
+    def _parc_complete(self, position, kind, data):
+        self.delivered += 1
         if self.bar is not None:
             self.bar.update(1)
         if kind == _RESULT:
-            if self.failed_at is None:
-                self.ready[position] = data
+            self.ready[position] = data
         elif kind == _ERROR:
             if self.chunked:
                 self._chunk_failed(position, data)
@@ -234,64 +302,100 @@ class _MapRun:
             self.errors[position] = [_errors.rebuild(error, first_input)]
             return
         self.errors[position], earlier = chunk
-        if earlier is not None and self.failed_at is None:
+        if earlier is not None:
             self.earlier[position] = earlier
 
     def __iter__(self):
         try:
             while True:
-                if self.errors and self.farm._policy == "fail_fast":
+                if self.errors and self.policy == "fail_fast":
                     self.fail()
-                if self.next_out in self.errors and self.failed_at is None:
+                if self.next_out in self.errors:
                     self.failed_at = self.next_out
-                    self.ready.clear()
                     earlier = self.earlier.pop(self.next_out, None)
-                    self.earlier.clear()
                     if earlier is not None:  # a chunk's inputs before its first failure
-                        yield from pickle.loads(earlier)
-                if self.failed_at is not None:
+                        values = pickle.loads(earlier)
+                        earlier = None
+                        values.reverse()
+                        while values:
+                            yield values.pop()
                     self.drain()
                     self.fail()
                 if self.next_out in self.ready:
                     data = self.ready.pop(self.next_out)
                     self.next_out += 1
-                    self._forget_finished_segments()
                     if not self.exhausted:
                         self.fill()
-                    value = self.decode(memoryview(data))
                     if self.chunked:
-                        yield from value
+                        values = self.decode(memoryview(data))
+                        data = None
+                        values.reverse()
+                        while values:  # holds no value it has yielded (bpo-14406)
+                            yield values.pop()
                     else:
-                        yield value
+                        yield self.decode(memoryview(data))
+                        data = None
                     continue
                 if self.exhausted and self.next_out >= self.submitted:
                     return
-                self.farm._wait_once(self.deadline, self.name)
+                self.wait()
         finally:
             self.close()
 
+    def wait(self):
+        """Until the next outcome arrives (or the map's timeout passes)."""
+        remaining = -1.0
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"parc: {self.name} did not finish within its timeout")
+        seen = self.delivered
+        _core.progress(lambda: self.delivered != seen, remaining)
+
     def drain(self):
-        """collect_all after a failure: run every remaining input, keep only errors."""
-        while not (self.exhausted and self.farm._routes_of(self) == 0):
-            self.next_out = self.submitted  # results are dropped from here on
+        """collect_all after a failure: run every remaining input; their results are
+        kept for the ParallelException's `results`."""
+        while not (self.exhausted and not self.op.routes):
             if not self.exhausted:
+                self.next_out = self.submitted  # the window slides; results are kept
                 self.fill()
-            if self.farm._routes_of(self):
-                self.farm._wait_once(self.deadline, self.name)
+            if self.op.routes:
+                self.wait()
 
     def fail(self):
         errors = [e for position in sorted(self.errors) for e in self.errors[position]]
-        if self.farm._policy == "fail_fast":
+        if self.policy == "fail_fast":
             message = (f"{self.name} failed; fail_fast cancelled the tasks that had not "
                        "started")
         elif self.chunked:
             message = f"{self.name}: {len(errors)} of {self.inputs} inputs failed"
         else:
             message = f"{self.name}: {len(errors)} of {self.submitted} tasks failed"
-        _raise_group(message, errors)
+        group = _errors.parallel_exception(message, errors)
+        if self.policy == "collect_all":
+            group.results = self.late_results()
+        self.errors.clear()
+        raise group.with_traceback(errors[0].__traceback__)
+
+    def late_results(self):
+        """collect_all: the results not yielded, by input position."""
+        results = {}
+        for position in sorted(self.ready):
+            value = self.decode(memoryview(self.ready[position]))
+            if self.chunked:
+                first = position * self.chunksize
+                results.update((first + i, v) for i, v in enumerate(value))
+            else:
+                results[position] = value
+        for position in sorted(self.earlier):
+            first = position * self.chunksize
+            results.update((first + i, v) for i, v in enumerate(pickle.loads(self.earlier[position])))
+        self.ready.clear()
+        self.earlier.clear()
+        return results
 
     def close(self):
-        self.farm._forget(self)
+        self.op.close()
         if self.bar is not None:
             self.bar.close()
 
@@ -299,57 +403,67 @@ class _MapRun:
 class TaskFarm(concurrent.futures.Executor):
     """Runs tasks on the worker ranks with dynamic load balancing.
 
-    policy="fail_fast" (default) cancels what has not started at the first failure and
-    raises; "collect_all" runs everything and raises one ParallelException at the end.
-    retries=N re-runs a failed task up to N times (only failures matching retry_on, a
-    tuple of exception types, when given); timeout=seconds fails a task that runs longer.
+    policy="fail_fast" (default): a failure in a map or a submit_batch cancels that
+    operation's tasks that have not started and raises; "collect_all" runs all of them
+    and raises one ParallelException at the end. Tasks of separate submit() calls are
+    independent, as in the stdlib. retries=N re-runs a failed task up to N times (only
+    failures matching retry_on, a tuple of exception types, when given); timeout=seconds
+    fails a task that runs longer.
     """
 
     def __init__(self, policy="fail_fast", retries=0, retry_on=(), timeout=None):
-        retry_filter = failure_options("parc.TaskFarm", policy, retries, retry_on, timeout)
+        self._retry_filter = failure_options("parc.TaskFarm", policy, retries, retry_on,
+                                             timeout)
         _runtime.check_manager("parc.TaskFarm")
         self._policy = policy
-        self._core = _core.Farm(policy, retries, retry_filter, float(timeout or 0))
-        self._routes = {}  # farm index -> Future or _MapRun
-        self._counts = {}  # _MapRun -> its routes
-        self._next_index = 0
+        self._retries = retries
+        self._timeout = float(timeout or 0)
         self._lock = threading.RLock()
+        self._submits = None  # the _Operation of submit(), made at the first one
+        self._operations = weakref.WeakSet()  # every operation with futures
         self._shut_down = False
 
     # -- the Executor API -------------------------------------------------------------
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedules fn(*args, **kwargs) on a worker; returns a parc.Future."""
+        closure, prefix = _closures.resolve(fn)
+        payload = _encode_call(fn, prefix, args, kwargs)
         with self._lock:
             self._check_open()
-            closure, prefix = _closures.resolve(fn)
-            payload = _encode_call(fn, prefix, args, kwargs)
-            future = Future(self, self._next_index, _decoder(fn))
-            self._routes[self._next_index] = future
-            self._next_index += 1
-            self._core.submit(closure, [payload], future._parc_index)
-            return future
+            op = self._submits
+            if op is None or op.closed:
+                # Independent tasks: one failure never cancels another submit's task.
+                op = self._submits = _Operation(self, "collect_all")
+                self._operations.add(op)
+            future = Future(op, op.next_index, _decoder(fn))
+            op.add(future, 1)
+        op.core.submit(closure, [payload], future._parc_index)
+        return future
 
     def submit_batch(self, fn, arguments):
-        """Schedules fn(*args) for every args tuple of `arguments`; returns the futures."""
+        """Schedules fn(*args) for every args tuple of `arguments`; returns the futures.
+        The farm's policy covers the batch: under fail_fast a failure cancels the
+        batch's tasks that have not started."""
+        closure, prefix = _closures.resolve(fn)
+        payloads = []
+        for args in arguments:
+            if not isinstance(args, tuple):
+                raise TypeError(f"parc: submit_batch takes a list of argument tuples, got "
+                                f"{type(args).__name__} {args!r}; write ({args!r},)")
+            payloads.append(_encode_call(fn, prefix, args, None))
         with self._lock:
             self._check_open()
-            closure, prefix = _closures.resolve(fn)
-            payloads = []
-            for args in arguments:
-                if not isinstance(args, tuple):
-                    raise TypeError(f"parc: submit_batch takes a list of argument tuples, got "
-                                    f"{type(args).__name__} {args!r}; write ({args!r},)")
-                payloads.append(_encode_call(fn, prefix, args, None))
-            first = self._next_index
+            op = _Operation(self, self._policy)
+            self._operations.add(op)
             decode = _decoder(fn)
-            futures = [Future(self, first + i, decode) for i in range(len(payloads))]
+            futures = [Future(op, i, decode) for i in range(len(payloads))]
             for future in futures:
-                self._routes[future._parc_index] = future
-            self._next_index += len(payloads)
-            if payloads:
-                self._core.submit(closure, payloads, first)
-            return futures
+                op.add(future, 1)
+        if payloads:
+            op.core.submit(closure, payloads, 0)
+        op.seal()
+        return futures
 
     def map(self, fn, *iterables, timeout=None, chunksize=None, progress=None):
         """fn over the zipped iterables, results in input order, streamed (a window of
@@ -361,21 +475,27 @@ class TaskFarm(concurrent.futures.Executor):
             raise TypeError("parc: map needs at least one iterable")
         with self._lock:
             self._check_open()
-            run = _MapRun(self, fn, iterables, timeout, chunksize, progress)
+        run = _MapRun(self, fn, iterables, timeout, chunksize, progress)
         return iter(run)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
+        """As the stdlib's: later submits raise RuntimeError; cancel_futures=True cancels
+        the futures no worker has yet; wait=True waits for the others. With wait=False
+        the submitted tasks still run (parc's progress engine runs them)."""
         with self._lock:
-            if self._shut_down:
-                return
             self._shut_down = True
-            if cancel_futures:
-                for index, route in list(self._routes.items()):
-                    if isinstance(route, Future):
-                        route.cancel()
-            if wait:
-                self._wait_for(lambda: not self._routes, None)
-            self._core.close()
+            operations = [op for op in self._operations if not op.closed]
+        if cancel_futures:
+            for op in operations:
+                with op.lock:
+                    futures = [r for r in op.routes.values() if isinstance(r, Future)]
+                for future in futures:
+                    future.cancel()
+        for op in operations:
+            if op is self._submits:
+                op.seal()
+        if wait:
+            _core.progress(lambda: all(not op.routes for op in operations), -1.0)
 
     def __exit__(self, exc_type, exc, tb):
         self.shutdown(wait=True)
@@ -384,92 +504,17 @@ class TaskFarm(concurrent.futures.Executor):
     # -- the manager's side -----------------------------------------------------------
 
     def _check_open(self):
-        if self._shut_down:
+        if self._shut_down or _runtime.stopped():
             raise RuntimeError("cannot schedule new futures after shutdown")
-
-    def _reserve(self, run, count):
-        first = self._next_index
-        for index in range(first, first + count):
-            self._routes[index] = run
-        self._counts[run] = self._counts.get(run, 0) + count
-        self._next_index += count
-        return first
-
-    def _routes_of(self, run):
-        return self._counts.get(run, 0)
-
-    def _forget(self, run):
-        with self._lock:
-            if self._counts.pop(run, 0):
-                for index in [i for i, r in self._routes.items() if r is run]:
-                    del self._routes[index]
-
-    def _deliver(self, outcomes):
-        for index, kind, data in outcomes:
-            route = self._routes.pop(index, None)
-            if route is None:
-                continue  # a map that has already raised or returned
-            if route.__class__ is _MapRun:
-                self._counts[route] -= 1
-            route._parc_complete(index, kind, data)
-
-    def _poll(self):
-        with self._lock:
-            self._deliver(self._core.wait(0))
-
-    def _wait_once(self, deadline=None, what="the farm"):
-        remaining = -1.0
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"parc: {what} did not finish within its timeout")
-        with self._lock:
-            self._deliver(self._core.wait(remaining))
-
-    def _wait_for(self, condition, timeout):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not condition():
-            if self._core.outstanding() == 0 and not condition():
-                self._poll()  # outcomes already collected
-                if condition():
-                    return
-                if not self._routes:
-                    raise RuntimeError("parc: waiting for a task this farm does not run")
-            remaining = -1.0 if deadline is None else deadline - time.monotonic()
-            if deadline is not None and remaining <= 0:
-                self._poll()
-                return
-            with self._lock:
-                self._deliver(self._core.wait(remaining))
-
-    def _cancel(self, index):
-        with self._lock:
-            if self._core.cancel(index):
-                self._routes.pop(index, None)
-                return True
-            return False
-
-
-def _farm_of(future):
-    """The farm whose progress finishes the future; None for others (proxy replies
-    progress when polled)."""
-    farm = getattr(future, "_parc_farm", None)
-    return farm if isinstance(farm, TaskFarm) else None
 
 
 def _progress_any(pending, deadline):
-    """Waits a little for some future of `pending` to finish."""
-    farms = {_farm_of(f) for f in pending}
-    foreign = None in farms
-    farms.discard(None)
+    """Waits a little for some future of `pending` to finish. Proxy replies complete when
+    polled (done()); parc's own futures complete on their own."""
     remaining = 0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))
-    if len(farms) > 1 or foreign:
-        remaining = min(remaining, 0.002)  # short turns, so no one waits on another
-    for farm in farms:
-        with farm._lock:
-            farm._deliver(farm._core.wait(remaining))
-    if not farms:
-        time.sleep(0.001)
+    if any(not isinstance(getattr(f, "_parc_driver", None), _Operation) for f in pending):
+        remaining = min(remaining, 0.002)  # foreign futures: poll them often
+    _core.progress(lambda: any(f.done() for f in pending), remaining)
 
 
 def as_completed(fs, timeout=None):
@@ -477,16 +522,21 @@ def as_completed(fs, timeout=None):
     deadline = None if timeout is None else time.monotonic() + timeout
     pending = dict.fromkeys(fs)  # ordered: serial runs yield in the same order
     total = len(pending)
+    fs = None
     while pending:
         finished = [f for f in pending if f.done()]
+        found = bool(finished)
         for future in finished:
             del pending[future]
-            yield future
+        future = None
+        finished.reverse()
+        while finished:  # holds no future it has yielded (bpo-14406)
+            yield finished.pop()
         if not pending:
             return
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"{len(pending)} (of {total}) futures unfinished")
-        if not finished:
+        if not found:
             _progress_any(pending, deadline)
 
 

@@ -164,7 +164,7 @@ class _Run:
                         if payloads:
                             engine.feed(payloads)
                             fed += len(payloads)
-                outputs, failures = engine.wait(-1.0, not exhausted)
+                outputs, failures, in_flight = engine.wait(-1.0, not exhausted)
                 for index, stage, error in failures:
                     exc = _errors.rebuild(error, index)
                     exc.add_note(f"pipeline stage {stage + 1} of {len(names)} "
@@ -183,7 +183,7 @@ class _Run:
                     yield self._decode(index, data)
                     if self.closed:  # Pipeline.close() while the consumer held a result
                         return
-                if exhausted and engine.in_flight() == 0:
+                if exhausted and in_flight == 0:
                     break
         finally:
             self.close()

@@ -11,6 +11,7 @@ from ._errors import StartupError, UsageError
 
 log = logging.getLogger("parc")
 _running = False  # inside parc.run's main on rank 0
+_stopped = False  # parc.run has returned: the workers are gone
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
            "warning": logging.WARNING, "error": logging.ERROR, "off": logging.CRITICAL + 10}
@@ -123,12 +124,15 @@ def run(main, *args, **kwargs):
         value = returned[0]
         return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
+    global _stopped
     try:
         code = _core.run(rank0_main)
     except UsageError as error:
         if "may be called once" in str(error):
             raise UsageError("parc.run may be called once per program") from None
         raise
+    finally:
+        _stopped = True
     if _core.rank() != 0:
         _core.finalize()
         sys.stdout.flush()
@@ -136,6 +140,11 @@ def run(main, *args, **kwargs):
     if code != 0:  # as sys.exit(main()): the job's exit status is main's on every rank
         raise SystemExit(code)
     return returned[0]
+
+
+def stopped():
+    """True once parc.run has returned on this rank: its workers are gone."""
+    return _stopped
 
 
 def check_manager(what):

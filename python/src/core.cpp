@@ -45,38 +45,6 @@ Bytes join_parts(const py::iterable& parts) {
   return bytes;
 }
 
-void progress_until(const std::function<bool()>& done, double timeout) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  auto next_signal_check = start + std::chrono::milliseconds(50);
-  Backoff backoff;
-  for (;;) {
-    bool active;
-    {
-      std::lock_guard lock(scheduler_mutex);
-      active = started().scheduler().progress();
-      if (done() || interrupted) break;
-    }
-    const auto now = Clock::now();
-    if (timeout >= 0 && now - start >= std::chrono::duration<double>(timeout)) break;
-    if (now >= next_signal_check) {  // Ctrl-C reaches Python only through the GIL
-      next_signal_check = now + std::chrono::milliseconds(50);
-      py::gil_scoped_acquire gil;
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    }
-    if (active) {
-      backoff.reset();
-    } else {
-      backoff.pause(started().scheduler().sending());
-    }
-  }
-  if (interrupted.exchange(false)) {
-    py::gil_scoped_acquire gil;
-    PyErr_SetNone(PyExc_KeyboardInterrupt);
-    throw py::error_already_set();
-  }
-}
-
 namespace {
 
 // The Python side of a task run on this rank: parc._task.execute.
@@ -154,56 +122,36 @@ py::tuple error_tuple(const TaskError& error) {
 
 namespace {
 
-// Outcomes of one farm's tasks, gathered while the scheduler runs without the GIL.
-class Collector : public detail::Sink {
- public:
-  enum Kind { result = 0, error = 1, cancelled = 2 };
-  struct Outcome {
-    std::size_t index;
-    Kind kind;
-    std::shared_ptr<const void> owner;
-    const char* data = nullptr;
-    std::size_t size = 0;
-    std::optional<TaskError> failure;
-  };
-
-  void on_result(std::size_t index, ByteReader& reader) override {
-    const std::size_t size = reader.remaining();
-    outcomes.push_back({index, result, reader.owner(), reader.take(size).data(), size, {}});
-  }
-  void on_error(std::size_t index, TaskError failure) override {
-    outcomes.push_back({index, error, {}, nullptr, 0, std::move(failure)});
-  }
-  void on_cancel(std::size_t index) override {
-    outcomes.push_back({index, cancelled, {}, nullptr, 0, {}});
-  }
-
-  std::vector<Outcome> outcomes;
-};
-
 // One parc.TaskFarm's handle on the scheduler.
 class Farm {
  public:
-  Farm(const std::string& policy, int retries, py::object retry_filter, double timeout)
+  // `deliver(outcomes)` gets the outcomes as (index, kind, data) with data a Buffer, an
+  // error tuple or None; it is held as a weakref.WeakMethod.
+  Farm(const std::string& policy, int retries, py::object retry_filter, double timeout,
+       py::object deliver)
       : collector_(std::make_shared<Collector>()) {
     FarmOptions options = farm_options(policy, retries, std::move(retry_filter), timeout);
+    collector_->deliver =
+        py::module_::import("weakref").attr("WeakMethod")(std::move(deliver));
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);
     id_ = started().scheduler().open_farm(options);
+    engine::add(collector_);
   }
 
   ~Farm() {
-    if (!closed_) {
-      py::gil_scoped_release release;
-      close();
-    }
+    collector_->deliver = py::object();  // with the GIL: the scheduler may outlive us
+    py::gil_scoped_release release;
+    close();
   }
 
+  // Drops the tasks still queued; the ones running finish unreported. Without the GIL.
   void close() {
     std::lock_guard lock(scheduler_mutex);
-    if (closed_ || !runtime) return;
+    if (closed_) return;
     closed_ = true;
-    runtime->scheduler().close_farm(id_);
+    engine::remove(collector_.get());
+    if (runtime) runtime->scheduler().close_farm(id_);
   }
 
   // Queues one task per payload; a payload is a sequence of buffer-protocol parts.
@@ -224,37 +172,7 @@ class Farm {
       scheduler.submit(id_, closure, std::move(arguments[i]), collector_, first_index + i);
     }
     scheduler.dispatch();
-  }
-
-  // Runs the scheduler until some outcome of this farm is known or `timeout` seconds
-  // pass (negative: no limit; zero: one round), and returns the outcomes as
-  // (index, kind, data) with data a Buffer, an error tuple or None.
-  py::list wait(double timeout) {
-    {
-      py::gil_scoped_release release;
-      progress_until(
-          [this] {
-            return !collector_->outcomes.empty() || started().scheduler().outstanding(id_) == 0;
-          },
-          timeout);
-    }
-    py::list result;
-    std::vector<Collector::Outcome> outcomes;
-    {
-      py::gil_scoped_release release;
-      std::lock_guard lock(scheduler_mutex);
-      outcomes.swap(collector_->outcomes);
-    }
-    for (auto& outcome : outcomes) {
-      py::object data = py::none();
-      if (outcome.kind == Collector::result) {
-        data = py::cast(Buffer(outcome.owner, outcome.data, outcome.size));
-      } else if (outcome.kind == Collector::error) {
-        data = error_tuple(*outcome.failure);
-      }
-      result.append(py::make_tuple(outcome.index, static_cast<int>(outcome.kind), data));
-    }
-    return result;
+    engine::wake();
   }
 
   bool cancel(std::size_t index) {
@@ -286,9 +204,18 @@ int run(py::object main) {
   // every rank is done, which may take Python calls on the progress thread.
   py::gil_scoped_release release;
   return rt.run([&]() -> int {
-    py::gil_scoped_acquire gil;
-    py::object code = main();
-    return code.is_none() ? 0 : code.cast<int>();
+    struct StopEngine {  // before the runtime shuts down, whatever main did
+      ~StopEngine() { engine::stop(); }
+    } stop_engine;
+    int code = 0;
+    {
+      py::gil_scoped_acquire gil;
+      py::object returned = main();
+      code = returned.is_none() ? 0 : returned.cast<int>();
+    }
+    // As the stdlib's executors at exit: what was submitted runs (shutdown(wait=False)).
+    progress_until([] { return started().scheduler().outstanding() == 0; }, -1);
+    return code;
   });
 }
 
@@ -327,11 +254,22 @@ PYBIND11_MODULE(_core, m) {
         runtime = std::make_unique<Runtime>(static_cast<int>(argv.size()), pointers.data(),
                                             OnStartupError::raise);
         set_log_rank(runtime->rank());
+        if (runtime->rank() == 0) engine::start();
       },
       "Starts MPI (or the serial runtime) and checks the closure tables of every rank.");
   m.def("started", [] { return runtime != nullptr; });
+  m.def(
+      "progress",
+      [](py::object done, double timeout) {
+        if (done().cast<bool>()) return;
+        py::gil_scoped_release release;
+        progress_until([] { return false; }, timeout, &done);
+      },
+      "Drives the scheduler (or waits for the thread driving it) until done() is true, "
+      "checked after outcomes were handed over, or timeout seconds pass (negative: none).");
   m.def("finalize", [] {
     py::gil_scoped_release release;
+    engine::stop();
     std::lock_guard lock(scheduler_mutex);
     runtime.reset();
   });
@@ -364,9 +302,8 @@ PYBIND11_MODULE(_core, m) {
   });
 
   py::class_<Farm>(m, "Farm")
-      .def(py::init<const std::string&, int, py::object, double>())
+      .def(py::init<const std::string&, int, py::object, double, py::object>())
       .def("submit", &Farm::submit)
-      .def("wait", &Farm::wait)
       .def("cancel", &Farm::cancel)
       .def("outstanding", &Farm::outstanding)
       .def("close", [](Farm& farm) {

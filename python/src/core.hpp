@@ -12,6 +12,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <vector>
 
 namespace parc::python {
 
@@ -79,10 +81,53 @@ py::tuple error_tuple(const TaskError& error);
 FarmOptions farm_options(const std::string& policy, int retries, py::object retry_filter,
                          double timeout);
 
-// Runs the scheduler (without the GIL, under scheduler_mutex) until `done()` or `timeout`
-// seconds pass (negative: no limit; zero: one round). Checks for Ctrl-C every 50 ms and
+// The outcomes of one parc.TaskFarm operation's tasks, gathered by whichever thread
+// drives the scheduler, and handed to its Python side (`deliver`, a weakref.WeakMethod
+// called with the GIL) after the round that gathered them.
+class Collector : public detail::Sink {
+ public:
+  enum Kind { result = 0, error = 1, cancelled = 2 };
+  struct Outcome {
+    std::size_t index;
+    Kind kind;
+    std::shared_ptr<const void> owner;
+    const char* data = nullptr;
+    std::size_t size = 0;
+    std::optional<TaskError> failure;
+  };
+
+  void on_result(std::size_t index, ByteReader& reader) override;
+  void on_error(std::size_t index, TaskError failure) override;
+  void on_cancel(std::size_t index) override;
+
+  std::vector<Outcome> outcomes;  // under scheduler_mutex
+  py::object deliver;             // under the GIL; None once the farm is closed
+};
+
+// The manager's progress engine (docs/threading.md). One thread at a time drives the
+// scheduler: a thread waiting inside parc drives it itself (no hand-off on the way to
+// its result), and parc's engine thread drives it whenever nobody else does and work is
+// outstanding, so futures finish and callbacks run while the user's threads do anything.
+// Every round hands its outcomes to their operations, taking the GIL once per round.
+namespace engine {
+// Rank 0 of a run (MPI or serial): starts the engine thread. Called with the GIL.
+void start();
+// Stops and joins it. Called without the GIL.
+void stop();
+// Work was queued: the engine wakes at once.
+void wake();
+// A collector whose outcomes rounds hand over (added under scheduler_mutex).
+void add(std::shared_ptr<Collector> collector);
+void remove(const Collector* collector);
+}  // namespace engine
+
+// Drives the scheduler (or, while another thread drives it, waits for that thread's
+// rounds) until `done()` (checked under scheduler_mutex) or `python_done()` (checked with
+// the GIL after a round that handed outcomes over) or `timeout` seconds pass (negative:
+// no limit; zero: one round). Called without the GIL. Checks for Ctrl-C every 50 ms and
 // re-raises an interrupt caught in a task run inline.
-void progress_until(const std::function<bool()>& done, double timeout);
+void progress_until(const std::function<bool()>& done, double timeout,
+                    const py::object* python_done = nullptr);
 
 void bind_spmd(py::module_& m);
 void bind_pipeline(py::module_& m);

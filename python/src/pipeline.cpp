@@ -113,15 +113,17 @@ class Pipeline {
     detail::PipelineEngine& engine = open_engine();
     for (Bytes& item : items) engine.feed(std::move(item));
     started().scheduler().dispatch();
+    engine::wake();
   }
 
   // Runs the scheduler until there is something for the consumer (see
   // PipelineEngine::ready) or `timeout` seconds pass (negative: no limit; zero: one
-  // round). Returns (outputs, failures): outputs as (index, Buffer), failures as
-  // (index, stage, error tuple).
+  // round). Returns (outputs, failures, in flight): outputs as (index, Buffer), failures
+  // as (index, stage, error tuple), and the items still in flight after those.
   py::tuple wait(double timeout, bool more_input) {
     std::vector<detail::PipelineOutput> outputs;
     std::vector<detail::PipelineFailure> failures;
+    std::size_t in_flight = 0;
     {
       py::gil_scoped_release release;
       detail::PipelineEngine* engine = nullptr;
@@ -133,6 +135,7 @@ class Pipeline {
       std::lock_guard lock(scheduler_mutex);
       while (auto output = engine->take()) outputs.push_back(std::move(*output));
       failures = engine->take_failures();
+      in_flight = engine->in_flight();  // with the take: the engine thread may go on
     }
     py::list out;
     for (auto& output : outputs) {
@@ -143,7 +146,7 @@ class Pipeline {
     for (auto& failure : failures) {
       failed.append(py::make_tuple(failure.index, failure.stage, error_tuple(failure.error)));
     }
-    return py::make_tuple(out, failed);
+    return py::make_tuple(out, failed, in_flight);
   }
 
  private:

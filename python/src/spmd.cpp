@@ -40,6 +40,7 @@ class Region {
     ranks_ = ranks;
     id_ = scheduler.open_region(closure, std::move(ranks), std::move(arguments), collector_,
                                 std::chrono::duration<double>(timeout));
+    engine::wake();
   }
 
   const std::vector<int>& ranks() const { return ranks_; }

@@ -105,7 +105,7 @@ def test_exceptions_walkthrough(launch, mode):
 
     five = section(5)
     assert "map raised at once: ['input 0 is invalid']" in five
-    assert re.search(r"submit x40: 1 failed, \d+ cancelled", five), five
+    assert re.search(r"submit_batch x40: 1 failed, \d+ cancelled", five), five
     assert "futures[-1].result() raised CancelledError" in five
 
     six = section(6)

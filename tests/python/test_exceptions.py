@@ -202,14 +202,20 @@ def step(x):
     return x
 
 
+def states(futures):
+    return ["cancelled" if f.cancelled() else
+            (type(f.exception()).__name__ if f.exception() else f.result())
+            for f in futures]
+
+
 def main():
     with parc.TaskFarm() as farm:
-        futures = [farm.submit(step, i) for i in range(6)]
-        parc.wait(futures)
-        emit({"states": [
-            "cancelled" if f.cancelled() else
-            (type(f.exception()).__name__ if f.exception() else f.result())
-            for f in futures]})
+        batch = farm.submit_batch(step, [(i,) for i in range(6)])
+        parc.wait(batch)
+        # Separate submits are independent, as in concurrent.futures: nothing is cancelled.
+        submits = [farm.submit(step, i) for i in range(6)]
+        concurrent.futures.wait(submits)
+        emit({"batch": states(batch), "submits": states(submits)})
 
 
 parc.run(main)
@@ -217,10 +223,11 @@ parc.run(main)
 
 
 @pytest.mark.parametrize("mode", [dict(), dict(ranks=2)], ids=["serial", "np2"])
-def test_fail_fast_cancels_queued_futures(launch, mode):
+def test_fail_fast_cancels_the_rest_of_a_batch_not_other_submits(launch, mode):
     # One worker: task 0 succeeds, task 1 fails, tasks 2..5 have not started: cancelled.
     r = report(launch(app(FAIL_FAST_FUTURES), **mode))
-    assert r["states"] == [0, "KeyError"] + ["cancelled"] * 4
+    assert r["batch"] == [0, "KeyError"] + ["cancelled"] * 4
+    assert r["submits"] == [0, "KeyError", 2, 3, 4, 5]
 
 
 def test_future_result_raises_the_task_exception_itself(launch, mode):

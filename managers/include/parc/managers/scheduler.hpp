@@ -54,6 +54,10 @@ class Scheduler {
 
   // Tasks of `farm` queued or running.
   std::size_t outstanding(std::uint32_t farm) const;
+  // Tasks of every farm queued or running.
+  std::size_t outstanding() const;
+  // Something for progress() to do: tasks queued or at workers, regions, sends in flight.
+  bool busy() const;
 
   // Runs `closure` on each worker of `members` (world ranks, in region-rank order) once
   // they are free; the sink gets one outcome per region rank (its index). A failure on
