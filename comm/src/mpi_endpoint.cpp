@@ -282,7 +282,7 @@ class MpiRegion : public RegionComm {
     if (rank_ == root) {
       layout(b.sizes, b, "scatter");
       b.send.clear();
-      for (const auto& part : parts) b.send.insert(b.send.end(), part.begin(), part.end());
+      for (const auto& part : parts) append(b.send, part.data(), part.size());
     }
     b.recv.resize(b.size_word);
     check_mpi(MPI_Iscatterv(b.send.data(), b.counts.data(), b.displacements.data(), MPI_BYTE,

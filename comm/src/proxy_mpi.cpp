@@ -122,7 +122,7 @@ class MpiProxyService final : public ProxyService {
     }
     Bytes request = header(Op::create, 0);
     request.push_back(static_cast<char>(kind));
-    request.insert(request.end(), arguments.begin(), arguments.end());
+    append(request, arguments.data(), arguments.size());
     Outcome outcome = send_request(owner, std::move(request), ObjectId{owner, 0})->wait();
     if (!outcome.ok) {
       reply = std::move(outcome);
@@ -139,7 +139,7 @@ class MpiProxyService final : public ProxyService {
   std::unique_ptr<PendingReply> call(ObjectId id, Bytes request) override {
     check_owner(id.owner);
     Bytes message = header(Op::call, id.serial);
-    message.insert(message.end(), request.begin(), request.end());
+    append(message, request.data(), request.size());
     return send_request(id.owner, std::move(message), id);
   }
 
@@ -275,7 +275,7 @@ class MpiProxyService final : public ProxyService {
     Bytes framed(sizeof(std::int32_t));
     const auto tag32 = static_cast<std::int32_t>(tag);
     std::memcpy(framed.data(), &tag32, sizeof tag32);
-    framed.insert(framed.end(), message.begin(), message.end());
+    append(framed, message.data(), message.size());
     ++outstanding_;
     post(owner, requests_, tag_request, std::move(framed));
   }
@@ -302,7 +302,7 @@ class MpiProxyService final : public ProxyService {
     Bytes bytes;
     bytes.reserve(1 + payload.size());
     bytes.push_back(static_cast<char>(status));
-    bytes.insert(bytes.end(), payload.begin(), payload.end());
+    append(bytes, payload.data(), payload.size());
     post(dest, replies_, tag, std::move(bytes));
   }
   void reply_text(int dest, int tag, Status status, const std::string& text) {
@@ -390,7 +390,7 @@ class MpiProxyService final : public ProxyService {
           const Bytes described = object->describe();
           Bytes payload;
           ByteWriter(payload).write(keep(std::move(object), rank_));
-          payload.insert(payload.end(), described.begin(), described.end());
+          append(payload, described.data(), described.size());
           reply(source, tag, Status::ok, payload);
           return;
         }

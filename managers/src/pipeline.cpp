@@ -105,9 +105,9 @@ void PipelineEngine::State::forward(std::size_t stage, std::size_t index, ByteRe
   const std::size_t size = result.remaining();
   Bytes arguments;
   arguments.reserve(next.prefix.size() + size);
-  arguments.insert(arguments.end(), next.prefix.begin(), next.prefix.end());
+  append(arguments, next.prefix.data(), next.prefix.size());
   const std::span<const char> bytes = result.take(size);
-  arguments.insert(arguments.end(), bytes.begin(), bytes.end());
+  append(arguments, bytes.data(), bytes.size());
   submit(stage, index, std::move(arguments));
 }
 

@@ -40,7 +40,7 @@ py::object buffer_of(Bytes&& bytes) {
 Bytes join_parts(const py::iterable& parts) {
   Bytes bytes;
   for_each_part(parts, [&](const char* data, std::size_t size) {
-    bytes.insert(bytes.end(), data, data + size);
+    append(bytes, data, size);
   });
   return bytes;
 }
@@ -162,7 +162,7 @@ class Farm {
       Bytes& bytes = arguments.emplace_back();
       for_each_part(py::reinterpret_borrow<py::iterable>(payload),
                     [&](const char* data, std::size_t size) {
-                      bytes.insert(bytes.end(), data, data + size);
+                      append(bytes, data, size);
                     });
     }
     py::gil_scoped_release release;

@@ -105,7 +105,7 @@ class Pipeline {
       Bytes& bytes = items.emplace_back(prefix);
       for_each_part(py::reinterpret_borrow<py::iterable>(payload),
                     [&](const char* data, std::size_t size) {
-                      bytes.insert(bytes.end(), data, data + size);
+                      append(bytes, data, size);
                     });
     }
     py::gil_scoped_release release;
