@@ -28,6 +28,7 @@ std::vector<Bytes> seeds() {
   Bytes cancel;
   ByteWriter(cancel).write(std::uint32_t{1});
   ByteWriter(cancel).write(std::uint32_t{4});
+  ByteWriter(cancel).write(std::uint64_t{17});
   out.push_back(seed(MessageKind::cancel, cancel));
   Bytes shutdown;
   ByteWriter(shutdown).write(std::int32_t{3});

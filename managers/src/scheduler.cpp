@@ -23,7 +23,9 @@ constexpr std::size_t batches_per_worker = 2;
 // wait behind a task that runs far longer than usual while another worker idles (taking
 // it back needs the worker to answer while it computes; see docs/threading.md).
 constexpr double pipeline_below_ns = 1e6;
-constexpr std::size_t serial_batch = 256;
+// Several simulated workers: batches of a fair share of the queue, at most this many (a
+// fail_fast map's batches already sent still run after a failure).
+constexpr std::size_t serial_batch = 32;
 // id, closure, farm, generation, flags, argument length
 constexpr std::size_t task_header_size = 8 + 4 + 4 + 4 + 1 + 8;
 
@@ -185,12 +187,28 @@ bool Scheduler::progress() {
   if (simulated_.empty()) {
     active = receive_results();
   } else {
-    // One message per simulated worker per round, in rank order, and its outcome handled
+    // One message per simulated worker per step, in rank order, and its outcome handled
     // at once (a failure cancels before the next worker runs): serial runs are
-    // deterministic and fail_fast cancels as early as it can.
-    for (auto& worker : simulated_) {
-      worker->step();
-      active = receive_results() || active;
+    // deterministic and fail_fast cancels as early as it can. A round ends at the first
+    // step that produced outcomes, so they reach their futures before the next worker
+    // runs its (maybe long) tasks.
+    // The worker holding the oldest batch runs first: serially, tasks run in the order
+    // they were sent, whichever simulated worker has them.
+    std::size_t oldest = slots_.size();
+    for (std::size_t s = 0; s < slots_.size(); ++s) {
+      if (slots_[s].batches.empty()) continue;
+      if (oldest == slots_.size() || slots_[s].batches.front().tasks.front().id <
+                                         slots_[oldest].batches.front().tasks.front().id) {
+        oldest = s;
+      }
+    }
+    if (oldest != slots_.size()) {
+      simulated_[oldest]->step();
+      active = receive_results();
+    }
+    for (std::size_t s = 0; s < simulated_.size() && !active; ++s) {  // control, regions
+      simulated_[s]->step();
+      active = receive_results();
     }
   }
   check_timeouts();
@@ -217,7 +235,8 @@ bool Scheduler::receive_results() {
 }
 
 std::size_t Scheduler::batch_size_for(const Task& front) const {
-  if (farms_.at(front.farm).options.timeout.count() > 0) return 1;  // start time = send time
+  const FarmOptions& options = farms_.at(front.farm).options;
+  if (options.timeout.count() > 0 || !options.batching) return 1;  // timeout: start = send
   // Leave work for every worker at the tail of the queue.
   const std::size_t fair_share = (queue_.size() + slots_.size() - 1) / slots_.size();
   // Serial mode must not depend on timing where it shows, in which simulated worker runs
@@ -415,17 +434,17 @@ void Scheduler::fail(Task& task, TaskError error) {
   task.sink->on_error(task.index, std::move(error));
   if (farm_it != farms_.end() && farm_it->second.options.policy == Policy::fail_fast &&
       task.generation == farm_it->second.generation) {
-    cancel_farm(task.farm);
+    cancel_farm(task.farm, farm_it->second.options.ordered ? task.id : 0);
   }
 }
 
-void Scheduler::cancel_farm(std::uint32_t farm_id) {
+void Scheduler::cancel_farm(std::uint32_t farm_id, std::uint64_t after_task) {
   Farm& f = farm(farm_id);
   const std::uint32_t cancelled = f.generation++;
   std::deque<Task> kept;
   std::vector<Task> dropped;
   for (Task& task : queue_) {
-    if (task.farm == farm_id) {
+    if (task.farm == farm_id && task.id > after_task) {
       dropped.push_back(std::move(task));
     } else {
       kept.push_back(std::move(task));
@@ -443,11 +462,8 @@ void Scheduler::cancel_farm(std::uint32_t farm_id) {
                              [&](const Task& t) { return t.farm == farm_id; });
         });
     if (!has_farm) continue;
-    Bytes frame = begin_frame();
-    ByteWriter out(frame);
-    out.write(farm_id);
-    out.write(cancelled);
-    endpoint_.send(Traffic::control, slot.rank, MessageKind::cancel, std::move(frame));
+    endpoint_.send(Traffic::control, slot.rank, MessageKind::cancel,
+                   write_cancel(farm_id, cancelled, after_task));
   }
 }
 

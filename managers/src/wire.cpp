@@ -110,6 +110,15 @@ void read_region_outcome(ByteReader& body, int source, RegionOutcome& outcome) {
   outcome.received = body.read<std::vector<std::uint64_t>>();
 }
 
+Bytes write_cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task) {
+  Bytes frame = begin_frame();
+  ByteWriter out(frame);
+  out.write(farm);
+  out.write(generation);
+  out.write(after_task);
+  return frame;
+}
+
 ControlMessage read_control(const Message& message) {
   ByteReader body = message.body();
   ControlMessage control;
@@ -118,6 +127,7 @@ ControlMessage read_control(const Message& message) {
     case MessageKind::cancel:
       control.farm = body.read<std::uint32_t>();
       control.generation = body.read<std::uint32_t>();
+      control.after_task = body.read<std::uint64_t>();
       return control;
     case MessageKind::shutdown:
       control.exit_code = body.read<std::int32_t>();

@@ -6,6 +6,7 @@
 #include <parc/managers/wire.hpp>
 #include <parc/managers/worker.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 namespace parc::detail {
@@ -113,7 +114,7 @@ void Worker::handle_control(const Message& message) {
     return;
   }
   if (control.kind == MessageKind::cancel) {
-    cancel(control.farm, control.generation);
+    cancel(control.farm, control.generation, control.after_task);
   } else if (control.kind == MessageKind::region_cancel ||
              control.kind == MessageKind::region_done) {
     const auto id = control.region;
@@ -138,14 +139,16 @@ void Worker::poll_control() {
   while (auto control = endpoint_.try_receive(Traffic::control)) handle_control(*control);
 }
 
-void Worker::cancel(std::uint32_t farm, std::uint32_t generation) {
-  auto& up_to = cancelled_up_to_[farm];
-  up_to = std::max(up_to, generation + 1);
+void Worker::cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task) {
+  cancelled_[farm].push_back(Cancelled{generation + 1, after_task});
 }
 
-bool Worker::cancelled(std::uint32_t farm, std::uint32_t generation) const {
-  auto it = cancelled_up_to_.find(farm);
-  return it != cancelled_up_to_.end() && generation < it->second;
+bool Worker::cancelled(std::uint32_t farm, std::uint32_t generation, std::uint64_t task) const {
+  auto it = cancelled_.find(farm);
+  if (it == cancelled_.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(), [&](const Cancelled& c) {
+    return generation < c.up_to && task > c.after_task;
+  });
 }
 
 ErrorInfo Worker::error_info(ClosureId closure, std::uint64_t task_id) const {
@@ -289,7 +292,7 @@ void Worker::run_batch(Message& message) {
 
     poll_control();
     out.write(task_id);
-    if (cancelled(farm, generation)) {
+    if (cancelled(farm, generation, task_id)) {
       out.write(TaskStatus::cancelled);
       out.write(std::uint64_t{0});
       out.write(std::uint64_t{0});
@@ -310,7 +313,7 @@ void Worker::run_batch(Message& message) {
       reply.resize(payload_at);
       status = TaskStatus::error;
       out.write(error_info(closure, task_id));
-      if (flags & task_flag_fail_fast) cancel(farm, generation);
+      if (flags & task_flag_fail_fast) cancel(farm, generation, task_id);  // the rest
     }
     const auto duration_ns =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(

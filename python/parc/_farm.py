@@ -101,11 +101,11 @@ class _Operation:
     as in the stdlib), one submit_batch, or one map. Its failure policy covers only its
     own tasks. Outcomes reach it through deliver(), from whichever thread drives."""
 
-    def __init__(self, farm, policy):
+    def __init__(self, farm, policy, batching=True, ordered=False):
         self.farm = farm
         self.lock = farm._lock
         self.core = _core.Farm(policy, farm._retries, farm._retry_filter, farm._timeout,
-                               self.deliver)
+                               self.deliver, batching, ordered)
         self.routes = {}  # index -> Future, or the _MapRun
         self.next_index = 0
         self.sealed = False  # no more tasks will be added
@@ -252,20 +252,26 @@ class _MapRun:
             total = -(-total // chunksize)
         self.bar = _progress.bar(total, progress, self.name)
         self.window = max(512, 2048 * _core.workers())
-        # The map's own operation numbers its tasks: a task's index is its position.
-        self.op = _Operation(farm, self.policy)
+        # The map's own operation numbers its tasks: a task's index is its position. With
+        # a deadline, each result comes back on its own (not held by a slower one batched
+        # with it), so that what finished before the deadline is yielded. Ordered: under
+        # fail_fast the inputs before a failed one still run, as concurrent.futures' map.
+        self.op = _Operation(farm, self.policy, batching=timeout is None, ordered=True)
         self.submitted = 0
         self.inputs = 0  # submitted inputs: a chunk has several
         self.next_out = 0
         self.delivered = 0  # outcomes received, for the consumer's wait
         self.ready = {}  # position -> result buffer, until its turn
         self.errors = {}  # position -> its exceptions (a chunk's: one per failed input)
+        self.cancelled = set()  # positions fail_fast cancelled
         self.earlier = {}  # position of a failed chunk -> its results before the failure
         self.exhausted = False
         self.failed_at = None  # collect_all: the first failed position reached
         self.fill()
 
     def fill(self):
+        if self.errors and self.policy == "fail_fast":
+            return  # the map stops: nothing more is submitted
         payloads, inputs = [], 0
         limit = self.window - (self.submitted - self.next_out)
         for item in itertools.islice(self.items, max(0, limit)):
@@ -293,7 +299,8 @@ class _MapRun:
                 self._chunk_failed(position, data)
             else:
                 self.errors[position] = [_errors.rebuild(data, position)]
-        # cancelled: only after a fail_fast failure, which is raised instead
+        else:  # cancelled: only after a fail_fast failure, raised when reached
+            self.cancelled.add(position)
 
     def _chunk_failed(self, position, error):
         first_input = position * self.chunksize  # every chunk but the last is full
@@ -308,7 +315,12 @@ class _MapRun:
     def __iter__(self):
         try:
             while True:
-                if self.errors and self.policy == "fail_fast":
+                # As concurrent.futures: the results before the first failed input are
+                # yielded, then the failure is raised (fail_fast has already cancelled
+                # the tasks that had not started).
+                if self.errors and self.policy == "fail_fast" and (
+                        self.next_out in self.cancelled
+                        or (self.exhausted and self.next_out >= self.submitted)):
                     self.fail()
                 if self.next_out in self.errors:
                     self.failed_at = self.next_out
@@ -319,7 +331,8 @@ class _MapRun:
                         values.reverse()
                         while values:
                             yield values.pop()
-                    self.drain()
+                    if self.policy == "collect_all":
+                        self.drain()
                     self.fail()
                 if self.next_out in self.ready:
                     data = self.ready.pop(self.next_out)
@@ -351,6 +364,10 @@ class _MapRun:
                 raise TimeoutError(f"parc: {self.name} did not finish within its timeout")
         seen = self.delivered
         _core.progress(lambda: self.delivered != seen, remaining)
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            # What arrives after the deadline is late, even when it came during this wait
+            # (serially a task runs inside it), as with concurrent.futures.
+            raise TimeoutError(f"parc: {self.name} did not finish within its timeout")
 
     def drain(self):
         """collect_all after a failure: run every remaining input; their results are

@@ -126,11 +126,14 @@ namespace {
 class Farm {
  public:
   // `deliver(outcomes)` gets the outcomes as (index, kind, data) with data a Buffer, an
-  // error tuple or None; it is held as a weakref.WeakMethod.
+  // error tuple or None; it is held as a weakref.WeakMethod. `batching`, `ordered`: see
+  // FarmOptions.
   Farm(const std::string& policy, int retries, py::object retry_filter, double timeout,
-       py::object deliver)
+       py::object deliver, bool batching, bool ordered)
       : collector_(std::make_shared<Collector>()) {
     FarmOptions options = farm_options(policy, retries, std::move(retry_filter), timeout);
+    options.batching = batching;
+    options.ordered = ordered;
     collector_->deliver =
         py::module_::import("weakref").attr("WeakMethod")(std::move(deliver));
     py::gil_scoped_release release;
@@ -302,7 +305,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   py::class_<Farm>(m, "Farm")
-      .def(py::init<const std::string&, int, py::object, double, py::object>())
+      .def(py::init<const std::string&, int, py::object, double, py::object, bool, bool>())
       .def("submit", &Farm::submit)
       .def("cancel", &Farm::cancel)
       .def("outstanding", &Farm::outstanding)

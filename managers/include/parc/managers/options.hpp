@@ -18,6 +18,12 @@ struct FarmOptions {
   RetryFilter retry_on;                      // empty: retry every failure
   std::chrono::duration<double> timeout{0};  // per task; zero means none
   std::vector<int> ranks;                    // the workers it may use; empty: all
+  // Several tasks per message, sized from their measured run time. Off: one task per
+  // message, so each result comes back as soon as it is done (a map with a deadline).
+  bool batching = true;
+  // An ordered operation (a map): fail_fast cancels only the tasks submitted after the
+  // one that failed; those before it still run (their results come first).
+  bool ordered = false;
 };
 
 namespace detail {

@@ -173,7 +173,8 @@ class Scheduler {
   void finish(Task& task, std::uint8_t status, ByteReader& payload, std::uint64_t duration_ns,
               int rank);
   void fail(Task& task, TaskError error);
-  void cancel_farm(std::uint32_t farm);
+  // fail_fast: skips the farm's tasks not started, or only those after `after_task`.
+  void cancel_farm(std::uint32_t farm, std::uint64_t after_task = 0);
   void check_timeouts();
   std::size_t batch_size_for(const Task& front) const;
   std::size_t depth_for(const Task& front) const;

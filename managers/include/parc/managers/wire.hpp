@@ -75,6 +75,7 @@ struct ControlMessage {
   MessageKind kind{};
   std::uint32_t farm = 0;        // cancel
   std::uint32_t generation = 0;  // cancel
+  std::uint64_t after_task = 0;  // cancel: only tasks with a larger id (0: all)
   std::int32_t exit_code = 0;    // shutdown
   std::uint64_t region = 0;      // region_cancel, region_done
   std::string reason;            // region_cancel
@@ -83,6 +84,9 @@ struct ControlMessage {
   std::map<int, std::uint64_t> sends;
 };
 ControlMessage read_control(const Message& message);
+// The body of a cancel: skip the tasks of `farm` of a generation up to `generation` whose
+// id is larger than `after_task` (0: all of them).
+Bytes write_cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task);
 
 // --- start-up: the closure tables of every rank (their "name : signature" lines) ---
 // What differs from rank 0's table, one line per difference; empty when all agree.

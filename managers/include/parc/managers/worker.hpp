@@ -54,14 +54,18 @@ class Worker {
   ErrorInfo error_info(ClosureId closure, std::uint64_t task_id) const;
   void poll_control();
   void handle_control(const Message& message);
-  bool cancelled(std::uint32_t farm, std::uint32_t generation) const;
-  void cancel(std::uint32_t farm, std::uint32_t generation);
+  bool cancelled(std::uint32_t farm, std::uint32_t generation, std::uint64_t task) const;
+  void cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task);
 
   Endpoint& endpoint_;
   std::string host_;
   std::int64_t pid_;
   bool simulated_;
-  std::map<std::uint32_t, std::uint32_t> cancelled_up_to_;  // farm -> generation
+  struct Cancelled {
+    std::uint32_t up_to;      // generations below this one are cancelled
+    std::uint64_t after_task;  // for tasks with a larger id (0: all)
+  };
+  std::map<std::uint32_t, std::vector<Cancelled>> cancelled_;  // by farm
   std::unique_ptr<ActiveRegion> region_;
   std::uint64_t last_region_ = 0;
   // Control messages of regions that have not begun here yet (they travel apart).
