@@ -151,3 +151,9 @@ if [[ $parts == bandwidth || ($parts != pipeline && ${BANDWIDTH:-1} != 0) ]]; th
   fi
   echo "(written to $results_dir/bandwidth.md, bandwidth.png, bandwidth.jsonl)"
 fi
+
+# The progress engine's figures (efficiency by task length against multiprocessing.Pool,
+# the 16 MiB echo against raw C MPI, sync latency, idle CPU): engine.md. ENGINE=0 skips.
+if [[ ${ENGINE:-1} != 0 && $parts != pipeline && $parts != bandwidth ]]; then
+  bash "$here/engine.sh" "$build_dir"
+fi

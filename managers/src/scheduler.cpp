@@ -308,7 +308,15 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
       }
       const auto first_sent = queue_.begin() + static_cast<std::ptrdiff_t>(start);
       queue_.erase(first_sent, first_sent + static_cast<std::ptrdiff_t>(size));
-      if (farms_with_timeout_ > 0) batch.sent = Clock::now();
+      batch.sent = Clock::now();
+      for (const Task& task : batch.tasks) {
+        auto it = stats_.find(task.closure);
+        if (it == stats_.end()) {
+          batch.expected_ns = 0;
+          break;
+        }
+        batch.expected_ns += it->second.mean_ns;
+      }
       ++counters_.batches_sent;
       counters_.tasks_sent += size;
       endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame));
@@ -739,6 +747,23 @@ void Scheduler::cancel_region(std::uint64_t id, const std::string& reason) {
     return;
   }
   send_region_cancel(it->second, reason);
+}
+
+Scheduler::Clock::duration Scheduler::answer_due() const {
+  auto due = Clock::duration::max();
+  if (!simulated_.empty()) return due;
+  const auto now = Clock::now();
+  for (const Slot& slot : slots_) {
+    if (slot.batches.empty() || slot.batches.front().expected_ns <= 0) continue;
+    const Batch& batch = slot.batches.front();
+    const auto expected = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double, std::nano>(batch.expected_ns));
+    const auto left = batch.sent + expected - now;
+    // Overdue by more than its own length: an outlier; waiting for it backs off again.
+    if (left < -expected - std::chrono::milliseconds(1)) continue;
+    due = std::min(due, left);
+  }
+  return due;
 }
 
 bool Scheduler::batches_in_flight() const {

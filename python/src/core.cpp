@@ -39,9 +39,7 @@ py::object buffer_of(Bytes&& bytes) {
 
 Bytes join_parts(const py::iterable& parts) {
   Bytes bytes;
-  for_each_part(parts, [&](const char* data, std::size_t size) {
-    append(bytes, data, size);
-  });
+  for_each_part(parts, [&](const char* data, std::size_t size) { append(bytes, data, size); });
   return bytes;
 }
 
@@ -134,8 +132,7 @@ class Farm {
     FarmOptions options = farm_options(policy, retries, std::move(retry_filter), timeout);
     options.batching = batching;
     options.ordered = ordered;
-    collector_->deliver =
-        py::module_::import("weakref").attr("WeakMethod")(std::move(deliver));
+    collector_->deliver = py::module_::import("weakref").attr("WeakMethod")(std::move(deliver));
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);
     id_ = started().scheduler().open_farm(options);
@@ -164,9 +161,7 @@ class Farm {
     for (py::handle payload : payloads) {
       Bytes& bytes = arguments.emplace_back();
       for_each_part(py::reinterpret_borrow<py::iterable>(payload),
-                    [&](const char* data, std::size_t size) {
-                      append(bytes, data, size);
-                    });
+                    [&](const char* data, std::size_t size) { append(bytes, data, size); });
     }
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);

@@ -46,10 +46,10 @@ std::mutex engine_mutex;
 std::condition_variable engine_cv;
 std::thread engine_thread;
 bool stopping = false;
-bool deep_sleep = false;       // the engine waits for wake() alone
-std::uint64_t work_ticket = 0;  // bumped by wake()
+bool deep_sleep = false;               // the engine waits for wake() alone
+std::uint64_t work_ticket = 0;         // bumped by wake()
 std::atomic<bool> outstanding{false};  // the last round left work in progress
-std::atomic<int> waiters{0};           // threads in progress_until: the engine leaves them the drive
+std::atomic<int> waiters{0};  // threads in progress_until: the engine leaves them the drive
 
 // Rounds that handed outcomes over, for threads waiting while another drives.
 std::mutex handed_mutex;
@@ -81,10 +81,11 @@ void release_drive() {
 }
 
 struct Round {
-  bool active = false;   // something was received or sent
-  bool busy = false;     // work is still in progress
-  bool sending = false;  // a send is still being transferred
-  bool done = false;     // the caller's condition holds
+  bool active = false;                                  // something was received or sent
+  bool busy = false;                                    // work is still in progress
+  bool sending = false;                                 // a send is still being transferred
+  Clock::duration answer_due = Clock::duration::max();  // see Scheduler::answer_due
+  bool done = false;                                    // the caller's condition holds
   std::vector<std::pair<std::shared_ptr<Collector>, std::vector<Collector::Outcome>>> taken;
 };
 
@@ -105,6 +106,7 @@ Round drive_round(const std::function<bool()>* done) {
   }
   round.busy = scheduler.busy();
   round.sending = scheduler.sending();
+  round.answer_due = scheduler.answer_due();
   if (done != nullptr) round.done = (*done)();
   return round;
 }
@@ -156,15 +158,17 @@ std::uint64_t rounds_handed_over() {
 class EngineBackoff {
  public:
   void reset() { idle_since_ = Clock::time_point{}; }
-  Clock::duration next(bool sending) {
+  Clock::duration next(bool sending, Clock::duration answer_due) {
     if (sending) return Clock::duration::zero();  // a rendezvous needs both sides polling
+    if (answer_due <= std::chrono::microseconds(100)) return Clock::duration::zero();
     const auto now = Clock::now();
     if (idle_since_ == Clock::time_point{}) {
       idle_since_ = now;
       sleep_ = std::chrono::microseconds(20);
     }
     if (now - idle_since_ < std::chrono::microseconds(100)) return Clock::duration::zero();
-    const auto sleep = sleep_;
+    const auto sleep =
+        std::min<Clock::duration>(sleep_, answer_due - std::chrono::microseconds(100));
     sleep_ = std::min<Clock::duration>(sleep_ * 2, std::chrono::milliseconds(1));
     return sleep;
   }
@@ -208,9 +212,9 @@ void engine_main() {
         // thread if it waits for them at once (a synchronous round trip then pays no
         // hand-off). Serially tasks run on the driving thread: a longer grace keeps them
         // on the thread that waits (pdb breakpoints in tasks stop there).
-        engine_cv.wait_for(lock, serial ? std::chrono::microseconds(2000)
-                                        : std::chrono::microseconds(100),
-                           [&] { return stopping || waiters > 0; });
+        engine_cv.wait_for(
+            lock, serial ? std::chrono::microseconds(2000) : std::chrono::microseconds(100),
+            [&] { return stopping || waiters > 0; });
         if (stopping) break;
         if (waiters > 0) continue;
       }
@@ -237,7 +241,8 @@ void engine_main() {
       continue;
     }
     if (round.active) backoff.reset();
-    const auto pause = round.active ? Clock::duration::zero() : backoff.next(round.sending);
+    const auto pause =
+        round.active ? Clock::duration::zero() : backoff.next(round.sending, round.answer_due);
     if (pause == Clock::duration::zero()) {
       std::this_thread::yield();
       continue;
@@ -321,7 +326,7 @@ void progress_until(const std::function<bool()>& done, double timeout,
       if (round.active) {
         backoff.reset();
       } else if (!finished) {
-        backoff.pause(round.sending);
+        backoff.pause(round.sending, round.answer_due);
       }
     } else {
       // Another thread drives: wait for its next round to hand outcomes over.

@@ -104,9 +104,7 @@ class Pipeline {
     for (py::handle payload : payloads) {
       Bytes& bytes = items.emplace_back(prefix);
       for_each_part(py::reinterpret_borrow<py::iterable>(payload),
-                    [&](const char* data, std::size_t size) {
-                      append(bytes, data, size);
-                    });
+                    [&](const char* data, std::size_t size) { append(bytes, data, size); });
     }
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);

@@ -56,9 +56,7 @@ struct MessageAllocator {
   T* allocate(std::size_t n) {
     return static_cast<T*>(detail::allocate_message_buffer(n * sizeof(T)));
   }
-  void deallocate(T* p, std::size_t n) noexcept {
-    detail::free_message_buffer(p, n * sizeof(T));
-  }
+  void deallocate(T* p, std::size_t n) noexcept { detail::free_message_buffer(p, n * sizeof(T)); }
   template <class U, class... Args>
   void construct(U* p, Args&&... args) {
     if constexpr (sizeof...(Args) == 0) {
@@ -207,9 +205,7 @@ class ByteWriter {
  public:
   explicit ByteWriter(Bytes& out) : out_(out) {}
 
-  void write_bytes(const void* data, std::size_t size) {
-    append(out_, data, size);
-  }
+  void write_bytes(const void* data, std::size_t size) { append(out_, data, size); }
 
   template <class T>
   void write(const T& value) {

@@ -83,7 +83,7 @@ class Scheduler {
       if (progress()) {
         backoff.reset();
       } else {
-        backoff.pause(sending_);
+        backoff.pause(sending_, answer_due());
       }
     }
   }
@@ -102,6 +102,9 @@ class Scheduler {
   bool batches_in_flight() const;
   // Sends still being transferred after the last progress(): waits must not sleep.
   bool sending() const { return sending_; }
+  // How long until the next result batch is expected (its tasks' usual run time after it
+  // was sent); max() when none is (nothing in flight, no timing yet, or long overdue).
+  Clock::duration answer_due() const;
 
   // Workers still running a task or SPMD region that timed out: their rank, and what
   // ("task 6", "SPMD region 2").
@@ -121,6 +124,7 @@ class Scheduler {
   struct Batch {
     std::vector<Task> tasks;
     Clock::time_point sent;
+    double expected_ns = 0;  // the tasks' usual run time; 0: unknown
     bool timed_out = false;
   };
   struct Slot {

@@ -62,7 +62,7 @@ class Worker {
   std::int64_t pid_;
   bool simulated_;
   struct Cancelled {
-    std::uint32_t up_to;      // generations below this one are cancelled
+    std::uint32_t up_to;       // generations below this one are cancelled
     std::uint64_t after_task;  // for tasks with a larger id (0: all)
   };
   std::map<std::uint32_t, std::vector<Cancelled>> cancelled_;  // by farm
