@@ -27,7 +27,9 @@ constexpr auto answer_margin = std::chrono::microseconds(100);
 }  // namespace
 
 void Backoff::pause(bool transfer_in_flight, Clock::duration answer_due) {
-  if (transfer_in_flight || answer_due <= answer_margin) {
+  // An answer due soon, or just now: yield until it comes. Later than that, it is late
+  // (the batch ran longer than usual): back off as usual.
+  if (transfer_in_flight || (answer_due <= answer_margin && answer_due >= -4 * answer_margin)) {
     idle_since_ = Clock::time_point{};
     sched_yield();
     return;
@@ -48,7 +50,9 @@ void Backoff::pause(bool transfer_in_flight, Clock::duration answer_due) {
     sched_yield();
     return;
   }
-  std::this_thread::sleep_for(std::min<Clock::duration>(sleep_, answer_due - answer_margin));
+  std::this_thread::sleep_for(answer_due > answer_margin
+                                  ? std::min<Clock::duration>(sleep_, answer_due - answer_margin)
+                                  : sleep_);
   sleep_ = std::min(sleep_ * 2, idle < long_idle        ? longest_sleep
                                 : idle < very_long_idle ? longest_sleep_when_long_idle
                                                         : longest_sleep_when_very_long_idle);

@@ -160,7 +160,8 @@ class EngineBackoff {
   void reset() { idle_since_ = Clock::time_point{}; }
   Clock::duration next(bool sending, Clock::duration answer_due) {
     if (sending) return Clock::duration::zero();  // a rendezvous needs both sides polling
-    if (answer_due <= std::chrono::microseconds(100)) return Clock::duration::zero();
+    const auto margin = std::chrono::microseconds(100);
+    if (answer_due <= margin && answer_due >= -4 * margin) return Clock::duration::zero();
     const auto now = Clock::now();
     if (idle_since_ == Clock::time_point{}) {
       idle_since_ = now;
@@ -168,7 +169,7 @@ class EngineBackoff {
     }
     if (now - idle_since_ < std::chrono::microseconds(100)) return Clock::duration::zero();
     const auto sleep =
-        std::min<Clock::duration>(sleep_, answer_due - std::chrono::microseconds(100));
+        answer_due > margin ? std::min<Clock::duration>(sleep_, answer_due - margin) : sleep_;
     sleep_ = std::min<Clock::duration>(sleep_ * 2, std::chrono::milliseconds(1));
     return sleep;
   }
