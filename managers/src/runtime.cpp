@@ -112,6 +112,8 @@ void Runtime::start(int argc, char** argv) {
         "simulated workers and ranks 1-{} stay idle; unset PARC_SERIAL to use them",
         serial_workers, size(), size() - 1);
   }
+  // A worker is up: its proxies may serve rank 0 before its main thread reaches serve().
+  if (rank() != 0) flight::note_activity("waiting for work");
   log().debug("runtime up: {} ranks, {}", size(),
               serial() ? std::to_string(serial_workers_) + " simulated workers" : "MPI workers");
 }
@@ -192,7 +194,7 @@ int Runtime::run_main(const std::function<int()>& main) {
   ran_ = true;
   if (rank() != 0) {
     detail::Worker worker(*endpoint_, environment_->host(), environment_->pid());
-    const int exit_code = worker.serve();
+    const int exit_code = worker.serve(proxies_.get());
     proxies_->stop();
     return exit_code;
   }
