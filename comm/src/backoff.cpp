@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 namespace parc {
@@ -22,6 +23,10 @@ constexpr auto longest_sleep_when_long_idle = std::chrono::microseconds(2000);
 // the kernel's): at 5 ms, a Python worker measured 1.1-1.5% with its two polling threads.
 constexpr auto very_long_idle = std::chrono::seconds(1);
 constexpr auto longest_sleep_when_very_long_idle = std::chrono::microseconds(10000);
+// Oversubscribed, the shortest sleep replaces a yield (the kernel's timer slack makes it
+// about 50-60 us).
+constexpr auto oversubscribed_sleep = std::chrono::microseconds(1);
+std::atomic<bool> host_oversubscribed{false};
 // An answer due this soon is waited for without sleeping.
 constexpr auto answer_margin = std::chrono::microseconds(100);
 }  // namespace
@@ -31,7 +36,10 @@ Backoff::Clock::duration Backoff::next_sleep(bool transfer_in_flight, Clock::dur
   // A transfer in flight, or an answer due soon or just now: yield, never sleep. An
   // answer later than that is late (the batch ran longer than usual): back off as usual.
   const bool answer_now = answer_due <= answer_margin && answer_due >= -4 * answer_margin;
-  if (idle < yield_for_ || transfer_in_flight || answer_now) return Clock::duration::zero();
+  if (idle < yield_for_ || transfer_in_flight || answer_now) {
+    return host_oversubscribed.load(std::memory_order_relaxed) ? Clock::duration(oversubscribed_sleep)
+                                                               : Clock::duration::zero();
+  }
   const Clock::duration sleep = answer_due > answer_margin
                                     ? std::min<Clock::duration>(sleep_, answer_due - answer_margin)
                                     : sleep_;
@@ -49,6 +57,10 @@ Backoff::Clock::duration Backoff::begin_idle() {
   }
   return now - idle_since_;
 }
+
+void Backoff::set_oversubscribed(bool oversubscribed) { host_oversubscribed = oversubscribed; }
+
+bool Backoff::oversubscribed() { return host_oversubscribed; }
 
 void Backoff::pause(bool transfer_in_flight, Clock::duration answer_due) {
   if (begin_idle() < spin_for) {

@@ -15,6 +15,12 @@ class Backoff {
       : yield_for_(yield_for) {}
 
   void reset() { idle_since_ = Clock::time_point{}; }
+  // Set at start-up when this host runs more ranks than it has cores: waits that would
+  // yield sleep briefly instead, since a yielding rank keeps taking time slices from the
+  // ranks that compute (sched_yield gives the core up only for a moment).
+  static void set_oversubscribed(bool oversubscribed);
+  static bool oversubscribed();
+
   // How long the waits since the last reset() have lasted.
   Clock::duration idle_for() const {
     return idle_since_ == Clock::time_point{} ? Clock::duration{0} : Clock::now() - idle_since_;
