@@ -1,5 +1,6 @@
 // The control channel as a worker reads it (read_control): cancel, shutdown,
-// region_cancel, region_done, and any other kind (rejected). The first two bytes are the
+// region_cancel, region_done, and any other kind (rejected); and the steal channel
+// (read_revoke, read_revoke_answer). The first two bytes are the
 // frame's kind, the rest its body.
 
 #include "fuzz.hpp"
@@ -44,6 +45,11 @@ std::vector<Bytes> seeds() {
   writer.write(std::uint64_t{6});
   writer.write(std::map<int, std::uint64_t>{{0, 3}, {1, 1}});
   out.push_back(seed(MessageKind::region_done, region_done));
+  const auto body_of = [](const Bytes& frame) {
+    return Bytes(frame.begin() + sizeof(FrameHeader), frame.end());
+  };
+  out.push_back(seed(MessageKind::revoke, body_of(detail::write_revoke(41))));
+  out.push_back(seed(MessageKind::revoke_answer, body_of(detail::write_revoke_answer({41, true}))));
   return out;
 }
 
@@ -59,7 +65,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   message.frame = parc::fuzz::frame_of(static_cast<parc::MessageKind>(kind), body);
   try {
     message.kind = parc::check_frame(message.frame, 0);
-    (void)parc::detail::read_control(message);
+    if (message.kind == parc::MessageKind::revoke) {
+      (void)parc::detail::read_revoke(message);
+    } else if (message.kind == parc::MessageKind::revoke_answer) {
+      (void)parc::detail::read_revoke_answer(message);
+    } else {
+      (void)parc::detail::read_control(message);
+    }
   } catch (const parc::DecodeError&) {
   }
   return 0;

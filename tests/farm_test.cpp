@@ -376,6 +376,23 @@ TEST(LoadBalancing, NoWorkerIdlesWhileTasksAreQueued) {
   EXPECT_EQ(static_cast<int>(workers_used.size()), rt().workers() - 1);
 }
 
+// Every batch goes ahead to a worker that has one running (no round trip between
+// tasks); the one sent ahead to the worker stuck in a long task comes back for a worker
+// that ran out of work, before it started, so it runs once, elsewhere.
+TEST(LoadBalancing, BatchesSentAheadAreTakenBackForIdleWorkers) {
+  if (rt().serial() || rt().workers() < 2) GTEST_SKIP() << "needs two MPI workers";
+  parc::TaskFarm farm(rt());
+  const auto before = rt().scheduler().counters();
+  std::vector<int> ms{1500};
+  for (int i = 0; i < 12; ++i) ms.push_back(20);
+  auto pids = farm.map(app::sleep_then_pid, ms);
+  const auto after = rt().scheduler().counters();
+  EXPECT_EQ(std::count(pids.begin() + 1, pids.end(), pids[0]), 0);
+  EXPECT_GE(after.revokes_sent - before.revokes_sent, 1u);
+  EXPECT_GE(after.batches_given_back - before.batches_given_back, 1u);
+  EXPECT_GT(after.tasks_sent - before.tasks_sent, ms.size());  // given back, sent again
+}
+
 TEST(Batching, SmallTasksTravelInBatches) {
   parc::TaskFarm farm(rt());
   const auto before = rt().scheduler().counters();

@@ -37,8 +37,9 @@ Backoff::Clock::duration Backoff::next_sleep(bool transfer_in_flight, Clock::dur
   // answer later than that is late (the batch ran longer than usual): back off as usual.
   const bool answer_now = answer_due <= answer_margin && answer_due >= -4 * answer_margin;
   if (idle < yield_for_ || transfer_in_flight || answer_now) {
-    return host_oversubscribed.load(std::memory_order_relaxed) ? Clock::duration(oversubscribed_sleep)
-                                                               : Clock::duration::zero();
+    return host_oversubscribed.load(std::memory_order_relaxed)
+               ? Clock::duration(oversubscribed_sleep)
+               : Clock::duration::zero();
   }
   const Clock::duration sleep = answer_due > answer_margin
                                     ? std::min<Clock::duration>(sleep_, answer_due - answer_margin)

@@ -284,10 +284,8 @@ class LoopbackNetwork::LoopbackEndpoint : public Endpoint {
   bool progress() override { return false; }
 
   bool has_incoming() override {
-    for (const auto& queue : inbox_) {
-      if (!queue.empty()) return true;
-    }
-    return false;
+    return !inbox_[static_cast<std::size_t>(Traffic::tasks)].empty() ||
+           !inbox_[static_cast<std::size_t>(Traffic::control)].empty();
   }
 
   // `poll` is not needed: cancellation reaches in-process regions through their shared

@@ -550,6 +550,12 @@ class MpiEndpoint : public Endpoint {
 
   void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame) override {
     finish_frame(frame, kind);
+    if (traffic == Traffic::steal) {  // see Traffic: no pending list shared between threads
+      check_mpi(MPI_Send(frame.data(), static_cast<int>(frame.size()), MPI_BYTE, dest,
+                         static_cast<int>(kind), comm(traffic)),
+                "MPI_Send");
+      return;
+    }
     pending_.push_back(PendingSend{std::move(frame), MPI_REQUEST_NULL, nullptr});
     PendingSend& pending = pending_.back();
     check_mpi(MPI_Isend(pending.frame.data(), static_cast<int>(pending.frame.size()), MPI_BYTE,
@@ -629,7 +635,8 @@ class MpiEndpoint : public Endpoint {
   }
 
   bool has_incoming() override {
-    for (MPI_Comm c : comms_) {
+    for (Traffic traffic : {Traffic::tasks, Traffic::control}) {  // steal: the progress thread's
+      const MPI_Comm c = comm(traffic);
       int flag = 0;
       // An error is for the owner's next receive to report.
       if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS ||

@@ -321,11 +321,30 @@ class MpiProxyService final : public ProxyService {
     return true;
   }
 
+  bool runs_progress_thread() const override { return enabled_; }
+
+  bool set_background_poll(std::function<void()> poll) override {
+    if (!enabled_) return false;
+    std::lock_guard lock(background_mutex_);
+    background_poll_ = std::move(poll);
+    return true;
+  }
+
   void serve_loop() {
     on_progress_thread = true;
     Backoff backoff;
     while (!stopping_.load(std::memory_order_relaxed)) {
       if (parked_.load(std::memory_order_relaxed)) wake_parked_thread_if_ready();
+      {
+        std::lock_guard lock(background_mutex_);
+        if (background_poll_) {
+          try {
+            background_poll_();
+          } catch (const std::exception& e) {
+            log().error("on the progress thread: {}", e.what());
+          }
+        }
+      }
       if (serve_once()) {
         backoff.reset();
       } else {
@@ -542,6 +561,8 @@ class MpiProxyService final : public ProxyService {
   std::atomic<unsigned> tag_counter_{0};
   std::atomic<std::int64_t> outstanding_{0};
   std::atomic<bool> stopping_{false};
+  std::mutex background_mutex_;
+  std::function<void()> background_poll_;
   // The main thread parked in park_until, and what wakes it.
   std::mutex park_mutex_;
   std::condition_variable park_changed_;

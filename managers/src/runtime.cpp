@@ -135,6 +135,7 @@ void Runtime::start(int argc, char** argv) {
         *endpoint_, std::vector<std::unique_ptr<detail::Worker>>{});
   }
   if (scheduler_) {
+    scheduler_->set_revocable(!serial() && proxies_->runs_progress_thread());
     for (int worker = 1; worker <= workers(); ++worker) {
       const auto at = serial() ? 0 : static_cast<std::size_t>(worker);
       scheduler_->set_worker_identity(worker, hosts[at], static_cast<std::int64_t>(pids[at]));

@@ -193,6 +193,7 @@ bool Scheduler::progress() {
   sending_ = endpoint_.progress();
   if (simulated_.empty()) {
     active = receive_results();
+    if (revocable_) active = receive_revoke_answers() || active;
   } else {
     // One message per simulated worker per step, in rank order, and its outcome handled
     // at once (a failure cancels before the next worker runs): serial runs are
@@ -260,6 +261,7 @@ std::size_t Scheduler::batch_size_for(const Task& front) const {
 std::size_t Scheduler::depth_for(const Task& front) const {
   // A timed task's clock starts when it is sent, so it is sent only to a free worker.
   if (farms_.at(front.farm).options.timeout.count() > 0 || !simulated_.empty()) return 1;
+  if (revocable_) return batches_per_worker;  // a worker that would idle takes it back
   auto it = stats_.find(front.closure);
   return it != stats_.end() && it->second.mean_ns < pipeline_below_ns ? batches_per_worker : 1;
 }
@@ -270,6 +272,85 @@ void Scheduler::dispatch() {
   for (std::size_t depth = 1; depth <= batches_per_worker && !queue_.empty(); ++depth) {
     for (std::size_t s = 0; s < slots_.size() && !queue_.empty(); ++s) dispatch_to(s, depth);
   }
+  revoke_for_idle_workers();
+}
+
+void Scheduler::revoke_for_idle_workers() {
+  if (!revocable_ || !queue_.empty()) return;
+  std::vector<std::size_t> idle;
+  for (std::size_t s = 0; s < slots_.size(); ++s) {
+    if (slots_[s].batches.empty() && slots_[s].region == 0) idle.push_back(s);
+  }
+  while (revokes_pending_ < idle.size()) {
+    // The batch waiting behind the batch that has run longest, if an idle worker may run it.
+    Slot* donor = nullptr;
+    for (Slot& slot : slots_) {
+      if (slot.batches.size() < 2 || slot.batches.back().revoke_sent) continue;
+      const Task& task = slot.batches.back().tasks.front();
+      if (task.given_back) continue;
+      if (farms_with_ranks_ > 0 && std::none_of(idle.begin(), idle.end(),
+                                                [&](std::size_t s) { return allowed_on(task, s); }))
+        continue;
+      if (donor == nullptr || slot.batches.front().sent < donor->batches.front().sent)
+        donor = &slot;
+    }
+    if (donor == nullptr) return;
+    Batch& batch = donor->batches.back();
+    batch.revoke_sent = true;
+    ++revokes_pending_;
+    ++counters_.revokes_sent;
+    endpoint_.send(Traffic::steal, donor->rank, MessageKind::revoke,
+                   write_revoke(batch.tasks.front().id));
+  }
+}
+
+bool Scheduler::receive_revoke_answers() {
+  bool received = false;
+  while (auto message = endpoint_.try_receive(Traffic::steal)) {
+    received = true;
+    if (revokes_pending_ > 0) --revokes_pending_;
+    RevokeAnswer answer;
+    try {
+      answer = read_revoke_answer(*message);
+    } catch (const DecodeError& e) {
+      log().error("{}", e.what());
+      continue;
+    }
+    if (!answer.given_back) continue;  // it had started: its results will come
+    Slot* slot = slot_of(message->source);
+    if (slot == nullptr) continue;
+    // The newest batch of that name (a retried task may lead a later batch too).
+    auto it = std::find_if(slot->batches.rbegin(), slot->batches.rend(), [&](const Batch& b) {
+      return b.tasks.front().id == answer.batch && b.revoke_sent;
+    });
+    if (it == slot->batches.rend()) {
+      log().error("rank {} gave back batch {}, which it does not hold; ignored", message->source,
+                  answer.batch);
+      continue;
+    }
+    Batch batch = std::move(*it);
+    slot->batches.erase(std::next(it).base());
+    ++counters_.batches_given_back;
+    for (auto task = batch.tasks.rbegin(); task != batch.tasks.rend(); ++task) {
+      --task->attempts;  // it never ran
+      task->given_back = true;
+      if (cancelled_since_sent(*task)) {
+        release(*task);
+        task->sink->on_cancel(task->index);
+      } else {
+        queue_.push_front(std::move(*task));
+      }
+    }
+  }
+  return received;
+}
+
+bool Scheduler::cancelled_since_sent(const Task& task) const {
+  auto it = farms_.find(task.farm);
+  if (it == farms_.end()) return true;
+  return std::any_of(it->second.cancels.begin(), it->second.cancels.end(), [&](const auto& c) {
+    return c.first >= task.generation && (c.second == 0 || task.id > c.second);
+  });
 }
 
 void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
@@ -459,6 +540,7 @@ void Scheduler::fail(Task& task, TaskError error) {
 void Scheduler::cancel_farm(std::uint32_t farm_id, std::uint64_t after_task) {
   Farm& f = farm(farm_id);
   const std::uint32_t cancelled = f.generation++;
+  f.cancels.emplace_back(cancelled, after_task);
   std::deque<Task> kept;
   std::vector<Task> dropped;
   for (Task& task : queue_) {

@@ -119,6 +119,43 @@ Bytes write_cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t a
   return frame;
 }
 
+Bytes write_revoke(std::uint64_t batch) {
+  Bytes frame = begin_frame();
+  ByteWriter(frame).write(batch);
+  return frame;
+}
+
+std::uint64_t read_revoke(const Message& message) {
+  if (message.kind != MessageKind::revoke) {
+    throw DecodeError("parc: a message " + from(message.source) +
+                      " on the steal channel has kind " +
+                      std::to_string(static_cast<int>(message.kind)) + ", not revoke");
+  }
+  ByteReader body = message.body();
+  return body.read<std::uint64_t>();
+}
+
+Bytes write_revoke_answer(const RevokeAnswer& answer) {
+  Bytes frame = begin_frame();
+  ByteWriter out(frame);
+  out.write(answer.batch);
+  out.write(answer.given_back);
+  return frame;
+}
+
+RevokeAnswer read_revoke_answer(const Message& message) {
+  if (message.kind != MessageKind::revoke_answer) {
+    throw DecodeError("parc: a message " + from(message.source) +
+                      " on the steal channel has kind " +
+                      std::to_string(static_cast<int>(message.kind)) + ", not revoke_answer");
+  }
+  ByteReader body = message.body();
+  RevokeAnswer answer;
+  answer.batch = body.read<std::uint64_t>();
+  answer.given_back = body.read<bool>();
+  return answer;
+}
+
 ControlMessage read_control(const Message& message) {
   ByteReader body = message.body();
   ControlMessage control;

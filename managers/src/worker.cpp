@@ -94,6 +94,13 @@ bool Worker::step() {
 
 int Worker::serve(ProxyService* proxies) {
   flight::note_activity("waiting for work");
+  if (proxies != nullptr) proxies->set_background_poll([this] { answer_revokes(); });
+  struct StopAnswering {
+    ProxyService* proxies;
+    ~StopAnswering() {
+      if (proxies != nullptr) proxies->set_background_poll({});
+    }
+  } stop_answering{proxies};
   Backoff backoff;
   const std::function<bool()> message_waits = [this] { return endpoint_.has_incoming(); };
   while (!shut_down_) {
@@ -288,10 +295,42 @@ bool Worker::finish_region() {
   return true;
 }
 
+void Worker::answer_revokes() {
+  while (auto message = endpoint_.try_receive(Traffic::steal)) {
+    RevokeAnswer answer;
+    try {
+      answer.batch = read_revoke(*message);
+    } catch (const DecodeError& e) {
+      log().error("dropped a message from rank {}: {}", message->source, e.what());
+      continue;
+    }
+    {
+      std::lock_guard lock(start_mutex_);
+      answer.given_back =
+          std::find(started_.begin(), started_.end(), answer.batch) == started_.end();
+      if (answer.given_back) given_back_.insert(answer.batch);
+    }
+    endpoint_.send(Traffic::steal, message->source, MessageKind::revoke_answer,
+                   write_revoke_answer(answer));
+  }
+}
+
+bool Worker::begin_batch(std::uint64_t batch) {
+  std::lock_guard lock(start_mutex_);
+  if (given_back_.erase(batch) > 0) return false;
+  started_.push_back(batch);
+  if (started_.size() > 8) started_.pop_front();  // the manager revokes only the last sent
+  return true;
+}
+
 void Worker::run_batch(Message& message) {
   const ActingAs acting(endpoint_.rank());  // serially: the proxies' simulated rank
   ByteReader body = message.take_body();
   const auto count = read_task_count(body, message.source);
+  if (count > 0) {
+    ByteReader first = body;
+    if (!begin_batch(read_task(first, message.source).task_id)) return;  // given back
+  }
   Bytes reply = begin_frame();
   ByteWriter out(reply);
   out.write(count);

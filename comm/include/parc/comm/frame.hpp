@@ -8,20 +8,24 @@
 namespace parc {
 
 enum class MessageKind : std::uint16_t {
-  task_batch = 1,     // manager -> worker: tasks to run
-  result_batch = 2,   // worker -> manager: one outcome per task of a batch
-  cancel = 3,         // manager -> worker: drop unstarted tasks of a farm generation
-  shutdown = 4,       // manager -> worker: leave the serve loop, with the exit code
-  region_start = 5,   // manager -> worker: run an SPMD region's closure on this rank
-  region_result = 6,  // worker -> manager: this rank's outcome of a region
-  region_cancel = 7,  // any -> worker (control): release this rank from a region
-  region_done = 8,    // worker -> worker (control): a rank of the region returned
+  task_batch = 1,      // manager -> worker: tasks to run
+  result_batch = 2,    // worker -> manager: one outcome per task of a batch
+  cancel = 3,          // manager -> worker: drop unstarted tasks of a farm generation
+  shutdown = 4,        // manager -> worker: leave the serve loop, with the exit code
+  region_start = 5,    // manager -> worker: run an SPMD region's closure on this rank
+  region_result = 6,   // worker -> manager: this rank's outcome of a region
+  region_cancel = 7,   // any -> worker (control): release this rank from a region
+  region_done = 8,     // worker -> worker (control): a rank of the region returned
+  revoke = 9,          // manager -> worker (steal): give back a batch not started yet
+  revoke_answer = 10,  // worker -> manager (steal): given back, or already started
 };
-inline constexpr auto last_message_kind = MessageKind::region_done;
+inline constexpr auto last_message_kind = MessageKind::revoke_answer;
 
-// Traffic classes: each has its own duplicated communicator.
-enum class Traffic : int { tasks = 0, control = 1 };
-inline constexpr int traffic_class_count = 2;
+// Traffic classes: each has its own duplicated communicator. `steal` carries revokes,
+// which a worker answers from its progress thread while its main thread runs a task:
+// its messages are tiny and sent at once (blocking, eager), so either thread may send.
+enum class Traffic : int { tasks = 0, control = 1, steal = 2 };
+inline constexpr int traffic_class_count = 3;
 
 struct FrameHeader {
   static constexpr std::uint32_t magic_value = 0x50415243;  // "PARC"

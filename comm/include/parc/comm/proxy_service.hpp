@@ -145,6 +145,12 @@ class ProxyService {
   // one thread, not two, to poll. False at once where no progress thread runs (the caller
   // polls on) or once stopping.
   virtual bool park_until(const std::function<bool()>& /*ready*/) { return false; }
+  // Runs `poll` on the progress thread at each of its rounds (empty: nothing), so that a
+  // rank answers some messages while its main thread computes (a worker's revokes).
+  // False where no progress thread runs.
+  virtual bool set_background_poll(std::function<void()> /*poll*/) { return false; }
+  // Whether this rank (and so every rank: they share the MPI thread level) runs one.
+  virtual bool runs_progress_thread() const { return false; }
 
   // Stops serving: collective over every rank at the end of the run. Waits for every
   // outstanding request and reference message, then releases every object owned here.

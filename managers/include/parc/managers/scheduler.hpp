@@ -91,7 +91,12 @@ class Scheduler {
   struct Counters {
     std::uint64_t batches_sent = 0;
     std::uint64_t tasks_sent = 0;
+    std::uint64_t revokes_sent = 0;
+    std::uint64_t batches_given_back = 0;
   };
+  // Workers answer revokes (their progress thread runs): every batch may then be sent
+  // ahead, and taken back for a worker that would idle.
+  void set_revocable(bool revocable) { revocable_ = revocable; }
   const Counters& counters() const { return counters_; }
 
   // Sends queued tasks to workers with room; receives nothing, so outcomes (and the
@@ -123,6 +128,9 @@ class Scheduler {
     // Large ones (see large_arguments_bytes): sent as the frame's tail without a copy, and
     // shared with the endpoint so that a retry can send them again.
     std::shared_ptr<const Bytes> large_arguments;
+    // Given back once by a worker: a batch it leads is not revoked again, so that a
+    // batch's name (its first task's id) is never revoked twice.
+    bool given_back = false;
 
     std::size_t arguments_size() const {
       return large_arguments ? large_arguments->size() : arguments.size();
@@ -133,6 +141,7 @@ class Scheduler {
     Clock::time_point sent;
     double expected_ns = 0;  // the tasks' usual run time; 0: unknown
     bool timed_out = false;
+    bool revoke_sent = false;
   };
   struct Slot {
     int rank;
@@ -146,6 +155,8 @@ class Scheduler {
     std::uint32_t generation = 0;
     std::size_t outstanding = 0;
     std::vector<bool> allowed;  // by slot index; empty: every slot
+    // Each cancel: the generation it ended and the task after which it applies (0: all).
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> cancels;
   };
   struct Region {
     std::uint64_t id = 0;
@@ -192,6 +203,13 @@ class Scheduler {
   // Sends batches to slot `s` until it holds `depth` of them (fewer when depth_for says
   // so) or nothing it may run is queued.
   void dispatch_to(std::size_t s, std::size_t depth);
+  // With the queue empty, asks workers holding a batch sent ahead to give it back for the
+  // idle ones; the answers come on the steal channel.
+  void revoke_for_idle_workers();
+  bool receive_revoke_answers();
+  // A task given back whose farm generation was cancelled meanwhile (as the worker would
+  // have judged it).
+  bool cancelled_since_sent(const Task& task) const;
   Farm& farm(std::uint32_t id);
   void release(Task& task);
   // An error the manager reports on behalf of worker `rank` (timeouts, bad replies).
@@ -207,6 +225,8 @@ class Scheduler {
   std::map<std::uint32_t, Farm> farms_;
   std::unordered_map<ClosureId, ClosureStats> stats_;
   Counters counters_;
+  bool revocable_ = false;
+  std::size_t revokes_pending_ = 0;
   std::map<std::uint64_t, Region> regions_;
   // Per worker: the members of the last region it ran, when that region was clean on
   // every rank (the worker kept its communicator, which may then be reused or freed);

@@ -88,6 +88,17 @@ ControlMessage read_control(const Message& message);
 // id is larger than `after_task` (0: all of them).
 Bytes write_cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task);
 
+// --- the steal channel: a manager takes back a batch sent ahead (docs/threading.md) ---
+// A batch is named by its first task's id.
+Bytes write_revoke(std::uint64_t batch);
+std::uint64_t read_revoke(const Message& message);
+struct RevokeAnswer {
+  std::uint64_t batch = 0;
+  bool given_back = false;  // false: the worker had started it, and runs it
+};
+Bytes write_revoke_answer(const RevokeAnswer& answer);
+RevokeAnswer read_revoke_answer(const Message& message);
+
 // --- start-up: the closure tables of every rank (their "name : signature" lines) ---
 // What differs from rank 0's table, one line per difference; empty when all agree.
 std::string closure_table_differences(const std::vector<std::string>& tables);

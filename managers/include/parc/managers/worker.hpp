@@ -6,8 +6,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,7 +37,8 @@ class Worker {
   // Handles one waiting message; false when there was none.
   bool step();
   // Serves until the manager shuts the runtime down; returns the job's exit code. Idle for
-  // long, it lets `proxies`' progress thread watch for messages instead of polling too.
+  // long, it lets `proxies`' progress thread watch for messages instead of polling too,
+  // and that thread answers the manager's revokes while a task runs.
   int serve(ProxyService* proxies = nullptr);
   bool shut_down() const { return shut_down_; }
   int exit_code() const { return exit_code_; }
@@ -57,6 +61,10 @@ class Worker {
   void poll_control();
   void handle_control(const Message& message);
   bool cancelled(std::uint32_t farm, std::uint32_t generation, std::uint64_t task) const;
+  // Revokes: the progress thread answers them; the main thread asks before it starts a
+  // batch (named by its first task) whether it was given back.
+  void answer_revokes();
+  bool begin_batch(std::uint64_t batch);
   void cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task);
 
   Endpoint& endpoint_;
@@ -72,6 +80,9 @@ class Worker {
   std::uint64_t last_region_ = 0;
   // Control messages of regions that have not begun here yet (they travel apart).
   std::map<std::uint64_t, std::vector<Message>> early_control_;
+  std::mutex start_mutex_;
+  std::multiset<std::uint64_t> given_back_;  // revoked before they started: dropped on arrival
+  std::deque<std::uint64_t> started_;        // the last batches started
   bool shut_down_ = false;
   bool sending_ = false;  // a result still being sent: serve() must not sleep
   int exit_code_ = 0;
