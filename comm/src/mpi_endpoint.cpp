@@ -1,6 +1,7 @@
 #include "mpi_endpoint.hpp"
 
 #include <parc/comm/backoff.hpp>
+#include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 
 #include <mpi.h>
@@ -30,8 +31,24 @@ namespace {
 struct PendingSend {
   Bytes frame;
   MPI_Request request = MPI_REQUEST_NULL;
+  std::int64_t traced_since = -1;  // a large message's post time, for its trace event
+  int from = -1;
+  int dest = -1;
 };
 using SendList = std::list<PendingSend>;  // stable addresses: MPI holds the buffers
+
+// A large send, from its post until this rank saw it complete.
+void trace_send(const PendingSend& send) {
+  trace::Event event;
+  event.category = trace::Category::message;
+  event.rank = send.from;
+  event.start_ns = send.traced_since;
+  event.duration_ns = trace::now_ns() - send.traced_since;
+  event.peer = send.dest;
+  event.bytes = static_cast<std::int64_t>(send.frame.size());
+  event.name = "send";
+  trace::record(std::move(event));
+}
 
 // Drops the sends that have completed. Never throws (it runs in destructors; MPI errors
 // abort under the default error handler anyway).
@@ -39,6 +56,7 @@ void reap(SendList& sends) {
   for (auto it = sends.begin(); it != sends.end();) {
     int done = 0;
     MPI_Test(&it->request, &done, MPI_STATUS_IGNORE);
+    if (done && it->traced_since >= 0) trace_send(*it);
     it = done ? sends.erase(it) : std::next(it);
   }
 }
@@ -545,6 +563,11 @@ class MpiEndpoint : public Endpoint {
     finish_frame(frame, kind);
     pending_.push_back(PendingSend{std::move(frame), MPI_REQUEST_NULL});
     PendingSend& pending = pending_.back();
+    if (trace::enabled && pending.frame.size() >= trace::message_event_bytes) {
+      pending.traced_since = trace::now_ns();
+      pending.from = rank_;
+      pending.dest = dest;
+    }
     check_mpi(MPI_Isend(pending.frame.data(), static_cast<int>(pending.frame.size()), MPI_BYTE,
                         dest, static_cast<int>(kind), comm(traffic), &pending.request),
               "MPI_Isend");
@@ -562,6 +585,10 @@ class MpiEndpoint : public Endpoint {
     Message message;
     message.source = status.MPI_SOURCE;
     message.frame.resize(static_cast<std::size_t>(count));
+    trace::Span span(trace::Category::message, rank_, "receive");
+    if (static_cast<std::uint64_t>(count) < trace::message_event_bytes) span.drop();
+    span.set_peer(message.source);
+    span.set_bytes(static_cast<std::uint64_t>(count));
     check_mpi(MPI_Mrecv(message.frame.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
               "MPI_Mrecv");
     message.kind = check_frame(message.frame, message.source);
