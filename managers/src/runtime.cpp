@@ -89,13 +89,6 @@ void Runtime::start(int argc, char** argv) {
       }
     }
     flight::note_neighbours(neighbours, their_watchers);
-    if (trace::enabled) {  // one origin for every rank's timestamps: rank 0's start-up
-      std::vector<bool> remote;
-      for (const auto& host : hosts) remote.push_back(host != hosts.front());
-      const std::int64_t offset = environment_->clock_offset(remote);
-      const auto origins = environment_->allgather(static_cast<std::uint64_t>(trace::origin_ns()));
-      trace::set_origin(static_cast<std::int64_t>(origins.front()) + offset);
-    }
   }
   if (serial() && rank() == 0) {
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
@@ -120,6 +113,17 @@ void Runtime::start(int argc, char** argv) {
         "PARC_SERIAL={} under a launcher of {} ranks: rank 0 runs everything with "
         "simulated workers and ranks 1-{} stay idle; unset PARC_SERIAL to use them",
         serial_workers, size(), size() - 1);
+  }
+  if (trace::enabled) {  // every rank's timestamps count from rank 0's end of start-up
+    std::int64_t origin = trace::clock_ns();
+    if (size() > 1) {
+      std::vector<bool> remote;
+      for (const auto& host : hosts) remote.push_back(host != hosts.front());
+      const std::int64_t offset = environment_->clock_offset(remote);
+      const auto origins = environment_->allgather(static_cast<std::uint64_t>(origin));
+      origin = static_cast<std::int64_t>(origins.front()) + offset;
+    }
+    trace::set_origin(origin);
   }
   log().debug("runtime up: {} ranks, {}", size(),
               serial() ? std::to_string(serial_workers_) + " simulated workers" : "MPI workers");
