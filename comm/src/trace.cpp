@@ -71,15 +71,34 @@ void append_microseconds(std::string& out, std::int64_t ns) {
   out += text;
 }
 
+// Proxy requests are served on a progress thread and a send is in flight while the rank
+// goes on: their events overlap the rank's own, so they get tracks (threads) of their own
+// within the rank's process in the file.
+constexpr int proxy_thread = 1000000;
+constexpr int message_thread = 2000000;
+
+int thread_of(const Event& event) {
+  switch (event.category) {
+    case Category::proxy:
+      return proxy_thread + event.rank;
+    case Category::message:
+      return message_thread + event.rank;
+    default:
+      return event.rank;
+  }
+}
+
 std::string track_name(int rank, bool simulated) {
   if (rank == 0) return "rank 0 (manager)";
   return "rank " + std::to_string(rank) + (simulated ? " (simulated)" : "");
 }
 
-void append_metadata(std::string& out, const char* what, int rank, const std::string& value) {
+void append_metadata(std::string& out, const char* what, int rank, const std::string& value,
+                     int thread = -1) {
   out += "{\"name\":\"";
   out += what;
-  out += "\",\"ph\":\"M\",\"pid\":" + std::to_string(rank) + ",\"tid\":" + std::to_string(rank) +
+  out += "\",\"ph\":\"M\",\"pid\":" + std::to_string(rank) +
+         ",\"tid\":" + std::to_string(thread >= 0 ? thread : rank) +
          ",\"args\":{\"";
   out += std::string_view(what).ends_with("sort_index") ? "sort_index" : "name";
   out += "\":";
@@ -102,7 +121,7 @@ void append_event(std::string& out, const Event& event,
   append_microseconds(out, event.start_ns);
   out += ",\"dur\":";
   append_microseconds(out, event.duration_ns);
-  out += ",\"pid\":" + std::to_string(event.rank) + ",\"tid\":" + std::to_string(event.rank);
+  out += ",\"pid\":" + std::to_string(event.rank) + ",\"tid\":" + std::to_string(thread_of(event));
   out += ",\"args\":{";
   bool first = true;
   const auto field = [&](const char* key) {
@@ -277,6 +296,7 @@ void write_file(const std::vector<Bytes>& encoded_per_rank, int ranks, bool simu
     out += ",\n";
   }
   std::size_t count = 0;
+  std::map<int, std::pair<int, std::string>> side_threads;  // tid -> rank, name
   for (const Bytes& encoded : encoded_per_rank) {
     ByteReader in(encoded.data(), encoded.size());
     const auto events = in.read<std::uint64_t>();
@@ -294,9 +314,17 @@ void write_file(const std::vector<Bytes>& encoded_per_rank, int ranks, bool simu
       e.closure = in.read<std::string>();
       if (count++ > 0) out += ",\n";
       append_event(out, e, r.farm_labels);
+      if (const int thread = thread_of(e); thread != e.rank && !side_threads.count(thread)) {
+        side_threads[thread] = {e.rank, e.category == Category::proxy ? "proxy requests served"
+                                                                      : "large messages"};
+      }
     }
   }
-  if (count == 0 && out.ends_with(",\n")) out.resize(out.size() - 2);
+  for (const auto& [thread, what] : side_threads) {
+    out += ",\n";
+    append_metadata(out, "thread_name", what.first, "\"" + what.second + "\"", thread);
+  }
+  if (count == 0 && side_threads.empty() && out.ends_with(",\n")) out.resize(out.size() - 2);
   out += "\n]}\n";
   std::FILE* file = std::fopen(r.path.c_str(), "w");
   bool written = file != nullptr && std::fwrite(out.data(), 1, out.size(), file) == out.size();

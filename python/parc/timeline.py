@@ -69,14 +69,9 @@ def _union_length(intervals):
 
 def summarize(events, names):
     """Per rank: tasks, busy time (the union of its events) and busy fraction of the run."""
-    if events:
-        begin = min(e["ts"] for e in events)
-        span = max(e["ts"] + e["dur"] for e in events) - begin
-    else:
-        begin, span = 0.0, 0.0
-    begin = min(begin, 0.0)  # 0: the end of start-up on rank 0
-    if events:
-        span = max(e["ts"] + e["dur"] for e in events) - begin
+    # 0 is the end of start-up on rank 0 (another host's clock may put an event before it).
+    begin = min([0.0] + [e["ts"] for e in events])
+    span = max([begin] + [e["ts"] + e["dur"] for e in events]) - begin
     ranks = {}
     for rank in sorted(names):
         mine = [e for e in events if e["rank"] == rank]
