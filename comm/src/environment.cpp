@@ -11,9 +11,9 @@
 
 #include <array>
 #include <chrono>
-#include <limits>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -116,8 +116,8 @@ std::vector<Bytes> Environment::gather(const Bytes& value) const {
   std::vector<int> offsets(lengths.size(), 0);
   std::exclusive_scan(lengths.begin(), lengths.end(), offsets.begin(), 0);
   Bytes all(rank_ == 0 ? static_cast<std::size_t>(offsets.back() + lengths.back()) : 0);
-  check_mpi(MPI_Gatherv(value.data(), length, MPI_CHAR, all.data(), lengths.data(),
-                        offsets.data(), MPI_CHAR, 0, MPI_COMM_WORLD),
+  check_mpi(MPI_Gatherv(value.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(),
+                        MPI_CHAR, 0, MPI_COMM_WORLD),
             "MPI_Gatherv");
   std::vector<Bytes> values;
   if (rank_ != 0) return values;

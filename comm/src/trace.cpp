@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <mutex>
 
@@ -19,7 +20,7 @@ namespace {
 
 struct Recorder {
   std::mutex mutex;
-  std::vector<Event> events;
+  std::deque<Event> events;  // appending never moves the events already there
   std::map<std::uint32_t, std::string> farm_labels;
   std::string path;
   std::atomic<std::int64_t> origin_ns{0};  // read by every hook, set once at start-up
@@ -98,8 +99,7 @@ void append_metadata(std::string& out, const char* what, int rank, const std::st
   out += "{\"name\":\"";
   out += what;
   out += "\",\"ph\":\"M\",\"pid\":" + std::to_string(rank) +
-         ",\"tid\":" + std::to_string(thread >= 0 ? thread : rank) +
-         ",\"args\":{\"";
+         ",\"tid\":" + std::to_string(thread >= 0 ? thread : rank) + ",\"args\":{\"";
   out += std::string_view(what).ends_with("sort_index") ? "sort_index" : "name";
   out += "\":";
   out += value;
@@ -258,7 +258,7 @@ void Span::end() {
 
 Bytes take_encoded() {
   Recorder& r = recorder();
-  std::vector<Event> events;
+  std::deque<Event> events;
   {
     std::lock_guard lock(r.mutex);
     events.swap(r.events);
@@ -315,8 +315,8 @@ void write_file(const std::vector<Bytes>& encoded_per_rank, int ranks, bool simu
       if (count++ > 0) out += ",\n";
       append_event(out, e, r.farm_labels);
       if (const int thread = thread_of(e); thread != e.rank && !side_threads.count(thread)) {
-        side_threads[thread] = {e.rank, e.category == Category::proxy ? "proxy requests served"
-                                                                      : "large messages"};
+        side_threads[thread] = {
+            e.rank, e.category == Category::proxy ? "proxy requests served" : "large messages"};
       }
     }
   }

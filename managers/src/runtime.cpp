@@ -166,7 +166,8 @@ void Runtime::start_trace() {
   std::uint64_t verdict = !error.empty() ? 2 : !path.empty() ? 1 : 0;
   if (size() > 1) verdict = environment_->allgather(verdict).front();
   if (verdict == 2) {
-    throw StartupError(rank() == 0 ? error : "parc: PARC_TRACE cannot be written (rank 0 says why)");
+    throw StartupError(rank() == 0 ? error
+                                   : "parc: PARC_TRACE cannot be written (rank 0 says why)");
   }
   if (verdict == 1) trace::start(path);
   tracing_ = verdict == 1;

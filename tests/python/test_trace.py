@@ -161,3 +161,19 @@ def test_timeline_reports_a_missing_or_invalid_file(tmp_path):
     drawn = timeline(bad)
     assert drawn.returncode == 2
     assert "not a JSON trace-event file" in drawn.stderr
+
+
+def test_the_documented_example_traces_and_draws(launch, tmp_path):
+    # docs/tracing.md's picture comes from this example.
+    path = tmp_path / "trace.json"
+    result = launch(REPO / "examples" / "python" / "timeline_demo.py", serial=3,
+                    env={"PARC_TRACE": str(path)})
+    assert result.returncode == 0, result.output
+    assert "36 simulations, 36 summaries, checksum 315.0 on 3 workers" in result.stdout
+    events = complete_events(json.loads(path.read_text()))
+    names = [e["name"] for e in events if e["cat"] == "task"]
+    assert names.count("simulate") == 36 and names.count("summarize") == 36
+    drawn = timeline(path, "-o", tmp_path / "trace.svg")
+    assert drawn.returncode == 0, drawn.stderr
+    assert (tmp_path / "trace.svg").read_text().lstrip().startswith("<?xml")
+    assert "72 tasks on 4 ranks" in drawn.stdout

@@ -32,8 +32,8 @@ struct ProbeRun {
 
 // `env ... <launch> <probe>` in `folder`, stdout and stderr together.
 ProbeRun run_probe(const fs::path& folder, const std::string& env) {
-  const std::string command = "cd '" + folder.string() + "' && timeout -k 10 100 env " + env +
-                              " " + environment("PARC_TRACE_LAUNCH") + " '" +
+  const std::string command = "cd '" + folder.string() + "' && timeout -k 10 100 env " + env + " " +
+                              environment("PARC_TRACE_LAUNCH") + " '" +
                               environment("PARC_TRACE_PROBE") + "' 2>&1";
   ProbeRun run;
   std::FILE* pipe = popen(command.c_str(), "r");

@@ -29,13 +29,13 @@ inline constexpr std::uint64_t message_event_bytes = 64 * 1024;
 
 struct Event {
   Category category = Category::task;
-  std::int32_t rank = 0;  // the track: the rank (serially, the simulated rank) that did it
+  std::int32_t rank = 0;      // the track: the rank (serially, the simulated rank) that did it
   std::int64_t start_ns = 0;  // since the common origin (rank 0's start-up)
   std::int64_t duration_ns = 0;
-  std::uint64_t id = no_id;        // the task or region id
-  std::int64_t farm = no_value;    // the task's farm
-  std::int64_t peer = no_value;    // the other rank of a message or proxy call
-  std::int64_t bytes = no_value;   // a message's size, a batch's task count
+  std::uint64_t id = no_id;       // the task or region id
+  std::int64_t farm = no_value;   // the task's farm
+  std::int64_t peer = no_value;   // the other rank of a message or proxy call
+  std::int64_t bytes = no_value;  // a message's size, a batch's task count
   std::string name;
   std::string closure;  // the declared closure, when the name is the host language's
 };
@@ -73,10 +73,12 @@ void stop();
 class Span {
  public:
   Span(Category category, int rank, std::string_view name, std::uint64_t id = no_id) {
-    if (enabled) [[unlikely]] begin(category, rank, name, id);
+    if (enabled) [[unlikely]]
+      begin(category, rank, name, id);
   }
   ~Span() {
-    if (start_ns_ >= 0) [[unlikely]] end();
+    if (start_ns_ >= 0) [[unlikely]]
+      end();
   }
   Span(const Span&) = delete;
   Span& operator=(const Span&) = delete;
