@@ -66,6 +66,53 @@ TEST(Endpoint, RingOfFramesOverEveryTrafficClass) {
   environment->barrier();
 }
 
+// A frame's tail goes as a message of its own: the receiver must still get one frame per
+// send, in order, interleaved with frames without a tail.
+TEST(Endpoint, FramesWithTailsArriveWholeAndInOrder) {
+  auto endpoint = environment->make_endpoint();
+  const int size = endpoint->size();
+  const int next = (endpoint->rank() + 1) % size;
+  const int previous = (endpoint->rank() + size - 1) % size;
+  std::vector<std::shared_ptr<const parc::Bytes>> tails;
+  for (int i = 0; i < 4; ++i) {
+    parc::Bytes frame = parc::begin_frame();
+    parc::ByteWriter out(frame);
+    out.write(i);
+    if (i % 2 == 0) {
+      endpoint->send(parc::Traffic::tasks, next, parc::MessageKind::task_batch, std::move(frame));
+      continue;
+    }
+    auto tail = std::make_shared<parc::Bytes>((1u << 20) + static_cast<std::size_t>(i));
+    for (std::size_t b = 0; b < tail->size(); ++b)
+      (*tail)[b] = static_cast<char>((b * 7 + static_cast<std::size_t>(endpoint->rank())) % 251);
+    tails.push_back(tail);
+    endpoint->send(parc::Traffic::tasks, next, parc::MessageKind::task_batch, std::move(frame),
+                   std::move(tail));
+  }
+  for (int i = 0; i < 4; ++i) {
+    auto message = receive(*endpoint, parc::Traffic::tasks);
+    ASSERT_TRUE(message) << "frame " << i << " not received";
+    EXPECT_EQ(message->source, previous);
+    auto body = message->body();
+    EXPECT_EQ(body.read<int>(), i);
+    if (i % 2 == 0) {
+      EXPECT_EQ(body.remaining(), 0u);
+      continue;
+    }
+    ASSERT_EQ(body.remaining(), (1u << 20) + static_cast<std::size_t>(i));
+    const char* tail = body.take(body.remaining()).data();
+    std::size_t wrong = 0;
+    for (std::size_t b = 0; b < (1u << 20) + static_cast<std::size_t>(i); ++b)
+      wrong += tail[b] != static_cast<char>((b * 7 + static_cast<std::size_t>(previous)) % 251);
+    EXPECT_EQ(wrong, 0u) << "frame " << i;
+  }
+  parc::Backoff backoff;
+  while (endpoint->progress()) backoff.pause();
+  // The endpoint lets go of a tail once its send completed.
+  for (const auto& tail : tails) EXPECT_EQ(tail.use_count(), 1);
+  environment->barrier();
+}
+
 TEST(Endpoint, TrafficClassesDoNotMix) {
   auto endpoint = environment->make_endpoint();
   if (endpoint->size() < 2) GTEST_SKIP() << "needs two ranks";

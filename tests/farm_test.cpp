@@ -10,6 +10,7 @@
 #include <ranges>
 #include <set>
 #include <thread>
+#include <tuple>
 
 namespace app {
 
@@ -67,6 +68,17 @@ int flaky(int key) {
   return key;
 }
 PARC_CLOSURE(flaky);
+
+// A checksum of `data` that fails the first time a worker sees `key`: retried, the
+// large arguments must be sent again intact.
+std::uint64_t flaky_checksum(int key, std::vector<std::uint32_t> data) {
+  static std::set<int> seen;
+  if (key % 3 == 0 && seen.insert(key).second) throw std::runtime_error("first attempt");
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < data.size(); ++i) sum += data[i] * (i + 1);
+  return sum;
+}
+PARC_CLOSURE(flaky_checksum);
 
 bool is_even(int x) { return x % 2 == 0; }
 PARC_CLOSURE(is_even);
@@ -374,6 +386,26 @@ TEST(Batching, SmallTasksTravelInBatches) {
   const auto batches = after.batches_sent - before.batches_sent;
   EXPECT_EQ(tasks, 200'000u);
   EXPECT_LT(batches, tasks / 20) << batches << " batches";  // microsecond tasks: many per batch
+}
+
+// Arguments of 64 KiB and more travel after their batch's frame instead of inside it:
+// mixed with small ones in one map, retried, they still arrive intact and in order.
+TEST(Batching, LargeArgumentsArriveIntactAmongSmallOnes) {
+  parc::FarmOptions options;
+  options.retries = rt().workers() + 1;
+  parc::TaskFarm farm(rt(), options);
+  std::vector<std::tuple<int, std::vector<std::uint32_t>>> inputs;
+  std::vector<std::uint64_t> expected;
+  for (int key = 0; key < 40; ++key) {
+    const std::size_t n = key % 4 == 1 ? 300'000 + static_cast<std::size_t>(key) : 10;
+    std::vector<std::uint32_t> data(n);
+    for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<std::uint32_t>(i * 31 + key);
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += data[i] * (i + 1);
+    expected.push_back(sum);
+    inputs.emplace_back(key + 5000, std::move(data));
+  }
+  EXPECT_EQ(farm.map(app::flaky_checksum, inputs), expected);
 }
 
 TEST(Batching, LongTasksTravelOneByOne) {

@@ -6,11 +6,18 @@
 
 namespace parc {
 
-void finish_frame(Bytes& frame, MessageKind kind) {
+void finish_frame(Bytes& frame, MessageKind kind, std::size_t tail_size) {
   FrameHeader header;
   header.kind = static_cast<std::uint16_t>(kind);
-  header.body_size = frame.size() - sizeof(FrameHeader);
+  header.body_size = frame.size() - sizeof(FrameHeader) + tail_size;
   std::memcpy(frame.data(), &header, sizeof header);
+}
+
+std::uint64_t announced_body_size(const Bytes& frame) {
+  FrameHeader header;
+  if (frame.size() < sizeof header) return 0;
+  std::memcpy(&header, frame.data(), sizeof header);
+  return header.body_size;
 }
 
 MessageKind check_frame(const Bytes& frame, int source) {

@@ -12,7 +12,9 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <limits>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -31,13 +33,18 @@ namespace {
 struct PendingSend {
   Bytes frame;
   MPI_Request request = MPI_REQUEST_NULL;
-  std::int64_t traced_since = -1;  // a large message's post time, for its trace event
+  std::shared_ptr<const Bytes> tail;  // a frame's tail, sent as a message of its own
+  std::int64_t traced_since = -1;     // a large message's post time, for its trace event
   int from = -1;
   int dest = -1;
 };
+
+// The tag of a frame's tail: it follows its head from the same sender on the same
+// communicator, so MPI's ordering matches it to the head just received (kinds are 1..8).
+constexpr int tail_tag = 64;
 using SendList = std::list<PendingSend>;  // stable addresses: MPI holds the buffers
 
-// A large send, from its post until this rank saw it complete.
+// A large send (a frame, or a frame's tail), from its post until this rank saw it complete.
 void trace_send(const PendingSend& send) {
   trace::Event event;
   event.category = trace::Category::message;
@@ -45,7 +52,7 @@ void trace_send(const PendingSend& send) {
   event.start_ns = send.traced_since;
   event.duration_ns = trace::now_ns() - send.traced_since;
   event.peer = send.dest;
-  event.bytes = static_cast<std::int64_t>(send.frame.size());
+  event.bytes = static_cast<std::int64_t>(send.frame.size() + (send.tail ? send.tail->size() : 0));
   event.name = "send";
   trace::record(std::move(event));
 }
@@ -353,7 +360,7 @@ class MpiRegion : public RegionComm {
     const int count = checked_count(data.size(), "send", "the message");
     begin();
     reap(sends_);
-    sends_.push_back(PendingSend{std::move(data), MPI_REQUEST_NULL});
+    sends_.push_back(PendingSend{std::move(data), MPI_REQUEST_NULL, nullptr});
     PendingSend& pending = sends_.back();
     const int code =
         MPI_Isend(pending.frame.data(), count, MPI_BYTE, dest, tag, comm_, &pending.request);
@@ -561,7 +568,7 @@ class MpiEndpoint : public Endpoint {
 
   void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame) override {
     finish_frame(frame, kind);
-    pending_.push_back(PendingSend{std::move(frame), MPI_REQUEST_NULL});
+    pending_.push_back(PendingSend{std::move(frame), MPI_REQUEST_NULL, nullptr});
     PendingSend& pending = pending_.back();
     if (trace::enabled && pending.frame.size() >= trace::message_event_bytes) {
       pending.traced_since = trace::now_ns();
@@ -570,6 +577,31 @@ class MpiEndpoint : public Endpoint {
     }
     check_mpi(MPI_Isend(pending.frame.data(), static_cast<int>(pending.frame.size()), MPI_BYTE,
                         dest, static_cast<int>(kind), comm(traffic), &pending.request),
+              "MPI_Isend");
+  }
+
+  void send(Traffic traffic, int dest, MessageKind kind, Bytes&& head,
+            std::shared_ptr<const Bytes> tail) override {
+    if (tail->size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+      throw UsageError("parc: a message of " + std::to_string(tail->size()) +
+                       " bytes is larger than MPI's count limit (2 GiB): split the data");
+    }
+    finish_frame(head, kind, tail->size());
+    pending_.push_back(PendingSend{std::move(head), MPI_REQUEST_NULL, nullptr});
+    PendingSend& first = pending_.back();
+    check_mpi(MPI_Isend(first.frame.data(), static_cast<int>(first.frame.size()), MPI_BYTE, dest,
+                        static_cast<int>(kind), comm(traffic), &first.request),
+              "MPI_Isend");
+    // Contiguous on its own, so MPI moves it without packing (a single copy within a node).
+    pending_.push_back(PendingSend{Bytes{}, MPI_REQUEST_NULL, std::move(tail)});
+    PendingSend& second = pending_.back();
+    if (trace::enabled && second.tail->size() >= trace::message_event_bytes) {
+      second.traced_since = trace::now_ns();
+      second.from = rank_;
+      second.dest = dest;
+    }
+    check_mpi(MPI_Isend(second.tail->data(), static_cast<int>(second.tail->size()), MPI_BYTE, dest,
+                        tail_tag, comm(traffic), &second.request),
               "MPI_Isend");
   }
 
@@ -586,13 +618,46 @@ class MpiEndpoint : public Endpoint {
     message.source = status.MPI_SOURCE;
     message.frame.resize(static_cast<std::size_t>(count));
     trace::Span span(trace::Category::message, rank_, "receive");
-    if (static_cast<std::uint64_t>(count) < trace::message_event_bytes) span.drop();
-    span.set_peer(message.source);
-    span.set_bytes(static_cast<std::uint64_t>(count));
     check_mpi(MPI_Mrecv(message.frame.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
               "MPI_Mrecv");
+    if (status.MPI_TAG != tail_tag) receive_tail(traffic, message);
+    span.set_peer(message.source);
+    span.set_bytes(message.frame.size());  // with its tail
+    if (message.frame.size() < trace::message_event_bytes) span.drop();
     message.kind = check_frame(message.frame, message.source);
     return message;
+  }
+
+  // A frame whose header announces more body than it carries is followed by its tail
+  // (see send); check_frame then rejects a frame that still falls short.
+  void receive_tail(Traffic traffic, Message& message) {
+    const std::size_t received = message.frame.size();
+    if (received < sizeof(FrameHeader) ||
+        announced_body_size(message.frame) <= received - sizeof(FrameHeader)) {
+      return;
+    }
+    // The sender posts the tail right after the head, so it is announced at once; a frame
+    // that lies about its size must not hang this rank.
+    MPI_Message handle;
+    MPI_Status status;
+    int found = 0;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!found) {
+      check_mpi(MPI_Improbe(message.source, tail_tag, comm(traffic), &found, &handle, &status),
+                "MPI_Improbe");
+      if (!found && std::chrono::steady_clock::now() > give_up) {
+        throw DecodeError(
+            "parc: a message from rank " + std::to_string(message.source) + " announces " +
+            std::to_string(announced_body_size(message.frame)) + " body bytes but carries " +
+            std::to_string(received - sizeof(FrameHeader)) + " and no continuation followed");
+      }
+    }
+    int count = 0;
+    MPI_Get_count(&status, MPI_BYTE, &count);
+    message.frame.resize(received + static_cast<std::size_t>(count));
+    check_mpi(
+        MPI_Mrecv(message.frame.data() + received, count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
+        "MPI_Mrecv");
   }
 
   bool progress() override {

@@ -29,6 +29,8 @@ constexpr double pipeline_below_ns = 1e6;
 constexpr std::size_t serial_batch = 32;
 // id, closure, farm, generation, flags, argument length
 constexpr std::size_t task_header_size = 8 + 4 + 4 + 4 + 1 + 8;
+// Arguments from this size on are not copied into a batch's frame but sent after it.
+constexpr std::size_t large_arguments_bytes = 64 * 1024;
 
 // "1.5", not std::to_string's "1.500000".
 std::string seconds_text(double seconds) {
@@ -137,8 +139,13 @@ void Scheduler::submit(std::uint32_t farm_id, ClosureId closure, Bytes arguments
                        std::shared_ptr<Sink> sink, std::size_t index) {
   Farm& f = farm(farm_id);
   ++f.outstanding;
+  std::shared_ptr<const Bytes> large;
+  if (arguments.size() >= large_arguments_bytes) {
+    large = std::make_shared<const Bytes>(std::move(arguments));
+    arguments = Bytes{};
+  }
   queue_.push_back(Task{next_task_++, closure, farm_id, f.generation, std::move(arguments), 0,
-                        std::move(sink), index});
+                        std::move(sink), index, std::move(large)});
 }
 
 std::size_t Scheduler::outstanding(std::uint32_t farm_id) const {
@@ -283,8 +290,10 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
       if (slot.batches.size() >= std::min(depth, depth_for(first))) break;
       if (!slot.batches.empty() && slot.batches.front().timed_out) break;  // worker is stuck
       const std::size_t limit = std::min(batch_size_for(first), queue_.size() - start);
+      // Large arguments end their batch: they go as the frame's tail (see Endpoint::send).
       std::size_t size = 1;
-      while (size < limit && queue_[start + size].closure == first.closure &&
+      while (size < limit && !queue_[start + size - 1].large_arguments &&
+             queue_[start + size].closure == first.closure &&
              queue_[start + size].farm == first.farm) {
         ++size;
       }
@@ -297,7 +306,7 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
       std::size_t frame_size = frame.size() + sizeof(std::uint32_t);
       for (std::size_t i = start; i < start + size; ++i)
         frame_size += task_header_size + queue_[i].arguments.size();
-      frame.reserve(frame_size);  // one allocation: large arguments are copied once
+      frame.reserve(frame_size);  // one allocation
       ByteWriter out(frame);
       out.write(static_cast<std::uint32_t>(size));
       for (std::size_t i = start; i < start + size; ++i) {
@@ -308,10 +317,11 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
         out.write(task.farm);
         out.write(task.generation);
         out.write(task_flags(task));
-        out.write(static_cast<std::uint64_t>(task.arguments.size()));
+        out.write(static_cast<std::uint64_t>(task.arguments_size()));
         out.write_bytes(task.arguments.data(), task.arguments.size());
         batch.tasks.push_back(std::move(task));
       }
+      std::shared_ptr<const Bytes> tail = batch.tasks.back().large_arguments;
       const auto first_sent = queue_.begin() + static_cast<std::ptrdiff_t>(start);
       queue_.erase(first_sent, first_sent + static_cast<std::ptrdiff_t>(size));
       batch.sent = Clock::now();
@@ -325,7 +335,12 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
       }
       ++counters_.batches_sent;
       counters_.tasks_sent += size;
-      endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame));
+      if (tail) {
+        endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame),
+                       std::move(tail));
+      } else {
+        endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame));
+      }
       slot.batches.push_back(std::move(batch));
     }
   }

@@ -323,6 +323,12 @@ def main():
                                   float(np.abs(arrays["strided"]).sum())]
         out["nested"] = farm.submit(echo, {"k": [arrays["int8"], (arrays["bool"],)]}).result()
         out["nested"] = [out["nested"]["k"][0].tolist(), out["nested"]["k"][1][0].tolist()]
+        # As with pickle: a task sees its argument as it was at submit, even when the
+        # caller changes it while the (large, uncopied on the wire) send is in flight.
+        snapshot = np.ones(1 << 18)
+        futures = [farm.submit(describe, snapshot) for _ in range(6)]
+        snapshot[:] = 0
+        out["snapshot"] = [f.result()[2] for f in futures]
     emit(out)
 
 
@@ -340,6 +346,7 @@ def test_numpy_arrays_round_trip(launch, mode):
     assert r["map"] == [True, True, True]
     assert r["inside"] == r["expected_inside"]
     assert r["nested"] == [list(range(-5, 7)), [[True, False], [False, True]]]
+    assert r["snapshot"] == [float(1 << 18)] * 6
 
 
 @pytest.mark.parametrize("mode", ONE_WORKER)

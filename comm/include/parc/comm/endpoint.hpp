@@ -30,6 +30,11 @@ class Endpoint {
   virtual int size() const = 0;
   // Takes a frame from begin_frame(); returns at once (the send completes in progress()).
   virtual void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame) = 0;
+  // The same, with `tail` appended to the frame's body without copying it (large task
+  // arguments): the receiver gets one frame. The endpoint shares `tail` until the send
+  // completes, so the caller may keep it too (for a retry).
+  virtual void send(Traffic traffic, int dest, MessageKind kind, Bytes&& head,
+                    std::shared_ptr<const Bytes> tail) = 0;
   virtual std::optional<Message> try_receive(Traffic traffic) = 0;
   // Completes finished sends; true while some are still in flight.
   virtual bool progress() = 0;

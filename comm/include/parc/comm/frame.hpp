@@ -41,8 +41,12 @@ inline Bytes begin_frame() {
   return frame;
 }
 
-// Writes the header into a buffer made by begin_frame().
-void finish_frame(Bytes& frame, MessageKind kind);
+// Writes the header into a buffer made by begin_frame(); the body is the rest of `frame`
+// followed by `tail_size` bytes the endpoint sends after it (see Endpoint::send).
+void finish_frame(Bytes& frame, MessageKind kind, std::size_t tail_size = 0);
+
+// The body size a received frame's header announces (unchecked: see check_frame).
+std::uint64_t announced_body_size(const Bytes& frame);
 
 struct Message {
   int source = -1;

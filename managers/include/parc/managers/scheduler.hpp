@@ -116,10 +116,17 @@ class Scheduler {
     ClosureId closure;
     std::uint32_t farm;
     std::uint32_t generation;
-    Bytes arguments;
+    Bytes arguments;  // small ones: copied into their batch's frame
     int attempts = 0;
     std::shared_ptr<Sink> sink;
     std::size_t index;
+    // Large ones (see large_arguments_bytes): sent as the frame's tail without a copy, and
+    // shared with the endpoint so that a retry can send them again.
+    std::shared_ptr<const Bytes> large_arguments;
+
+    std::size_t arguments_size() const {
+      return large_arguments ? large_arguments->size() : arguments.size();
+    }
   };
   struct Batch {
     std::vector<Task> tasks;
