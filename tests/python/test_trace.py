@@ -54,6 +54,8 @@ def main():
     with parc.TaskFarm() as farm:
         assert list(farm.map(traced_square, range(20))) == [x * x for x in range(20)]
         assert list(farm.map(traced_cube, range(7))) == [x ** 3 for x in range(7)]
+        # Two tasks of 4 inputs each, named after the mapped function too.
+        assert list(farm.map(traced_cube, range(8), chunksize=4)) == [x ** 3 for x in range(8)]
     assert len(parc.Spmd().run(region_sum)) == parc.workers()
     assert list(parc.Pipeline([spread, total]).run(range(5))) == [0, 3, 6, 9, 12]
     tally = parc.Proxy.create(Tally, owner=1)
@@ -99,9 +101,9 @@ def test_trace_has_one_event_per_task_on_its_rank(launch, tmp_path, mode):
         assert 1 <= e["pid"] < tracks, e
         assert e["tid"] == e["pid"]
         by_name.setdefault(e["name"], []).append(e["args"]["task"])
-    assert sorted(len(ids) for ids in by_name.values()) == [5, 5, 7, 20], by_name
+    assert sorted(len(ids) for ids in by_name.values()) == [5, 5, 9, 20], by_name
     assert len(by_name["traced_square"]) == len(set(by_name["traced_square"])) == 20
-    assert len(by_name["traced_cube"]) == 7
+    assert len(by_name["traced_cube"]) == 9
     # The plain function travels through the generic closure, named in args.
     assert {e["args"].get("closure") for e in tasks if e["name"] == "traced_cube"} == {
         "parc.python_call"}
@@ -148,7 +150,7 @@ def test_timeline_draws_the_trace(launch, tmp_path):
     assert drawn.returncode == 0, drawn.stderr
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert picture.stat().st_size > 10_000
-    assert "37 tasks on 3 ranks" in drawn.stdout
+    assert "39 tasks on 3 ranks" in drawn.stdout
     assert "rank 1: " in drawn.stdout and "busy" in drawn.stdout
 
 
