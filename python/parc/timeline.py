@@ -121,14 +121,19 @@ def draw(events, names, output, title=None):
     for e in events:
         key = (e["name"], e["cat"]) if e["cat"] in WORK else (e["cat"], e["cat"])
         by_row[e["rank"]][key].append(((e["ts"] - begin) / 1e3, max(e["dur"], 0.0) / 1e3))
+    # Proxy calls, scheduling and messages are markers: at least a pixel wide, or a short
+    # one would vanish in a long run (tasks keep their true width: idle time stays right).
+    pixel = summary["span_us"] / 1e3 / 1000
     for rank, groups in by_row.items():
         for (name, cat), spans in groups.items():
             y = row[rank]
+            if cat not in WORK:
+                spans = [(start, max(width, pixel)) for start, width in spans]
             if cat in WORK:
                 axes.broken_barh(spans, (y - 0.38, 0.76), facecolors=colour[name],
                                  edgecolor="none", hatch="//" if cat == "region" else None)
             elif cat == "proxy":
-                axes.broken_barh(spans, (y - 0.38, 0.3), facecolors="#7a3e9d",
+                axes.broken_barh(spans, (y - 0.38, 0.3), facecolors="#111111",
                                  edgecolor="none")
             else:  # the manager's scheduling, large messages
                 axes.broken_barh(spans, (y + 0.1, 0.28), facecolors="#555555",
@@ -137,12 +142,12 @@ def draw(events, names, output, title=None):
     axes.set_yticklabels([f"{names[r]}\nbusy {summary['ranks'][r]['busy']:.0%}" for r in ranks],
                          fontsize=8)
     axes.invert_yaxis()
-    axes.set_xlim(0, max(summary["span_us"] / 1e3, 1e-3))
+    axes.set_xlim(0, max(summary["span_us"] / 1e3 * 1.01, 1e-3))  # room for the last marker
     axes.set_xlabel("time since start-up (ms)")
     handles = [Patch(facecolor=colour[n], label=n) for n in work_names[:10]]
     cats = {e["cat"] for e in events}
     if "proxy" in cats:
-        handles.append(Patch(facecolor="#7a3e9d", label="proxy call"))
+        handles.append(Patch(facecolor="#111111", label="proxy call"))
     if cats & {"schedule", "message"}:
         handles.append(Patch(facecolor="#555555", label="scheduling, messages"))
     if handles:
