@@ -126,8 +126,15 @@ TEST_F(Trace, OneEventPerTaskOnTheTrackOfItsRank) {
   std::set<int> worker_tracks_used, region_tracks;
   std::set<std::string> stages;
   double end_of_run = 0;
+  double first_dispatch = 1e18, first_task = 1e18, last_task_end = 0, last_results_end = 0;
   for (const auto& e : events) {
     if (e.ph != "X") continue;
+    if (e.name == "dispatch") first_dispatch = std::min(first_dispatch, e.ts);
+    if (e.name == "results") last_results_end = std::max(last_results_end, e.ts + e.dur);
+    if (e.cat == "task") {
+      first_task = std::min(first_task, e.ts);
+      last_task_end = std::max(last_task_end, e.ts + e.dur);
+    }
     ++by_category[e.cat];
     if (e.cat == "proxy" || e.cat == "message") {  // threads of their own in the rank
       EXPECT_NE(e.pid, e.tid);
@@ -177,6 +184,10 @@ TEST_F(Trace, OneEventPerTaskOnTheTrackOfItsRank) {
   if (mpi) {  // the 256 KiB argument: sent by rank 0, received by a worker
     EXPECT_GE(by_category["message"], 2);
   }
+  // One clock for every track: no task starts before the manager sent the first batch,
+  // none ends after the manager took in the last results.
+  EXPECT_LE(first_dispatch, first_task);
+  EXPECT_LE(last_task_end, last_results_end);
   // 24 squares of 300 us: the run takes at least their share of each worker.
   EXPECT_GE(end_of_run, 24 * 300.0 / (tracks - 1));
 }
