@@ -336,8 +336,6 @@ void write_file(const std::vector<Bytes>& encoded_per_rank, int ranks, bool simu
   log().debug("trace of {} events written to {}", count, r.path);
 }
 
-const std::string& path() { return recorder().path; }
-
 void stop() { enabled = false; }
 
 }  // namespace parc::trace

@@ -30,7 +30,7 @@ inline constexpr std::uint64_t message_event_bytes = 64 * 1024;
 struct Event {
   Category category = Category::task;
   std::int32_t rank = 0;      // the track: the rank (serially, the simulated rank) that did it
-  std::int64_t start_ns = 0;  // since the common origin (rank 0's start-up)
+  std::int64_t start_ns = 0;  // since the common origin (the end of rank 0's start-up)
   std::int64_t duration_ns = 0;
   std::uint64_t id = no_id;       // the task or region id
   std::int64_t farm = no_value;   // the task's farm
@@ -48,8 +48,8 @@ std::string path_from_environment();
 void start(std::string path);
 // Nanoseconds of the steady clock; events are stored relative to set_origin's value.
 std::int64_t clock_ns();
-// The common origin in this process's clock: rank 0's start, moved by the offset
-// between this host's clock and rank 0's.
+// The common origin in this process's clock: the end of rank 0's start-up, moved by the
+// offset between this host's clock and rank 0's.
 void set_origin(std::int64_t clock_ns_at_origin);
 std::int64_t origin_ns();
 std::int64_t now_ns();  // since the origin
@@ -65,7 +65,7 @@ void label_farm(std::uint32_t farm, std::string label);
 // recording. `simulated` ranks 1..n (serial mode) are named as such.
 Bytes take_encoded();
 void write_file(const std::vector<Bytes>& encoded_per_rank, int ranks, bool simulated);
-const std::string& path();
+// Stops recording without writing anything.
 void stop();
 
 // Times its scope as one event; constructing it when tracing is off reads no clock.
