@@ -283,6 +283,13 @@ class LoopbackNetwork::LoopbackEndpoint : public Endpoint {
 
   bool progress() override { return false; }
 
+  bool has_incoming() override {
+    for (const auto& queue : inbox_) {
+      if (!queue.empty()) return true;
+    }
+    return false;
+  }
+
   // `poll` is not needed: cancellation reaches in-process regions through their shared
   // state, from any thread.
   std::unique_ptr<RegionComm> open_region(std::uint64_t id, const std::vector<int>& members,

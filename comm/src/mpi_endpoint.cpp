@@ -660,6 +660,18 @@ class MpiEndpoint : public Endpoint {
         "MPI_Mrecv");
   }
 
+  bool has_incoming() override {
+    for (MPI_Comm c : comms_) {
+      int flag = 0;
+      // An error is for the owner's next receive to report.
+      if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+          flag) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   bool progress() override {
     reap(pending_);
     return !pending_.empty();

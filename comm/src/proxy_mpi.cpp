@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -310,18 +311,42 @@ class MpiProxyService final : public ProxyService {
     reply(dest, tag, status, Bytes(text.begin(), text.end()));
   }
 
+  bool park_until(const std::function<bool()>& ready) override {
+    if (!enabled_ || stopping_.load()) return false;
+    std::unique_lock lock(park_mutex_);
+    park_ready_ = &ready;
+    parked_.store(true);
+    park_changed_.wait(lock, [&] { return !parked_.load() || stopping_.load(); });
+    parked_.store(false);
+    park_ready_ = nullptr;
+    return true;
+  }
+
   void serve_loop() {
     on_progress_thread = true;
     Backoff backoff;
     while (!stopping_.load(std::memory_order_relaxed)) {
+      if (parked_.load(std::memory_order_relaxed)) wake_parked_thread_if_ready();
       if (serve_once()) {
         backoff.reset();
       } else {
         backoff.pause();
       }
     }
+    {
+      std::lock_guard lock(park_mutex_);
+      park_changed_.notify_all();
+    }
     // Sends still in flight (a reader's data) complete before the communicators go.
     while (reap_sends()) backoff.pause();
+  }
+
+  void wake_parked_thread_if_ready() {
+    std::lock_guard lock(park_mutex_);
+    if (park_ready_ != nullptr && (*park_ready_)()) {
+      parked_.store(false);
+      park_changed_.notify_all();
+    }
   }
 
   // One round: requests that came, queued reference changes, replies nobody waits for,
@@ -520,6 +545,11 @@ class MpiProxyService final : public ProxyService {
   std::atomic<unsigned> tag_counter_{0};
   std::atomic<std::int64_t> outstanding_{0};
   std::atomic<bool> stopping_{false};
+  // The main thread parked in park_until, and what wakes it.
+  std::mutex park_mutex_;
+  std::condition_variable park_changed_;
+  std::atomic<bool> parked_{false};
+  const std::function<bool()>* park_ready_ = nullptr;
   std::atomic<bool> stopped_{false};
   std::thread thread_;
 

@@ -1,3 +1,4 @@
+#include <parc/comm/backoff.hpp>
 #include <parc/comm/environment.hpp>
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
@@ -8,10 +9,16 @@
 #include <parc/managers/wire.hpp>
 #include <parc/managers/worker.hpp>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <string>
+#include <thread>
 
 namespace parc {
 
@@ -29,6 +36,26 @@ int serial_workers_requested() {
                        "to 4096 (e.g. PARC_SERIAL=4), or unset it");
   }
   return static_cast<int>(workers);
+}
+
+// PARC_OVERSUBSCRIBED=1|0 overrides what start-up finds (more ranks on this host than
+// cores this process may run on); nullopt: not set.
+std::optional<bool> oversubscribed_requested() {
+  const char* value = std::getenv("PARC_OVERSUBSCRIBED");
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  const std::string text(value);
+  if (text == "1") return true;
+  if (text == "0") return false;
+  throw StartupError("parc: PARC_OVERSUBSCRIBED=" + text +
+                     " is not 0 or 1; set it to 1 to make idle ranks sleep instead of "
+                     "yielding the core, 0 to make them yield, or unset it to decide from the "
+                     "number of ranks and cores on each host");
+}
+
+int usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 std::chrono::duration<double> shutdown_grace() {
@@ -61,6 +88,7 @@ Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
 
 void Runtime::start(int argc, char** argv) {
   const int serial_workers = serial_workers_requested();
+  const auto oversubscribed = oversubscribed_requested();
   environment_ = std::make_unique<Environment>(&argc, &argv);
   start_trace();
   detail::ClosureRegistry::instance().seal();
@@ -89,6 +117,12 @@ void Runtime::start(int argc, char** argv) {
       }
     }
     flight::note_neighbours(neighbours, their_watchers);
+    const int ranks_here = static_cast<int>(neighbours.size()) + 1;
+    const int cores = usable_cores();
+    Backoff::set_oversubscribed(oversubscribed.value_or(ranks_here > cores));
+    log().debug("{} ranks on this host, {} usable core(s): idle waits {}{}", ranks_here, cores,
+                Backoff::oversubscribed() ? "sleep" : "yield",
+                oversubscribed ? " (PARC_OVERSUBSCRIBED)" : "");
   }
   if (serial() && rank() == 0) {
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
@@ -125,6 +159,8 @@ void Runtime::start(int argc, char** argv) {
     }
     trace::set_origin(origin);
   }
+  // A worker is up: its proxies may serve rank 0 before its main thread reaches serve().
+  if (rank() != 0) flight::note_activity("waiting for work");
   log().debug("runtime up: {} ranks, {}", size(),
               serial() ? std::to_string(serial_workers_) + " simulated workers" : "MPI workers");
 }
@@ -233,7 +269,7 @@ int Runtime::run_main(const std::function<int()>& main) {
   ran_ = true;
   if (rank() != 0) {
     detail::Worker worker(*endpoint_, environment_->host(), environment_->pid());
-    const int exit_code = worker.serve();
+    const int exit_code = worker.serve(proxies_.get());
     proxies_->stop();
     finish_trace();
     return exit_code;

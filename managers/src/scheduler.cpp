@@ -325,14 +325,9 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
       const auto first_sent = queue_.begin() + static_cast<std::ptrdiff_t>(start);
       queue_.erase(first_sent, first_sent + static_cast<std::ptrdiff_t>(size));
       batch.sent = Clock::now();
-      for (const Task& task : batch.tasks) {
-        auto it = stats_.find(task.closure);
-        if (it == stats_.end()) {
-          batch.expected_ns = 0;
-          break;
-        }
-        batch.expected_ns += it->second.mean_ns;
-      }
+      // A batch holds one closure.
+      if (auto it = stats_.find(batch.tasks.front().closure); it != stats_.end())
+        batch.expected_ns = it->second.mean_ns * static_cast<double>(size);
       ++counters_.batches_sent;
       counters_.tasks_sent += size;
       if (tail) {

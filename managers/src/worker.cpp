@@ -14,6 +14,10 @@ namespace parc::detail {
 
 namespace {
 
+// Idle this long, a worker's main thread parks and the proxies' progress thread watches
+// for its messages: their sleeps are as long by then (5 ms), so a wake-up comes as soon.
+constexpr auto park_after = std::chrono::seconds(1);
+
 // A rank released from a region (not a failure of its own): parc::CancelledError, or its
 // host-language form (Python's parc._core.CancelledError).
 bool is_cancellation(const std::exception_ptr& error) {
@@ -89,12 +93,16 @@ bool Worker::step() {
   return tasks.has_value() || region_finished;
 }
 
-int Worker::serve() {
+int Worker::serve(ProxyService* proxies) {
   flight::note_activity("waiting for work");
   Backoff backoff;
+  const std::function<bool()> message_waits = [this] { return endpoint_.has_incoming(); };
   while (!shut_down_) {
     if (step()) {
       backoff.reset();
+    } else if (proxies != nullptr && !sending_ && !region_ && backoff.idle_for() > park_after &&
+               proxies->park_until(message_waits)) {
+      backoff.reset();  // a message came: answer it, and what follows, without sleeping
     } else {
       backoff.pause(sending_);
     }

@@ -180,12 +180,6 @@ class Farm {
     return started().scheduler().cancel_queued(collector_.get(), index);
   }
 
-  std::size_t outstanding() {
-    py::gil_scoped_release release;
-    std::lock_guard lock(scheduler_mutex);
-    return started().scheduler().outstanding(id_);
-  }
-
  private:
   std::shared_ptr<Collector> collector_;
   std::uint32_t id_ = 0;
@@ -308,7 +302,6 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<const std::string&, int, py::object, double, py::object, bool, bool>())
       .def("submit", &Farm::submit)
       .def("cancel", &Farm::cancel)
-      .def("outstanding", &Farm::outstanding)
       .def("close", [](Farm& farm) {
         py::gil_scoped_release release;
         farm.close();

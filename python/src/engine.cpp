@@ -154,38 +154,15 @@ std::uint64_t rounds_handed_over() {
   return handed_over;
 }
 
-// How long the engine waits before its next round when the last one found nothing.
-class EngineBackoff {
- public:
-  void reset() { idle_since_ = Clock::time_point{}; }
-  Clock::duration next(bool sending, Clock::duration answer_due) {
-    if (sending) return Clock::duration::zero();  // a rendezvous needs both sides polling
-    const auto margin = std::chrono::microseconds(100);
-    if (answer_due <= margin && answer_due >= -4 * margin) return Clock::duration::zero();
-    const auto now = Clock::now();
-    if (idle_since_ == Clock::time_point{}) {
-      idle_since_ = now;
-      sleep_ = std::chrono::microseconds(20);
-    }
-    if (now - idle_since_ < std::chrono::microseconds(100)) return Clock::duration::zero();
-    const auto sleep =
-        answer_due > margin ? std::min<Clock::duration>(sleep_, answer_due - margin) : sleep_;
-    sleep_ = std::min<Clock::duration>(sleep_ * 2, std::chrono::milliseconds(1));
-    return sleep;
-  }
-
- private:
-  Clock::time_point idle_since_{};
-  Clock::duration sleep_{};
-};
-
 void engine_main() {
   PyGILState_STATE gil_state = PyGILState_Ensure();
   PyThreadState* thread_state = PyEval_SaveThread();
   const bool serial = runtime && runtime->serial();
   std::uint64_t ticket_seen = 0;
   auto last_work = Clock::now();
-  EngineBackoff backoff;
+  // The engine waits on its condition variable (a waiter or a submit may need it), and
+  // yields for only 100 us after activity: it shares the cores with the workers.
+  Backoff backoff(std::chrono::microseconds(100));
   for (;;) {
     {
       std::unique_lock lock(engine_mutex);
@@ -242,8 +219,8 @@ void engine_main() {
       continue;
     }
     if (round.active) backoff.reset();
-    const auto pause =
-        round.active ? Clock::duration::zero() : backoff.next(round.sending, round.answer_due);
+    const auto pause = round.active ? Clock::duration::zero()
+                                    : backoff.next_sleep(round.sending, round.answer_due);
     if (pause == Clock::duration::zero()) {
       std::this_thread::yield();
       continue;

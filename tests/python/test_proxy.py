@@ -357,3 +357,37 @@ def test_many_proxies_leave_nothing_behind(launch):
     assert r["peak"] == 600
     assert r["sample"] == 12345 // 995  # the Counter(i) that proxy copies
     assert r["left"] == [0, 0, 0]
+
+
+def test_long_idle_workers_wake_for_tasks_proxies_and_shutdown(launch):
+    # Idle for over a second, a worker's main thread parks and its proxies' progress
+    # thread watches for its messages: a task, a proxy request and the shutdown must all
+    # still reach it.
+    r = report(launch(app(r'''
+        import time
+
+
+        @parc.closure
+        def where(x):
+            return parc.rank()
+
+
+        def main():
+            with parc.TaskFarm() as farm:
+                first = sorted(set(farm.map(where, range(20))))
+                time.sleep(1.5)
+                again = sorted(set(farm.map(where, range(20))))
+                time.sleep(1.5)
+                c = parc.Proxy.create(Counter, 5, owner=2)
+                added = [c.add(1), c.add(2)]
+                owner = c.where()
+                time.sleep(1.5)
+                after_idle = c.add(3)
+            emit({"first": first, "again": again, "added": added, "owner": owner,
+                  "after_idle": after_idle})
+
+
+        parc.run(main)
+    ''', helpers=HELPERS), ranks=3, timeout=60))
+    assert r["again"] and set(r["again"]) <= {1, 2}
+    assert r["added"] == [6, 8] and r["owner"] == 2 and r["after_idle"] == 11

@@ -38,6 +38,10 @@ class Endpoint {
   virtual std::optional<Message> try_receive(Traffic traffic) = 0;
   // Completes finished sends; true while some are still in flight.
   virtual bool progress() = 0;
+  // Whether a message waits on any traffic class. Unlike try_receive, safe to call from
+  // another thread while the owner of the endpoint is blocked (see
+  // ProxyService::park_until).
+  virtual bool has_incoming() = 0;
 
   // Joins region `id` whose ranks are the world ranks `members` (this rank among them),
   // as every member does when the manager starts the region. `poll` runs now and then

@@ -140,6 +140,12 @@ class ProxyService {
   static constexpr const char* stopped_message =
       "parc: proxies are unavailable once the runtime has stopped";
 
+  // For a rank's main thread with nothing to do for long: blocks until `ready()` holds,
+  // which the progress thread checks on each of its rounds, so that an idle rank wakes
+  // one thread, not two, to poll. False at once where no progress thread runs (the caller
+  // polls on) or once stopping.
+  virtual bool park_until(const std::function<bool()>& /*ready*/) { return false; }
+
   // Stops serving: collective over every rank at the end of the run. Waits for every
   // outstanding request and reference message, then releases every object owned here.
   virtual void stop() = 0;

@@ -2,6 +2,7 @@
 // The worker side: runs task batches from the manager, reports every outcome.
 
 #include <parc/comm/endpoint.hpp>
+#include <parc/comm/proxy_service.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -32,8 +33,9 @@ class Worker {
 
   // Handles one waiting message; false when there was none.
   bool step();
-  // Serves until the manager shuts the runtime down; returns the job's exit code.
-  int serve();
+  // Serves until the manager shuts the runtime down; returns the job's exit code. Idle for
+  // long, it lets `proxies`' progress thread watch for messages instead of polling too.
+  int serve(ProxyService* proxies = nullptr);
   bool shut_down() const { return shut_down_; }
   int exit_code() const { return exit_code_; }
 
