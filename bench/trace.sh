@@ -92,7 +92,7 @@ lines = [
     " append to a deque).",
     "",
     "A traced task costs the worker one event and the manager two more per batch (its",
-    "dispatch and its results): 0.3 to 1.3 us per task above, the same for longer tasks,",
+    "dispatch and its results): the last column above, the same for longer tasks,",
     "so tasks of 100 us or more see about 1% or less. Events stay in",
     "memory until the run ends (about 100-150 bytes each), then every rank sends them to rank",
     "0, which writes the file.",
