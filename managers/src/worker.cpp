@@ -320,8 +320,9 @@ void Worker::run_batch(Message& message) {
     const auto start = std::chrono::steady_clock::now();
     TaskStatus status = TaskStatus::ok;
     try {
-      flight::note_task(task_id, ClosureRegistry::instance().entry(closure).name);
-      span.set_name(ClosureRegistry::instance().entry(closure).name);
+      const std::string& name = ClosureRegistry::instance().entry(closure).name;
+      flight::note_task(task_id, name);
+      span.set_name(name);
       run_closure(closure, in, out);
     } catch (...) {
       reply.resize(payload_at);
