@@ -19,6 +19,7 @@ required=(
   googletest libgtest-dev libgmock-dev
   pybind11-dev python3-dev python3-pybind11 python3-numpy python3-pytest
   python3-cloudpickle python3-tqdm  # optional for users; the tests exercise both paths
+  python3-matplotlib  # python3 -m parc.timeline draws PARC_TRACE files (and its tests)
   libpython3.11-testsuite  # CPython's test_concurrent_futures, adapted to parc.TaskFarm
 )
 

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -104,6 +106,66 @@ std::vector<std::string> Environment::allgather(const std::string& value) const 
         all.substr(static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(lengths[i])));
   }
   return values;
+}
+
+std::vector<Bytes> Environment::gather(const Bytes& value) const {
+  const int length = static_cast<int>(value.size());
+  std::vector<int> lengths(static_cast<std::size_t>(size_));
+  check_mpi(MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD),
+            "MPI_Gather");
+  std::vector<int> offsets(lengths.size(), 0);
+  std::exclusive_scan(lengths.begin(), lengths.end(), offsets.begin(), 0);
+  Bytes all(rank_ == 0 ? static_cast<std::size_t>(offsets.back() + lengths.back()) : 0);
+  check_mpi(MPI_Gatherv(value.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(),
+                        MPI_CHAR, 0, MPI_COMM_WORLD),
+            "MPI_Gatherv");
+  std::vector<Bytes> values;
+  if (rank_ != 0) return values;
+  for (std::size_t i = 0; i < lengths.size(); ++i) {
+    values.emplace_back(all.begin() + offsets[i], all.begin() + offsets[i] + lengths[i]);
+  }
+  return values;
+}
+
+std::int64_t Environment::clock_offset(const std::vector<bool>& remote) const {
+  constexpr int tag = 0x7ace;
+  constexpr int rounds = 8;  // the round trip with the least delay gives the estimate
+  const auto now = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  std::int64_t offset = 0;
+  if (rank_ == 0) {
+    for (int r = 1; r < size_; ++r) {
+      if (!remote[static_cast<std::size_t>(r)]) continue;
+      std::int64_t best_rtt = std::numeric_limits<std::int64_t>::max(), estimate = 0;
+      for (int k = 0; k < rounds; ++k) {
+        std::int64_t theirs = 0;
+        const std::int64_t sent = now();
+        check_mpi(MPI_Send(&sent, 1, MPI_INT64_T, r, tag, MPI_COMM_WORLD), "MPI_Send");
+        check_mpi(MPI_Recv(&theirs, 1, MPI_INT64_T, r, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+                  "MPI_Recv");
+        const std::int64_t back = now();
+        if (back - sent < best_rtt) {
+          best_rtt = back - sent;
+          estimate = theirs - (sent + back) / 2;
+        }
+      }
+      check_mpi(MPI_Send(&estimate, 1, MPI_INT64_T, r, tag, MPI_COMM_WORLD), "MPI_Send");
+    }
+  } else if (remote[static_cast<std::size_t>(rank_)]) {
+    for (int k = 0; k < rounds; ++k) {
+      std::int64_t theirs = 0;
+      check_mpi(MPI_Recv(&theirs, 1, MPI_INT64_T, 0, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+                "MPI_Recv");
+      const std::int64_t mine = now();
+      check_mpi(MPI_Send(&mine, 1, MPI_INT64_T, 0, tag, MPI_COMM_WORLD), "MPI_Send");
+    }
+    check_mpi(MPI_Recv(&offset, 1, MPI_INT64_T, 0, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+              "MPI_Recv");
+  }
+  return offset;
 }
 
 void Environment::barrier() const { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }

@@ -1,6 +1,7 @@
 #include "mpi_endpoint.hpp"
 
 #include <parc/comm/backoff.hpp>
+#include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 
 #include <mpi.h>
@@ -33,6 +34,9 @@ struct PendingSend {
   Bytes frame;
   MPI_Request request = MPI_REQUEST_NULL;
   std::shared_ptr<const Bytes> tail;  // a frame's tail, sent as a message of its own
+  std::int64_t traced_since = -1;     // a large message's post time, for its trace event
+  int from = -1;
+  int dest = -1;
 };
 
 // The tag of a frame's tail: it follows its head from the same sender on the same
@@ -40,12 +44,26 @@ struct PendingSend {
 constexpr int tail_tag = 64;
 using SendList = std::list<PendingSend>;  // stable addresses: MPI holds the buffers
 
+// A large send (a frame, or a frame's tail), from its post until this rank saw it complete.
+void trace_send(const PendingSend& send) {
+  trace::Event event;
+  event.category = trace::Category::message;
+  event.rank = send.from;
+  event.start_ns = send.traced_since;
+  event.duration_ns = trace::now_ns() - send.traced_since;
+  event.peer = send.dest;
+  event.bytes = static_cast<std::int64_t>(send.frame.size() + (send.tail ? send.tail->size() : 0));
+  event.name = "send";
+  trace::record(std::move(event));
+}
+
 // Drops the sends that have completed. Never throws (it runs in destructors; MPI errors
 // abort under the default error handler anyway).
 void reap(SendList& sends) {
   for (auto it = sends.begin(); it != sends.end();) {
     int done = 0;
     MPI_Test(&it->request, &done, MPI_STATUS_IGNORE);
+    if (done && it->traced_since >= 0) trace_send(*it);
     it = done ? sends.erase(it) : std::next(it);
   }
 }
@@ -558,6 +576,11 @@ class MpiEndpoint : public Endpoint {
     }
     pending_.push_back(PendingSend{std::move(frame), MPI_REQUEST_NULL, nullptr});
     PendingSend& pending = pending_.back();
+    if (trace::enabled && pending.frame.size() >= trace::message_event_bytes) {
+      pending.traced_since = trace::now_ns();
+      pending.from = rank_;
+      pending.dest = dest;
+    }
     check_mpi(MPI_Isend(pending.frame.data(), static_cast<int>(pending.frame.size()), MPI_BYTE,
                         dest, static_cast<int>(kind), comm(traffic), &pending.request),
               "MPI_Isend");
@@ -578,6 +601,11 @@ class MpiEndpoint : public Endpoint {
     // Contiguous on its own, so MPI moves it without packing (a single copy within a node).
     pending_.push_back(PendingSend{Bytes{}, MPI_REQUEST_NULL, std::move(tail)});
     PendingSend& second = pending_.back();
+    if (trace::enabled && second.tail->size() >= trace::message_event_bytes) {
+      second.traced_since = trace::now_ns();
+      second.from = rank_;
+      second.dest = dest;
+    }
     check_mpi(MPI_Isend(second.tail->data(), static_cast<int>(second.tail->size()), MPI_BYTE, dest,
                         tail_tag, comm(traffic), &second.request),
               "MPI_Isend");
@@ -595,9 +623,13 @@ class MpiEndpoint : public Endpoint {
     Message message;
     message.source = status.MPI_SOURCE;
     message.frame.resize(static_cast<std::size_t>(count));
+    trace::Span span(trace::Category::message, rank_, "receive");
     check_mpi(MPI_Mrecv(message.frame.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
               "MPI_Mrecv");
     if (status.MPI_TAG != tail_tag) receive_tail(traffic, message);
+    span.set_peer(message.source);
+    span.set_bytes(message.frame.size());  // with its tail
+    if (message.frame.size() < trace::message_event_bytes) span.drop();
     message.kind = check_frame(message.frame, message.source);
     return message;
   }

@@ -2,6 +2,7 @@
 // the caller's thread, and the bytes still go through the language's serializer.
 
 #include <parc/comm/proxy_service.hpp>
+#include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 
 #include <cstring>
@@ -56,6 +57,8 @@ class LoopbackProxyService final : public ProxyService {
     auto object = find(id.serial);
     if (!object) return std::make_unique<FailedReply>(released_message(id));
     ByteReader reader(request.data(), request.size());
+    trace::Span span(trace::Category::proxy, id.owner, "proxy call");
+    span.set_peer(acting_rank());
     return std::make_unique<ReadyReply>(object->handle(reader));
   }
 

@@ -17,6 +17,7 @@
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/proxy_service.hpp>
+#include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 
 #include <mpi.h>
@@ -444,6 +445,8 @@ class MpiProxyService final : public ProxyService {
             reply(source, tag, Status::released, {});
             return;
           }
+          trace::Span span(trace::Category::proxy, rank_, "proxy call");
+          span.set_peer(source);
           Outcome outcome = object->handle(reader);
           reply(source, tag, outcome.ok ? Status::ok : Status::failed, outcome.bytes);
           return;

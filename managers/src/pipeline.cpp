@@ -1,3 +1,4 @@
+#include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/managers/pipeline.hpp>
 
@@ -183,6 +184,8 @@ PipelineEngine::PipelineEngine(Scheduler& scheduler, std::vector<PipelineStage> 
       FarmOptions stage_options = options;
       stage_options.ranks = s.ranks[k];
       s.farms.push_back(scheduler.open_farm(stage_options));
+      if (trace::enabled)
+        trace::label_farm(s.farms.back(), std::to_string(k + 1) + ": " + s.stages[k].name);
     }
   } catch (...) {
     for (std::uint32_t farm : s.farms) scheduler.close_farm(farm);

@@ -2,6 +2,7 @@
 #include <parc/comm/environment.hpp>
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
+#include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/managers/proxy.hpp>
 #include <parc/managers/runtime.hpp>
@@ -89,6 +90,7 @@ void Runtime::start(int argc, char** argv) {
   const int serial_workers = serial_workers_requested();
   const auto oversubscribed = oversubscribed_requested();
   environment_ = std::make_unique<Environment>(&argc, &argv);
+  start_trace();
   detail::ClosureRegistry::instance().seal();
   std::vector<std::string> hosts(1, environment_->host());
   std::vector<std::uint64_t> pids(1, static_cast<std::uint64_t>(environment_->pid()));
@@ -147,6 +149,17 @@ void Runtime::start(int argc, char** argv) {
         "simulated workers and ranks 1-{} stay idle; unset PARC_SERIAL to use them",
         serial_workers, size(), size() - 1);
   }
+  if (trace::enabled) {  // every rank's timestamps count from rank 0's end of start-up
+    std::int64_t origin = trace::clock_ns();
+    if (size() > 1) {
+      std::vector<bool> remote;
+      for (const auto& host : hosts) remote.push_back(host != hosts.front());
+      const std::int64_t offset = environment_->clock_offset(remote);
+      const auto origins = environment_->allgather(static_cast<std::uint64_t>(origin));
+      origin = static_cast<std::int64_t>(origins.front()) + offset;
+    }
+    trace::set_origin(origin);
+  }
   // A worker is up: its proxies may serve rank 0 before its main thread reaches serve().
   if (rank() != 0) flight::note_activity("waiting for work");
   log().debug("runtime up: {} ranks, {}", size(),
@@ -155,6 +168,7 @@ void Runtime::start(int argc, char** argv) {
 
 Runtime::~Runtime() {
   if (rank() == 0 && !ran_ && endpoint_) shut_down_workers(0);
+  if (size() == 1) finish_trace();  // a serial runtime that was never run (Python scripts)
   if (proxies_ && !std::uncaught_exceptions()) proxies_->stop();
   detail::attach_proxy_service(nullptr);
   proxies_.reset();
@@ -176,6 +190,33 @@ detail::Scheduler& Runtime::scheduler() {
                      " serves them. Create managers inside Runtime::run");
   }
   return *scheduler_;
+}
+
+void Runtime::start_trace() {
+  // Rank 0 writes the file, so its verdict counts: every rank traces, or stops, with it.
+  std::string path, error;
+  try {
+    path = trace::path_from_environment();
+  } catch (const StartupError& e) {
+    error = e.what();
+  }
+  std::uint64_t verdict = !error.empty() ? 2 : !path.empty() ? 1 : 0;
+  if (size() > 1) verdict = environment_->allgather(verdict).front();
+  if (verdict == 2) {
+    throw StartupError(rank() == 0 ? error
+                                   : "parc: PARC_TRACE cannot be written (rank 0 says why)");
+  }
+  if (verdict == 1) trace::start(path);
+  tracing_ = verdict == 1;
+}
+
+void Runtime::finish_trace() {
+  if (!tracing_) return;
+  tracing_ = false;
+  const Bytes mine = trace::take_encoded();
+  std::vector<Bytes> all(1, mine);
+  if (size() > 1) all = environment_->gather(mine);
+  if (rank() == 0) trace::write_file(all, serial() ? serial_workers_ + 1 : size(), serial());
 }
 
 void Runtime::check_closure_tables() {
@@ -231,6 +272,7 @@ int Runtime::run_main(const std::function<int()>& main) {
     detail::Worker worker(*endpoint_, environment_->host(), environment_->pid());
     const int exit_code = worker.serve(proxies_.get());
     proxies_->stop();
+    finish_trace();
     return exit_code;
   }
   int exit_code = 1;
@@ -240,10 +282,12 @@ int Runtime::run_main(const std::function<int()>& main) {
   } catch (...) {
     shut_down_workers(1);
     proxies_->stop();
+    finish_trace();
     throw;
   }
   shut_down_workers(exit_code);
   proxies_->stop();  // every rank: the objects they own served until all were done
+  finish_trace();
   return exit_code;
 }
 

@@ -1,4 +1,5 @@
 #include <parc/comm/log.hpp>
+#include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/exceptions/registry.hpp>
 #include <parc/managers/scheduler.hpp>
@@ -232,6 +233,8 @@ bool Scheduler::progress() {
 bool Scheduler::receive_results() {
   bool received = false;
   while (auto message = endpoint_.try_receive(Traffic::tasks)) {
+    trace::Span span(trace::Category::schedule, endpoint_.rank(), "results");
+    span.set_peer(message->source);
     if (message->kind == MessageKind::region_result) {
       handle_region_result(*message);
     } else {
@@ -375,6 +378,9 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
              queue_[start + size].farm == first.farm) {
         ++size;
       }
+      trace::Span span(trace::Category::schedule, endpoint_.rank(), "dispatch");
+      span.set_peer(slot.rank);
+      span.set_bytes(size);
       Batch batch;
       batch.tasks.reserve(size);
       Bytes frame = begin_frame();

@@ -3,6 +3,7 @@
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/proxy_service.hpp>
+#include <parc/comm/trace.hpp>
 #include <parc/managers/wire.hpp>
 #include <parc/managers/worker.hpp>
 
@@ -259,11 +260,13 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
   TaskStatus status = TaskStatus::ok;
   SpmdContext context(*region.comm, region.id);
   current_spmd_context() = &context;
+  trace::Span span(trace::Category::region, endpoint_.rank(), {}, region.id);
   if (!simulated_) {  // serially, regions run on threads of their own: no single writer
     flight::note_activity("running SPMD region " + std::to_string(region.id) + " (" +
                           ClosureRegistry::instance().entry(closure).name + ")");
   }
   try {
+    span.set_name(ClosureRegistry::instance().entry(closure).name);
     run_closure(closure, arguments, out);
     region.comm->finish();
   } catch (...) {
@@ -351,10 +354,14 @@ void Worker::run_batch(Message& message) {
     out.write(std::uint64_t{0});
     out.write(std::uint64_t{0});
     const std::size_t payload_at = reply.size();
+    trace::Span span(trace::Category::task, endpoint_.rank(), {}, task_id);
+    span.set_farm(farm);
     const auto start = std::chrono::steady_clock::now();
     TaskStatus status = TaskStatus::ok;
     try {
-      flight::note_task(task_id, ClosureRegistry::instance().entry(closure).name);
+      const std::string& name = ClosureRegistry::instance().entry(closure).name;
+      flight::note_task(task_id, name);
+      span.set_name(name);
       run_closure(closure, in, out);
     } catch (...) {
       reply.resize(payload_at);

@@ -3,6 +3,7 @@
 Called by _core (with the GIL) for every task this rank runs, in MPI and serial mode.
 """
 
+import functools
 import pickle
 import reprlib
 import struct
@@ -150,7 +151,10 @@ def execute(function, payload):
         offset = 1
         if function is None:
             function, offset = _callable_at(view)
-        call = describe_call(function, (), {}).replace("()", "(...)")
+        # A map's chunk is named after the mapped function (traces, the flight record).
+        shown = (function.args[0] if isinstance(function, functools.partial)
+                 and function.func is run_chunk and function.args else function)
+        call = describe_call(shown, (), {}).replace("()", "(...)")
         _core.note_task_call(call)
         arguments = _codec.decode(view, offset)
         if flags & FLAG_SINGLE:  # a pipeline stage: the previous result, as it came

@@ -4,6 +4,7 @@
 
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
+#include <parc/comm/trace.hpp>
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -275,7 +276,11 @@ PYBIND11_MODULE(_core, m) {
       },
       "Ends the whole job (MPI_Abort): for errors that would otherwise leave it hanging.");
   m.def(
-      "note_task_call", [](std::string_view call) { flight::note_task_call(call); },
+      "note_task_call",
+      [](std::string_view call) {
+        flight::note_task_call(call);
+        trace::name_running_task(call.substr(0, call.rfind('(')));  // "simulate(...)"
+      },
       "What the running task calls, for the report if this rank dies (docs/faults.md).");
   m.def("size", [] { return started().size(); });
   m.def("serial", [] { return started().serial(); });

@@ -1,6 +1,8 @@
 #pragma once
 // MPI lifecycle and the few collectives the runtime needs at start-up.
 
+#include <parc/comm/archive.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,6 +32,12 @@ class Environment {
   std::vector<std::uint64_t> allgather(std::uint64_t value) const;
   std::vector<std::string> allgather(const std::string& value) const;
   void barrier() const;
+  // Every rank's bytes, on rank 0 (the others get an empty vector).
+  std::vector<Bytes> gather(const Bytes& value) const;
+  // This rank's steady clock minus rank 0's, in ns: measured by ping-pong with rank 0 for
+  // the ranks where `remote` is true (other hosts), 0 elsewhere (a host shares one
+  // steady clock). Collective; call before any other traffic on MPI_COMM_WORLD.
+  std::int64_t clock_offset(const std::vector<bool>& remote) const;
 
   // This rank's endpoint over duplicated world communicators, one per traffic class.
   std::unique_ptr<Endpoint> make_endpoint() const;

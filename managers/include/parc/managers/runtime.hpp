@@ -63,6 +63,10 @@ class Runtime {
   int run_main(const std::function<int()>& main);
   void check_closure_tables();
   void shut_down_workers(int exit_code);
+  // PARC_TRACE: checked and started at start-up; every rank's events written by rank 0
+  // when the run ends (collective).
+  void start_trace();
+  void finish_trace();
 
   std::unique_ptr<Environment> environment_;
   std::unique_ptr<Endpoint> endpoint_;
@@ -71,6 +75,7 @@ class Runtime {
   std::unique_ptr<ProxyService> proxies_;
   int serial_workers_ = 0;
   bool ran_ = false;
+  bool tracing_ = false;
 };
 
 }  // namespace parc
