@@ -310,6 +310,37 @@ def test_a_foreign_launcher_is_detected(launch):
         result.output
 
 
+@pytest.mark.parametrize("env, says", [
+    ({"SLURM_STEP_NUM_TASKS": "3", "SLURM_NTASKS": "3", "SLURM_PROCID": "1",
+      "SLURM_MPI_TYPE": "pmix", "PMIX_RANK": "1", "PMIX_NAMESPACE": "slurm.pmix.7.0"},
+     ["srun started 3 copies", "srun --mpi=pmi2 -n 3"]),
+    ({"SLURM_STEP_NUM_TASKS": "3", "SLURM_PROCID": "0", "SLURM_MPI_TYPE": "none"},
+     ["srun started 3 copies", "srun --mpi=pmi2 -n 3"]),
+    ({"PMIX_RANK": "0", "PMIX_NAMESPACE": "prterun-1"},
+     ["started by a PMIx launcher", "mpiexec.mpich -n <ranks>"]),
+], ids=["srun-pmix", "srun-none", "pmix"])
+def test_a_launcher_whose_pmi_parc_cannot_use_is_refused(launch, env, says):
+    # Each copy is a world of 1 that would run the whole program alone: each stops.
+    result = launch(app("print('MAIN RAN' if parc.run(lambda: 1) else '')\n"), env=env,
+                    timeout=30)
+    assert result.returncode == 2, result.output
+    assert "MAIN RAN" not in result.stdout
+    assert "Traceback" not in result.stderr, result.output
+    for text in says:
+        assert text in result.stderr, result.output
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_a_slurm_step_that_mpi_sees_is_not_refused(launch, ranks):
+    # A one-task step (serial), or srun --mpi=pmi2 (MPI sees every task; emulated with
+    # mpiexec under the step's variables).
+    tasks = str(ranks or 1)
+    result = launch(app("emit(parc.run(lambda: [parc.size()]))\n"), ranks=ranks,
+                    env={"SLURM_STEP_NUM_TASKS": tasks, "SLURM_PROCID": "0",
+                         "SLURM_MPI_TYPE": "pmi2", "PMIX_RANK": "0"})
+    assert report(result) == [ranks or 1]
+
+
 # -- python3 -m parc app.py ------------------------------------------------------------------
 
 WITHOUT_RUN = r'''
