@@ -16,6 +16,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <string>
 
 namespace parc {
 
@@ -41,6 +42,36 @@ void check_launcher() {
         open_mpi_size + " <program> (or srun with --mpi=pmi2).");
   }
 #endif
+}
+
+void check_world_of_one() {
+  // srun --mpi=none or --mpi=pmix starts N copies whose PMI this MPICH (PMI-1/2) cannot
+  // read: each sees a world of 1 and would run the whole program alone.
+  const char* step_tasks = environment_value("SLURM_STEP_NUM_TASKS");
+  const long tasks = step_tasks != nullptr ? std::strtol(step_tasks, nullptr, 10) : 0;
+  if (tasks > 1) {
+    const char* plugin = environment_value("SLURM_MPI_TYPE");
+    const std::string count = std::to_string(tasks);
+    throw StartupError(
+        "parc: srun started " + count + " copies of this program (SLURM_STEP_NUM_TASKS=" + count +
+        (plugin != nullptr ? std::string(", SLURM_MPI_TYPE=") + plugin : std::string()) +
+        "), but MPI sees each as a job of 1 process: this MPICH reads PMI-1/2, not the "
+        "interface srun offered, so every copy would run the whole program alone. Start it "
+        "with srun --mpi=pmi2 -n " +
+        count + " <program> (or mpiexec.mpich -n " + count + " <program>).");
+  }
+  // Other PMIx launchers (prterun) do not say how many copies they started; in Slurm a
+  // step of one task under --mpi=pmix is a plain serial run.
+  const char* pmix_rank = environment_value("PMIX_RANK");
+  if (pmix_rank != nullptr && step_tasks == nullptr) {
+    throw StartupError(std::string("parc: this program was started by a PMIx launcher "
+                                   "(PMIX_RANK=") +
+                       pmix_rank +
+                       " is set), which this MPICH cannot use (it reads PMI-1/2), so its "
+                       "copies could not find each other. Start it with mpiexec.mpich -n "
+                       "<ranks> <program> (or srun --mpi=pmi2), or without a launcher to run "
+                       "it serially.");
+  }
 }
 
 struct Environment::Impl {

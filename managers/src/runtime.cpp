@@ -90,6 +90,7 @@ void Runtime::start(int argc, char** argv) {
   const int serial_workers = serial_workers_requested();
   const auto oversubscribed = oversubscribed_requested();
   environment_ = std::make_unique<Environment>(&argc, &argv);
+  if (environment_->size() == 1) check_world_of_one();
   start_trace();
   detail::ClosureRegistry::instance().seal();
   std::vector<std::string> hosts(1, environment_->host());

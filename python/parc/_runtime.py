@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from . import _closures, _core, _task
+from . import _closures, _core, _output, _task
 from ._errors import StartupError, UsageError
 
 log = logging.getLogger("parc")
@@ -56,6 +56,7 @@ def start():
     if _core.started():
         return
     try:
+        _output.prefix_requested()  # a bad PARC_OUTPUT stops the job before MPI starts
         _core.start(sys.argv)
     except StartupError as error:
         if "declare different closures" in str(error):
@@ -72,6 +73,7 @@ def start():
     _closures.on_start()
     _task.serial = _core.serial()
     _set_log_rank(_core.rank())
+    _output.install()
     atexit.register(_core.finalize)
     log.debug("python package ready: %d closures declared, cloudpickle %s",
               len(_closures._declared),
@@ -79,9 +81,11 @@ def start():
 
 
 def rank():
-    """This process's rank (0 in serial mode)."""
+    """This process's rank. Inside a task, the rank of the worker running it: serially,
+    the simulated worker's (1 to PARC_SERIAL), as the task's error reports say; outside
+    tasks, serially, 0."""
     start()
-    return _core.rank()
+    return _core.proxy_here() if _task.running() else _core.rank()
 
 
 def size():

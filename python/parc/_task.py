@@ -11,7 +11,7 @@ import sys
 import threading
 import traceback
 
-from . import _codec, _core, _errors
+from . import _codec, _core, _errors, _output
 
 # Task payload: a flags byte, the callable when it is not a declared closure, then the
 # arguments (see _codec): args, or (args, kwargs) when FLAG_KWARGS.
@@ -176,6 +176,7 @@ def execute(function, payload):
         exc.__traceback__ = exc.__traceback__.tb_next or exc.__traceback__  # drop this frame
         return (False, *encode_failure(exc, describe_call(function, args, kwargs)))
     finally:
+        _output.end_task()  # while still running: a prefix names this task's rank
         _state.running = False
     try:
         return (True, _codec.encode(result))

@@ -45,8 +45,9 @@ def test_rank_size_serial_workers(launch, mode):
     if is_mpi(mode):
         task_rank, task_size, task_serial, _ = r["in_task"]
         assert 1 <= task_rank < n and task_size == n and task_serial is False
-    else:
-        assert r["in_task"][:3] == [0, 1, True]
+    else:  # serially a task's rank is its simulated worker's, as its error reports say
+        task_rank, task_size, task_serial, _ = r["in_task"]
+        assert 1 <= task_rank <= workers_of(mode) and [task_size, task_serial] == [1, True]
     every = reports(result, "EVERY")
     assert sorted(e["rank"] for e in every) == list(range(n)), "each rank runs the script"
     assert {e["size"] for e in every} == {n}
@@ -308,6 +309,37 @@ def test_a_foreign_launcher_is_detected(launch):
     assert "MAIN RAN" not in result.stdout
     assert "Open MPI" in result.stderr and "mpiexec.mpich -n 2" in result.stderr, \
         result.output
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"SLURM_STEP_NUM_TASKS": "3", "SLURM_NTASKS": "3", "SLURM_PROCID": "1",
+      "SLURM_MPI_TYPE": "pmix", "PMIX_RANK": "1", "PMIX_NAMESPACE": "slurm.pmix.7.0"},
+     ["srun started 3 copies", "srun --mpi=pmi2 -n 3"]),
+    ({"SLURM_STEP_NUM_TASKS": "3", "SLURM_PROCID": "0", "SLURM_MPI_TYPE": "none"},
+     ["srun started 3 copies", "srun --mpi=pmi2 -n 3"]),
+    ({"PMIX_RANK": "0", "PMIX_NAMESPACE": "prterun-1"},
+     ["started by a PMIx launcher", "mpiexec.mpich -n <ranks>"]),
+], ids=["srun-pmix", "srun-none", "pmix"])
+def test_a_launcher_whose_pmi_parc_cannot_use_is_refused(launch, env, says):
+    # Each copy is a world of 1 that would run the whole program alone: each stops.
+    result = launch(app("print('MAIN RAN' if parc.run(lambda: 1) else '')\n"), env=env,
+                    timeout=30)
+    assert result.returncode == 2, result.output
+    assert "MAIN RAN" not in result.stdout
+    assert "Traceback" not in result.stderr, result.output
+    for text in says:
+        assert text in result.stderr, result.output
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_a_slurm_step_that_mpi_sees_is_not_refused(launch, ranks):
+    # A one-task step (serial), or srun --mpi=pmi2 (MPI sees every task; emulated with
+    # mpiexec under the step's variables).
+    tasks = str(ranks or 1)
+    result = launch(app("emit(parc.run(lambda: [parc.size()]))\n"), ranks=ranks,
+                    env={"SLURM_STEP_NUM_TASKS": tasks, "SLURM_PROCID": "0",
+                         "SLURM_MPI_TYPE": "pmi2", "PMIX_RANK": "0"})
+    assert report(result) == [ranks or 1]
 
 
 # -- python3 -m parc app.py ------------------------------------------------------------------

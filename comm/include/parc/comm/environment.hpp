@@ -59,5 +59,8 @@ class Environment {
 
 // Throws StartupError when the environment shows another MPI's launcher started us.
 void check_launcher();
+// Throws StartupError when MPI sees a world of 1 but the launcher started several copies
+// (srun --mpi=none or --mpi=pmix, PMIx launchers): each copy would run alone.
+void check_world_of_one();
 
 }  // namespace parc
