@@ -194,7 +194,8 @@ bool Scheduler::progress() {
   sending_ = endpoint_.progress();
   if (simulated_.empty()) {
     active = receive_results();
-    if (revocable_) active = receive_revoke_answers() || active;
+    // Only while answers are due: a probe costs a pass of MPI's progress engine.
+    if (revokes_pending_ > 0) active = receive_revoke_answers() || active;
   } else {
     // One message per simulated worker per step, in rank order, and its outcome handled
     // at once (a failure cancels before the next worker runs): serial runs are
