@@ -516,7 +516,7 @@ class MpiProxyService final : public ProxyService {
     return records_contiguous_;
   }
 
-  bool record_sends_pending() { return records_received_up_to() < record_batches_; }
+  bool record_sends_pending() { return records_received_up_to() < record_batches_.load(); }
 
   void answer_flushes() {
     if (flushes_.empty()) return;
@@ -527,7 +527,7 @@ class MpiProxyService final : public ProxyService {
         continue;
       }
       Bytes payload;
-      ByteWriter(payload).write(record_batches_);
+      ByteWriter(payload).write(record_batches_.load());
       reply(it->source, it->tag, Status::ok, payload);
       it = flushes_.erase(it);
     }
@@ -575,8 +575,9 @@ class MpiProxyService final : public ProxyService {
   std::thread thread_;
 
   std::mutex sends_mutex_;
-  std::list<Send> sends_;                 // stable addresses: MPI holds the buffers
-  std::uint64_t record_batches_ = 0;      // posted so far (progress thread only)
+  std::list<Send> sends_;  // stable addresses: MPI holds the buffers
+  // Posted so far: counted by the progress thread, read by stop() on the main thread.
+  std::atomic<std::uint64_t> record_batches_{0};
   std::set<std::uint64_t> records_done_;  // received while an earlier one is in flight
   std::uint64_t records_contiguous_ = 0;
   std::list<Flush> flushes_;  // progress thread only

@@ -315,6 +315,9 @@ class _MapRun:
     def __iter__(self):
         try:
             while True:
+                # Read before looking at what arrived: an outcome delivered after the
+                # checks below (by the engine, on another thread) then ends the wait.
+                seen = self.delivered
                 # As concurrent.futures: the results before the first failed input are
                 # yielded, then the failure is raised (fail_fast has already cancelled
                 # the tasks that had not started).
@@ -351,18 +354,18 @@ class _MapRun:
                     continue
                 if self.exhausted and self.next_out >= self.submitted:
                     return
-                self.wait()
+                self.wait(seen)
         finally:
             self.close()
 
-    def wait(self):
-        """Until the next outcome arrives (or the map's timeout passes)."""
+    def wait(self, seen):
+        """Until an outcome arrives after `seen` deliveries (or the map's timeout
+        passes)."""
         remaining = -1.0
         if self.deadline is not None:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"parc: {self.name} did not finish within its timeout")
-        seen = self.delivered
         _core.progress(lambda: self.delivered != seen, remaining)
         if self.deadline is not None and time.monotonic() >= self.deadline:
             # What arrives after the deadline is late, even when it came during this wait
@@ -373,11 +376,12 @@ class _MapRun:
         """collect_all after a failure: run every remaining input; their results are
         kept for the ParallelException's `results`."""
         while not (self.exhausted and not self.op.routes):
+            seen = self.delivered
             if not self.exhausted:
                 self.next_out = self.submitted  # the window slides; results are kept
                 self.fill()
             if self.op.routes:
-                self.wait()
+                self.wait(seen)
 
     def fail(self):
         errors = [e for position in sorted(self.errors) for e in self.errors[position]]
