@@ -281,20 +281,25 @@ void Scheduler::dispatch() {
 
 void Scheduler::revoke_for_idle_workers() {
   if (!revocable_ || !queue_.empty()) return;
-  std::vector<std::size_t> idle;
-  for (std::size_t s = 0; s < slots_.size(); ++s) {
-    if (slots_[s].batches.empty() && slots_[s].region == 0) idle.push_back(s);
-  }
-  while (revokes_pending_ < idle.size()) {
+  // Runs at every dispatch: counts without allocating, and usually stops here.
+  const auto is_idle = [&](std::size_t s) {
+    return slots_[s].batches.empty() && slots_[s].region == 0;
+  };
+  std::size_t idle = 0;
+  for (std::size_t s = 0; s < slots_.size(); ++s) idle += is_idle(s) ? 1 : 0;
+  while (revokes_pending_ < idle) {
     // The batch waiting behind the batch that has run longest, if an idle worker may run it.
     Slot* donor = nullptr;
     for (Slot& slot : slots_) {
       if (slot.batches.size() < 2 || slot.batches.back().revoke_sent) continue;
       const Task& task = slot.batches.back().tasks.front();
       if (task.given_back) continue;
-      if (farms_with_ranks_ > 0 && std::none_of(idle.begin(), idle.end(),
-                                                [&](std::size_t s) { return allowed_on(task, s); }))
-        continue;
+      if (farms_with_ranks_ > 0) {
+        bool idle_may_run = false;
+        for (std::size_t s = 0; s < slots_.size() && !idle_may_run; ++s)
+          idle_may_run = is_idle(s) && allowed_on(task, s);
+        if (!idle_may_run) continue;
+      }
       if (donor == nullptr || slot.batches.front().sent < donor->batches.front().sent)
         donor = &slot;
     }
