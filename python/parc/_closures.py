@@ -1,10 +1,14 @@
 """Parallel closures: declared functions (by id), other callables by reference or value."""
 
+import collections
 import ctypes
+import functools
+import hashlib
 import logging
 import os
 import pickle
 import struct
+import threading
 import types
 import weakref
 
@@ -103,6 +107,10 @@ def _pickle_callable(function):
     local = "<locals>" in qualname or "<lambda>" in qualname
     if local or (module in ("__main__", "__mp_main__") and cloudpickle is not None):
         return _pickle_by_value(function)
+    if isinstance(function, functools.partial) and cloudpickle is not None:
+        # As its function would travel alone (a map's chunks are partials): cloudpickle
+        # sends __main__ functions by value, importable ones by reference.
+        return cloudpickle.dumps(function, protocol=5)
     try:
         return pickle.dumps(function, protocol=5)
     except Exception as error:
@@ -114,6 +122,41 @@ def _pickle_callable(function):
         raise UsageError(
             f"parc cannot send {function!r} to the workers: {error}. Submit a function "
             "defined at module top level (or any picklable callable)") from error
+
+
+# A pickled callable this large (a function of __main__ with a big array among its
+# globals) travels once per worker: tasks carry its digest, and a worker that lacks it
+# fetches it from rank 0, which keeps the most recent ones.
+SHIP_BY_DIGEST = 64 * 1024
+_SHIPPED_BYTES = 256 << 20
+_shipped = collections.OrderedDict()  # digest -> pickled callable, least recent first
+_shipped_lock = threading.Lock()  # rank 0's progress thread reads it for the workers
+
+
+def _ship(blob):
+    """The payload prefix naming `blob` by digest; rank 0 keeps the blob for workers."""
+    digest = hashlib.blake2b(blob, digest_size=16).digest()
+    with _shipped_lock:
+        _shipped[digest] = blob
+        _shipped.move_to_end(digest)
+        total = sum(len(b) for b in _shipped.values())
+        while total > _SHIPPED_BYTES and len(_shipped) > 1:
+            total -= len(_shipped.popitem(last=False)[1])
+    return bytes([_task.FLAG_CALLABLE_DIGEST]) + digest
+
+
+def shipped_callable(digest):
+    """On rank 0, for a worker (see SHIP_BY_DIGEST): the pickled callable of `digest`."""
+    with _shipped_lock:
+        blob = _shipped.get(digest)
+        if blob is not None:
+            _shipped.move_to_end(digest)
+    if blob is None:
+        raise LookupError(
+            "parc: the pickled function of this task is no longer kept on rank 0 (more "
+            f"than {_SHIPPED_BYTES >> 20} MiB of other large functions were sent since). "
+            "Decorate it with @parc.closure, or keep its large globals in a module")
+    return blob
 
 
 def resolve(function):
@@ -133,7 +176,11 @@ def resolve(function):
         resolved = (_ids[name], bytes([0]))
     else:
         blob = _pickle_callable(function)
-        resolved = (_ids[_PYTHON_CALL], _CALLABLE.pack(_task.FLAG_CALLABLE, len(blob)) + blob)
+        if len(blob) >= SHIP_BY_DIGEST:
+            resolved = (_ids[_PYTHON_CALL], _ship(blob))
+        else:
+            resolved = (_ids[_PYTHON_CALL],
+                        _CALLABLE.pack(_task.FLAG_CALLABLE, len(blob)) + blob)
     if not isinstance(function, types.MethodType):  # a new object at every access
         try:
             _prefixes[function] = resolved

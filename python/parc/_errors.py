@@ -78,7 +78,7 @@ class ChunkFailures(Exception):
     """Inputs of a map chunk failed: the manager reports each as its own failure.
 
     failures: [(offset in the chunk, encoded failure record)]; results: the pickled
-    results of the inputs before the first failure (the map yields them first), or None."""
+    results of the other inputs that ran, in input order, or None."""
 
     def __init__(self, failures, results):
         super().__init__(failures, results)
@@ -207,8 +207,8 @@ def qualified_name(kind):
 
 
 def rebuild_chunk(error, first_index):
-    """A map chunk's failure as its inputs' failures: ([exception], pickled results of the
-    inputs before the first failure or None); None when the chunk failed as a whole (a
+    """A map chunk's failure as its inputs' failures: ([(offset, exception)], pickled
+    results of the chunk's other inputs that ran, or None); None when the chunk failed as a whole (a
     timeout, a task that did not decode), which rebuild() reports."""
     foreign, chain, rank, host, pid, task, closure, attempts = error
     if not foreign:
@@ -217,8 +217,8 @@ def rebuild_chunk(error, first_index):
     if links[0]["type"] != qualified_name(ChunkFailures) or links[0]["pickled"] is None:
         return None
     chunk = pickle.loads(links[0]["pickled"])
-    members = [rebuild((record, chain, rank, host, pid, task, closure, attempts),
-                       first_index + offset) for offset, record in chunk.failures]
+    members = [(offset, rebuild((record, chain, rank, host, pid, task, closure, attempts),
+                                first_index + offset)) for offset, record in chunk.failures]
     return members, chunk.results
 
 

@@ -78,7 +78,7 @@ def failure_options(manager, policy, retries, retry_on, timeout):
 
     def retry_filter(error):
         chunk = _errors.rebuild_chunk(error, 0)  # a map chunk: retried if any input matches
-        members = chunk[0] if chunk is not None else [_errors.rebuild(error)]
+        members = [e for _, e in chunk[0]] if chunk is not None else [_errors.rebuild(error)]
         return any(isinstance(member, retry_on) for member in members)
 
     return retry_filter
@@ -224,74 +224,141 @@ class Future(concurrent.futures.Future):
 
 
 class _MapRun:
-    """One farm.map: submits a window ahead of the consumer, yields in input order."""
+    """One farm.map: submits a window ahead of the consumer, yields in input order.
+
+    A task carries a run of inputs (a chunk): they are pickled in one call and their
+    results come back as one list, so a short function costs about what a local call and
+    its pickling cost. Chunks are sized from the time per input the worker measures
+    (about 2 ms of work each), or by chunksize. Each input is a task of its own where it
+    must be: a C++ closure (the C++ farm batches those), a farm with retries or a task
+    timeout (each input is retried or timed on its own), a map with a timeout (what
+    finished before the deadline is yielded, not held back by the rest of its chunk),
+    serial mode on several simulated workers."""
+
+    chunk_seconds = 2e-3  # the work a measured chunk carries
+    tail_seconds = 50e-6  # the least work a chunk carries at the tail of a map
+    max_chunk = 8192  # inputs; past this the per-chunk cost is already < 1%
 
     def __init__(self, farm, fn, iterables, timeout, chunksize, progress):
         self.farm = farm
         self.policy = farm._policy
         self.name = _name_of(fn)
-        self.chunked = chunksize is not None
-        self.chunksize = chunksize
-        if self.chunked:
+        self.fn = fn
+        if chunksize is not None:
             if isinstance(fn, CppClosure):
                 raise ValueError(f"parc: chunksize is for Python callables; {fn!r} is "
                                  "batched automatically")
-            if not isinstance(chunksize, int) or chunksize < 1:
+            if not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1:
                 raise ValueError(f"parc: chunksize must be a positive int, got {chunksize!r}")
-            self.call = functools.partial(_task.run_chunk, fn, self.policy == "fail_fast")
-            items = zip(*iterables)
-            self.items = iter(lambda: list(itertools.islice(items, chunksize)), [])
+        self.chunksize = chunksize
+        self.workers = _core.workers()
+        # Serially on several simulated workers, which one runs an input must not depend
+        # on timing (as with the C++ farm's batches), so each input is a task there.
+        self.chunked = chunksize is not None or not (
+            isinstance(fn, CppClosure) or timeout is not None or farm._timeout
+            or farm._retries or (_core.serial() and self.workers > 1))
+        self.total = _progress.length_of(iterables)  # inputs, when known
+        if self.chunked:
+            star = len(iterables) > 1
+            self.call = functools.partial(_task.run_chunk, fn, star, self.policy == "fail_fast")
+            self.items = zip(*iterables) if star else iter(iterables[0])
+            self.per_input = farm._seconds_per_input(fn)
+            self.measured = (0.0, 0.0)  # decaying sums of (seconds, inputs)
         else:
             self.call = fn
             self.items = zip(*iterables)
         self.closure, self.prefix = _closures.resolve(self.call)
         self.decode = _decoder(self.call)
         self.deadline = None if timeout is None else time.monotonic() + timeout
-        total = _progress.length_of(iterables)
-        if total is not None and self.chunked:
-            total = -(-total // chunksize)
-        self.bar = _progress.bar(total, progress, self.name)
-        self.window = max(512, 2048 * _core.workers())
+        self.bar = _progress.bar(self.total, progress, self.name)
+        self.window = max(512, 2048 * self.workers)  # tasks ahead of the consumer
         # The map's own operation numbers its tasks: a task's index is its position. With
         # a deadline, each result comes back on its own (not held by a slower one batched
         # with it), so that what finished before the deadline is yielded. Ordered: under
         # fail_fast the inputs before a failed one still run, as concurrent.futures' map.
-        self.op = _Operation(farm, self.policy, batching=timeout is None, ordered=True)
-        self.submitted = 0
-        self.inputs = 0  # submitted inputs: a chunk has several
-        self.next_out = 0
+        # Chunks sized here go one per message, so that each comes back as it finishes.
+        self.op = _Operation(farm, self.policy, ordered=True,
+                             batching=timeout is None and not (self.chunked and chunksize is None))
+        self.submitted = 0  # tasks
+        self.inputs = 0  # inputs submitted
+        self.consumed = 0  # inputs yielded or skipped
+        self.next_out = 0  # the position (task) to yield next
+        self.chunks = {}  # position -> (first input, inputs) of a chunk not yet consumed
         self.delivered = 0  # outcomes received, for the consumer's wait
         self.ready = {}  # position -> result buffer, until its turn
         self.errors = {}  # position -> its exceptions (a chunk's: one per failed input)
         self.cancelled = set()  # positions fail_fast cancelled
-        self.earlier = {}  # position of a failed chunk -> its results before the failure
+        self.survivors = {}  # position of a failed chunk -> [(input, pickled or value)]
+        self.late = {}  # input -> result, collect_all: not yielded after a failure
         self.exhausted = False
         self.failed_at = None  # collect_all: the first failed position reached
         self.fill()
 
+    def chunk_size(self, tasks):
+        """Inputs in the next chunk after `tasks` tasks; 0: none until a first chunk has
+        been timed."""
+        if self.chunksize is not None:
+            return self.chunksize
+        if self.per_input is None:
+            # Single inputs, two per worker in flight, until a result says how long one
+            # takes (failures say nothing: a map whose inputs all fail goes one by one).
+            return 1 if tasks - self.next_out < 2 * self.workers else 0
+        per_input = max(self.per_input, 1e-8)
+        size = min(int(self.chunk_seconds / per_input), self.max_chunk)
+        if self.total is not None:  # leave work for every worker at the tail ...
+            size = min(size, -(-(self.total - self.inputs) // (2 * self.workers)))
+            # ... but not in chunks so short that sending them costs more than they do
+            size = max(size, min(int(self.tail_seconds / per_input), self.max_chunk))
+        return max(1, size)
+
     def fill(self):
         if self.errors and self.policy == "fail_fast":
             return  # the map stops: nothing more is submitted
-        payloads, inputs = [], 0
+        payloads = []
         limit = self.window - (self.submitted - self.next_out)
-        for item in itertools.islice(self.items, max(0, limit)):
-            inputs += len(item) if self.chunked else 1
-            payloads.append(_encode_call(self.call, self.prefix,
-                                         (item,) if self.chunked else item, None))
+        if not self.chunked:
+            for item in itertools.islice(self.items, max(0, limit)):
+                payloads.append(_encode_call(self.call, self.prefix, item, None))
+            self.inputs += len(payloads)
+            if len(payloads) < limit:
+                self.exhausted = True
+        else:
+            position = self.submitted
+            while len(payloads) < limit:
+                size = self.chunk_size(position + len(payloads))
+                in_flight = self.inputs - self.consumed
+                if size == 0 or (in_flight and in_flight + size > max(
+                        self.window, 4 * self.workers * size)):
+                    break
+                chunk = list(itertools.islice(self.items, size))
+                if chunk:
+                    payloads.append(self.encode_chunk(chunk))
+                    self.chunks[position + len(payloads) - 1] = (self.inputs, len(chunk))
+                    self.inputs += len(chunk)
+                if len(chunk) < size:
+                    self.exhausted = True
+                    break
         if payloads:
             with self.op.lock:
                 first = self.op.add(self, len(payloads))
-            self.inputs += inputs
             self.op.core.submit(self.closure, payloads, first)
             self.submitted += len(payloads)
-        if len(payloads) < limit:
-            self.exhausted = True
+        if self.exhausted:
             self.op.seal()
+
+    def encode_chunk(self, chunk):
+        try:
+            return _encode_call(self.call, self.prefix, (chunk,), None)
+        except TypeError:  # names the input that cannot be pickled
+            star = self.call.args[1]
+            for item in chunk:
+                _encode_call(self.fn, self.prefix, item if star else (item,), None)
+            raise
 
     def _parc_complete(self, position, kind, data):
         self.delivered += 1
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(self.chunks[position][1] if self.chunked else 1)
         if kind == _RESULT:
             self.ready[position] = data
         elif kind == _ERROR:
@@ -303,14 +370,23 @@ class _MapRun:
             self.cancelled.add(position)
 
     def _chunk_failed(self, position, error):
-        first_input = position * self.chunksize  # every chunk but the last is full
-        chunk = _errors.rebuild_chunk(error, first_input)
+        first, count = self.chunks[position]
+        chunk = _errors.rebuild_chunk(error, first)
         if chunk is None:  # failed as a whole (a timeout): named by its first input
-            self.errors[position] = [_errors.rebuild(error, first_input)]
+            self.errors[position] = [_errors.rebuild(error, first)]
             return
-        self.errors[position], earlier = chunk
-        if earlier is not None:
-            self.earlier[position] = earlier
+        members, kept = chunk
+        self.errors[position] = [exc for _, exc in members]
+        if kept is not None:  # the chunk's other inputs that ran, by input
+            failed = {offset for offset, _ in members}
+            ran = [first + o for o in range(count) if o not in failed]
+            self.survivors[position] = (ran, kept, first + min(failed))
+
+    def _measured(self, seconds, count):
+        """Seconds per input over the last chunks, the larger ones weighing more."""
+        if count:
+            self.measured = (0.5 * self.measured[0] + seconds, 0.5 * self.measured[1] + count)
+            self.per_input = self.measured[0] / self.measured[1]
 
     def __iter__(self):
         try:
@@ -327,33 +403,45 @@ class _MapRun:
                     self.fail()
                 if self.next_out in self.errors:
                     self.failed_at = self.next_out
-                    earlier = self.earlier.pop(self.next_out, None)
-                    if earlier is not None:  # a chunk's inputs before its first failure
-                        values = pickle.loads(earlier)
-                        earlier = None
-                        values.reverse()
-                        while values:
-                            yield values.pop()
+                    survivors = self.survivors.pop(self.next_out, None)
+                    if survivors is not None:  # yields the chunk's inputs before the failure
+                        ran, kept, failed_input = survivors
+                        values = pickle.loads(kept)
+                        before = [v for i, v in zip(ran, values) if i < failed_input]
+                        self.late.update((i, v) for i, v in zip(ran, values)
+                                         if i > failed_input)
+                        values = kept = survivors = None
+                        before.reverse()
+                        while before:
+                            yield before.pop()
                     if self.policy == "collect_all":
                         self.drain()
                     self.fail()
                 if self.next_out in self.ready:
                     data = self.ready.pop(self.next_out)
                     self.next_out += 1
-                    if not self.exhausted:
-                        self.fill()
                     if self.chunked:
-                        values = self.decode(memoryview(data))
+                        first, count = self.chunks.pop(self.next_out - 1)
+                        self.consumed = first + count
+                        seconds, values = self.decode(memoryview(data))
                         data = None
+                        self._measured(seconds, len(values))
+                        if not self.exhausted:
+                            self.fill()
                         values.reverse()
                         while values:  # holds no value it has yielded (bpo-14406)
                             yield values.pop()
                     else:
+                        self.consumed += 1
+                        if not self.exhausted:
+                            self.fill()
                         yield self.decode(memoryview(data))
                         data = None
                     continue
                 if self.exhausted and self.next_out >= self.submitted:
                     return
+                if not self.exhausted and self.next_out >= self.submitted:
+                    self.fill()  # nothing in flight: never wait for nothing
                 self.wait(seen)
         finally:
             self.close()
@@ -379,6 +467,7 @@ class _MapRun:
             seen = self.delivered
             if not self.exhausted:
                 self.next_out = self.submitted  # the window slides; results are kept
+                self.consumed = self.inputs
                 self.fill()
             if self.op.routes:
                 self.wait(seen)
@@ -388,8 +477,10 @@ class _MapRun:
         if self.policy == "fail_fast":
             message = (f"{self.name} failed; fail_fast cancelled the tasks that had not "
                        "started")
-        elif self.chunked:
+        elif self.chunksize is not None:
             message = f"{self.name}: {len(errors)} of {self.inputs} inputs failed"
+        elif self.chunked:
+            message = f"{self.name}: {len(errors)} of {self.inputs} tasks failed"
         else:
             message = f"{self.name}: {len(errors)} of {self.submitted} tasks failed"
         group = _errors.parallel_exception(message, errors)
@@ -399,24 +490,25 @@ class _MapRun:
         raise group.with_traceback(errors[0].__traceback__)
 
     def late_results(self):
-        """collect_all: the results not yielded, by input position."""
-        results = {}
-        for position in sorted(self.ready):
-            value = self.decode(memoryview(self.ready[position]))
+        """collect_all: the results not yielded, by input."""
+        results = self.late
+        for position, data in self.ready.items():
             if self.chunked:
-                first = position * self.chunksize
-                results.update((first + i, v) for i, v in enumerate(value))
+                first = self.chunks[position][0]
+                results.update(enumerate(self.decode(memoryview(data))[1], first))
             else:
-                results[position] = value
-        for position in sorted(self.earlier):
-            first = position * self.chunksize
-            results.update((first + i, v) for i, v in enumerate(pickle.loads(self.earlier[position])))
+                results[position] = self.decode(memoryview(data))
+        for ran, kept, _ in self.survivors.values():
+            results.update(zip(ran, pickle.loads(kept)))
         self.ready.clear()
-        self.earlier.clear()
-        return results
+        self.survivors.clear()
+        self.late = {}
+        return dict(sorted(results.items()))
 
     def close(self):
         self.op.close()
+        if self.chunked and self.chunksize is None and self.per_input is not None:
+            self.farm._remember_seconds_per_input(self.fn, self.per_input)
         if self.bar is not None:
             self.bar.close()
 
@@ -442,6 +534,7 @@ class TaskFarm(concurrent.futures.Executor):
         self._lock = threading.RLock()
         self._submits = None  # the _Operation of submit(), made at the first one
         self._operations = weakref.WeakSet()  # every operation with futures
+        self._input_seconds = weakref.WeakKeyDictionary()  # fn -> seconds, measured by map
         self._shut_down = False
 
     # -- the Executor API -------------------------------------------------------------
@@ -523,6 +616,18 @@ class TaskFarm(concurrent.futures.Executor):
         return False
 
     # -- the manager's side -----------------------------------------------------------
+
+    def _seconds_per_input(self, fn):
+        try:
+            return self._input_seconds.get(fn)
+        except TypeError:  # not weakly referable: measured anew by each map
+            return None
+
+    def _remember_seconds_per_input(self, fn, seconds):
+        try:
+            self._input_seconds[fn] = seconds
+        except TypeError:
+            pass
 
     def _check_open(self):
         if self._shut_down or _runtime.stopped():

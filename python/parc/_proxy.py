@@ -566,4 +566,13 @@ def _serve(obj, view):
             exc, _describe_request(type(obj).__qualname__, op, name, args, kwargs))
 
 
+def _fetch_callable(digest):
+    """A worker's copy of a large pickled callable, from rank 0 (which runs the task
+    itself serially)."""
+    if _core.serial():
+        return _closures.shipped_callable(digest)
+    return Proxy.create(_closures.shipped_callable, digest, owner=0).resolve()
+
+
+_task.fetch_callable = _fetch_callable
 Proxy.__module__ = "parc"

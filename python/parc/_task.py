@@ -4,11 +4,13 @@ Called by _core (with the GIL) for every task this rank runs, in MPI and serial 
 """
 
 import functools
+import itertools
 import pickle
 import reprlib
 import struct
 import sys
 import threading
+import time
 import traceback
 
 from . import _codec, _core, _errors, _output
@@ -19,6 +21,9 @@ FLAG_CALLABLE = 1
 FLAG_KWARGS = 2
 FLAG_SINGLE = 4  # the arguments are one value (a pipeline item): function(value)
 FLAG_SPMD = 8  # an SPMD region's closure: called as function(ctx, *args, **kwargs)
+FLAG_CALLABLE_DIGEST = 16  # the callable's digest instead: fetched once (see _closures)
+_DIGEST_SIZE = 16
+fetch_callable = None  # digest -> pickled callable, from rank 0; set by _proxy
 _CALLABLE_LENGTH = struct.Struct("<I")
 
 _callables = {}  # pickled callable -> callable: a farm sends the same one many times
@@ -36,15 +41,23 @@ def running():
 
 
 def _callable_at(view):
-    (length,) = _CALLABLE_LENGTH.unpack_from(view, 1)
-    start = 1 + _CALLABLE_LENGTH.size
-    blob = bytes(view[start:start + length])
-    function = _callables.get(blob)
+    """The callable a task carries (FLAG_CALLABLE) or names by digest
+    (FLAG_CALLABLE_DIGEST), and the offset of its arguments."""
+    if view[0] & FLAG_CALLABLE_DIGEST:
+        end = 1 + _DIGEST_SIZE
+        key = bytes(view[1:end])
+    else:
+        (length,) = _CALLABLE_LENGTH.unpack_from(view, 1)
+        start = 1 + _CALLABLE_LENGTH.size
+        end = start + length
+        key = bytes(view[start:end])
+    function = _callables.get(key)
     if function is None:
         if len(_callables) > 256:
             _callables.clear()
-        function = _callables[blob] = pickle.loads(blob)
-    return function, start + length
+        blob = fetch_callable(key) if view[0] & FLAG_CALLABLE_DIGEST else key
+        function = _callables[key] = pickle.loads(blob)
+    return function, end
 
 
 def describe_call(function, args, kwargs):
@@ -116,30 +129,36 @@ def encode_failure(exc, call, remember=True):
     return links[0]["type"], links[0]["message"], pickle.dumps(record, protocol=5)
 
 
-def run_chunk(function, stop_at_first_failure, chunk):
-    """One task of a map with chunksize: the results of a run of inputs. Every input
-    runs (up to the first failure under fail_fast); failures are raised together."""
+def run_chunk(function, star, stop_at_first_failure, chunk):
+    """One task of a map that carries a run of inputs (batched automatically, or by
+    chunksize): function over each input (an argument tuple when `star`). Returns the
+    seconds the calls took (the manager sizes the next runs from it) and the results.
+    Every input runs (up to the first failure under fail_fast); when some fail, raises
+    ChunkFailures with each failure and the results of all the others."""
+    start = time.perf_counter()
+    calls = itertools.starmap(function, chunk) if star else map(function, chunk)
     results, failures = [], []
-    for offset, item in enumerate(chunk):
+    while True:
         try:
-            value = function(*item)
+            results.extend(calls)  # keeps what ran before a failure; `calls` goes on after it
+            break
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
+            offset = len(results) + len(failures)
             exc.__traceback__ = exc.__traceback__.tb_next or exc.__traceback__
-            failures.append((offset, encode_failure(exc, describe_call(function, item, {}))[2]))
+            args = chunk[offset] if star else (chunk[offset],)
+            failures.append((offset, encode_failure(exc, describe_call(function, args, {}))[2]))
             if stop_at_first_failure:
                 break
-            continue
-        if not failures:
-            results.append(value)
+    seconds = time.perf_counter() - start
     if failures:
         try:
-            earlier = pickle.dumps(results, protocol=5)
+            kept = pickle.dumps(results, protocol=5)
         except Exception:  # they could not have been sent anyway; the failures still are
-            earlier = None
-        raise _errors.ChunkFailures(failures, earlier)
-    return results
+            kept = None
+        raise _errors.ChunkFailures(failures, kept)
+    return seconds, results
 
 
 def execute(function, payload):
@@ -181,6 +200,29 @@ def execute(function, payload):
     try:
         return (True, _codec.encode(result))
     except Exception as exc:
+        if shown is not function:  # a chunk: only the inputs whose results cannot go fail
+            exc = _unpicklable_in_chunk(function, args[0], result[1])
+            return (False, *encode_failure(exc, call))
         call = describe_call(function, args, kwargs)
         exc.add_note(f"parc: the result of {call} ({type(result).__name__}) cannot be pickled")
         return (False, *encode_failure(exc, call))
+
+
+def _unpicklable_in_chunk(chunk_call, chunk, results):
+    """ChunkFailures for a chunk whose results did not pickle: one failure per input
+    whose result cannot be pickled, the others' results kept."""
+    function, star, stop_at_first_failure = chunk_call.args
+    failures, kept = [], []
+    for offset, (item, result) in enumerate(zip(chunk, results)):
+        try:
+            pickle.dumps(result, protocol=5)
+        except Exception as exc:
+            call = describe_call(function, item if star else (item,), {})
+            exc.add_note(f"parc: the result of {call} ({type(result).__name__}) cannot be "
+                         "pickled")
+            failures.append((offset, encode_failure(exc, call)[2]))
+            if stop_at_first_failure:
+                break
+            continue
+        kept.append(result)
+    return _errors.ChunkFailures(failures, pickle.dumps(kept, protocol=5))

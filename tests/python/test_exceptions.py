@@ -135,7 +135,9 @@ def test_collect_all_runs_every_task_and_sorts_failures_by_input(launch, mode, t
         assert 'raise ValueError(f"bad input {x}")' in tb
         assert ", in check" in tb
         assert not m["remote_error"]
-    assert len({m["task"] for m in members}) == 4, "task ids must differ"
+    # Short inputs share tasks (a map sends chunks of them): ids grow with the input.
+    tasks = [m["task"] for m in members]
+    assert tasks == sorted(tasks) and tasks[0] < tasks[-1], tasks
     # collect_all: every input ran, the failing ones included, and the farm still works.
     assert r["ran"] == list(range(20))
     assert r["after"] == 16

@@ -208,6 +208,66 @@ def test_chunksize_fail_fast_stops_at_the_first_failure(launch, mode):
     assert r["after"] == list(range(5))
 
 
+AUTO_FAILURES = r'''
+FAILING = (700, 705, 1900)
+
+
+@parc.closure
+def bad(x):
+    if x in FAILING:
+        raise ValueError(f"bad {x}")
+    return 2 * x
+
+
+def main():
+    out = {}
+    with parc.TaskFarm(policy=sys.argv[1]) as farm:
+        # Measures the function, so that the next map is chunked from its first inputs.
+        assert list(farm.map(bad, range(3000, 6000))) == [2 * x for x in range(3000, 6000)]
+        got = []
+        try:
+            for value in farm.map(bad, range(2000)):
+                got.append(value)
+        except parc.ParallelException as group:
+            out["members"] = [[e.parc_index, str(e), e.__notes__[0]] for e in group.exceptions]
+            out["message"] = group.message
+            out["results"] = sorted(getattr(group, "results", {}).items())
+        out["got"] = got
+        out["after"] = list(farm.map(bad, range(5)))  # the farm goes on
+    emit(out)
+
+
+parc.run(main)
+'''
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batched_map_failures_keep_every_input_and_result(launch, mode):
+    """Short tasks travel in chunks of inputs; failures are still per input, and under
+    collect_all every other input's result is reachable, those after a failure in the same
+    chunk included."""
+    r = report(launch(app(AUTO_FAILURES), args=["collect_all"], **mode))
+    assert [[i, s] for i, s, _ in r["members"]] == [[700, "bad 700"], [705, "bad 705"],
+                                                   [1900, "bad 1900"]]
+    assert r["members"][0][2].endswith(": bad(700), input #700"), r["members"][0][2]
+    assert r["members"][2][2].endswith(": bad(1900), input #1900"), r["members"][2][2]
+    assert r["message"] == "bad: 3 of 2000 tasks failed"
+    assert r["got"] == [2 * x for x in range(700)]
+    assert r["results"] == [[x, 2 * x] for x in range(701, 2000) if x not in (705, 1900)]
+    assert r["after"] == [0, 2, 4, 6, 8]
+
+
+@pytest.mark.parametrize("mode", ONE_WORKER + [pytest.param(dict(ranks=3), id="np3")])
+def test_batched_map_fail_fast_stops_at_the_first_failure(launch, mode):
+    r = report(launch(app(AUTO_FAILURES), args=["fail_fast"], **mode))
+    indexes = [i for i, _, _ in r["members"]]
+    # 700's chunk stops there (705 never runs); 1900's chunk may have run.
+    assert indexes in ([700], [700, 1900]), r["members"]
+    assert r["members"][0][2].endswith(": bad(700), input #700"), r["members"][0][2]
+    assert r["got"] == [2 * x for x in range(700)]
+    assert r["after"] == [0, 2, 4, 6, 8]
+
+
 @pytest.mark.parametrize("mode", ONE_WORKER)
 def test_maps_and_submits_interleaved_on_one_farm(launch, mode):
     """The farm numbers the tasks of all its users: a map's results stay in input order
@@ -476,6 +536,52 @@ def test_any_picklable_callable_can_be_submitted(launch, mode, tmp_path):
         assert r[name] == expected, (name, r[name])
     assert "declared_inside" in r["closure on nested"]
     assert "top level" in r["closure on nested"]
+
+
+LARGE_BY_VALUE = r'''
+import numpy as np
+import parc._closures
+
+TABLE = np.arange(250_000, dtype=np.float64)  # 2 MB: the function pickles with it
+
+
+def lookup(i):  # undecorated, in __main__: sent by value, with TABLE
+    return float(TABLE[i])
+
+
+def main():
+    fetched = []
+    original = parc._closures.shipped_callable
+
+    def counting(digest):  # rank 0 runs it for each worker that lacks the function
+        fetched.append(digest)
+        return original(digest)
+
+    parc._closures.shipped_callable = counting  # workers name it; rank 0 looks it up
+    with parc.TaskFarm() as farm:
+        values = [f.result() for f in [farm.submit(lookup, i) for i in range(40)]]
+        mapped = list(farm.map(lookup, range(100, 300)))
+        doubled = list(farm.map(lambda i: 2 * TABLE[i], range(10)))
+    emit({"values": values, "mapped": mapped, "doubled": doubled,
+          "fetches": len(fetched), "functions": len(set(fetched))})
+
+
+parc.run(main)
+'''
+
+
+def test_a_large_function_travels_once_per_worker(launch, mode):
+    """A function that pickles large (a __main__ function with a big global) is fetched
+    from rank 0 once per worker, not sent with every task."""
+    r = report(launch(app(LARGE_BY_VALUE), **mode))
+    assert r["values"] == list(range(40))
+    assert r["mapped"] == list(range(100, 300))
+    assert r["doubled"] == [2 * i for i in range(10)]
+    # lookup, map's chunks of lookup (serially on several workers map sends lookup
+    # itself), the lambda: each at most once per worker process.
+    functions = 2 if not is_mpi(mode) and workers_of(mode) > 1 else 3
+    assert r["functions"] == functions, r
+    assert functions <= r["fetches"] <= functions * (workers_of(mode) if is_mpi(mode) else 1), r
 
 
 @pytest.mark.parametrize("mode", ONE_WORKER)
