@@ -2,7 +2,6 @@
 
 import collections
 import ctypes
-import functools
 import hashlib
 import logging
 import os
@@ -107,10 +106,6 @@ def _pickle_callable(function):
     local = "<locals>" in qualname or "<lambda>" in qualname
     if local or (module in ("__main__", "__mp_main__") and cloudpickle is not None):
         return _pickle_by_value(function)
-    if isinstance(function, functools.partial) and cloudpickle is not None:
-        # As its function would travel alone (a map's chunks are partials): cloudpickle
-        # sends __main__ functions by value, importable ones by reference.
-        return cloudpickle.dumps(function, protocol=5)
     try:
         return pickle.dumps(function, protocol=5)
     except Exception as error:

@@ -233,7 +233,7 @@ class _MapRun:
     must be: a C++ closure (the C++ farm batches those), a farm with retries or a task
     timeout (each input is retried or timed on its own), a map with a timeout (what
     finished before the deadline is yielded, not held back by the rest of its chunk),
-    serial mode on several simulated workers."""
+    serial mode (task ids and simulated workers must not depend on timing)."""
 
     chunk_seconds = 2e-3  # the work a measured chunk carries
     tail_seconds = 50e-6  # the least work a chunk carries at the tail of a map
@@ -252,23 +252,24 @@ class _MapRun:
                 raise ValueError(f"parc: chunksize must be a positive int, got {chunksize!r}")
         self.chunksize = chunksize
         self.workers = _core.workers()
-        # Serially on several simulated workers, which one runs an input must not depend
-        # on timing (as with the C++ farm's batches), so each input is a task there.
+        # Serially, which simulated worker runs an input and the task ids in errors must
+        # not depend on timing, so each input is a task there.
         self.chunked = chunksize is not None or not (
             isinstance(fn, CppClosure) or timeout is not None or farm._timeout
-            or farm._retries or (_core.serial() and self.workers > 1))
+            or farm._retries or _core.serial())
         self.total = _progress.length_of(iterables)  # inputs, when known
+        self.closure, self.prefix = _closures.resolve(fn)
+        self.decode = _decoder(fn)
         if self.chunked:
             star = len(iterables) > 1
-            self.call = functools.partial(_task.run_chunk, fn, star, self.policy == "fail_fast")
+            flags = _task.FLAG_CHUNK | (_task.FLAG_CHUNK_STAR if star else 0) | (
+                _task.FLAG_CHUNK_STOP if self.policy == "fail_fast" else 0)
+            self.prefix = bytes([self.prefix[0] | flags]) + self.prefix[1:]
             self.items = zip(*iterables) if star else iter(iterables[0])
             self.per_input = farm._seconds_per_input(fn)
             self.measured = (0.0, 0.0)  # decaying sums of (seconds, inputs)
         else:
-            self.call = fn
             self.items = zip(*iterables)
-        self.closure, self.prefix = _closures.resolve(self.call)
-        self.decode = _decoder(self.call)
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.bar = _progress.bar(self.total, progress, self.name)
         self.window = max(512, 2048 * self.workers)  # tasks ahead of the consumer
@@ -318,7 +319,7 @@ class _MapRun:
         limit = self.window - (self.submitted - self.next_out)
         if not self.chunked:
             for item in itertools.islice(self.items, max(0, limit)):
-                payloads.append(_encode_call(self.call, self.prefix, item, None))
+                payloads.append(_encode_call(self.fn, self.prefix, item, None))
             self.inputs += len(payloads)
             if len(payloads) < limit:
                 self.exhausted = True
@@ -348,9 +349,9 @@ class _MapRun:
 
     def encode_chunk(self, chunk):
         try:
-            return _encode_call(self.call, self.prefix, (chunk,), None)
+            return _encode_call(self.fn, self.prefix, (chunk,), None)
         except TypeError:  # names the input that cannot be pickled
-            star = self.call.args[1]
+            star = self.prefix[0] & _task.FLAG_CHUNK_STAR
             for item in chunk:
                 _encode_call(self.fn, self.prefix, item if star else (item,), None)
             raise

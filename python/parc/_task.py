@@ -22,6 +22,9 @@ FLAG_KWARGS = 2
 FLAG_SINGLE = 4  # the arguments are one value (a pipeline item): function(value)
 FLAG_SPMD = 8  # an SPMD region's closure: called as function(ctx, *args, **kwargs)
 FLAG_CALLABLE_DIGEST = 16  # the callable's digest instead: fetched once (see _closures)
+FLAG_CHUNK = 32  # the arguments are (chunk,): a run of a map's inputs, see run_chunk
+FLAG_CHUNK_STAR = 64  # ... each input an argument tuple
+FLAG_CHUNK_STOP = 128  # ... stopping at the first failure (fail_fast)
 _DIGEST_SIZE = 16
 fetch_callable = None  # digest -> pickled callable, from rank 0; set by _proxy
 _CALLABLE_LENGTH = struct.Struct("<I")
@@ -170,9 +173,10 @@ def execute(function, payload):
         offset = 1
         if function is None:
             function, offset = _callable_at(view)
-        # A map's chunk is named after the mapped function (traces, the flight record).
-        shown = (function.args[0] if isinstance(function, functools.partial)
-                 and function.func is run_chunk and function.args else function)
+        shown = function  # a map's chunk is named after the mapped function
+        if flags & FLAG_CHUNK:
+            function = functools.partial(run_chunk, function, bool(flags & FLAG_CHUNK_STAR),
+                                         bool(flags & FLAG_CHUNK_STOP))
         call = describe_call(shown, (), {}).replace("()", "(...)")
         _core.note_task_call(call)
         arguments = _codec.decode(view, offset)

@@ -140,12 +140,13 @@ if __name__ == "__main__":
 '''
 
 
-@pytest.mark.parametrize("mode", [pytest.param(dict(), id="serial"),
+@pytest.mark.parametrize("mode", [pytest.param(dict(ranks=2), id="np2"),
                                   pytest.param(dict(ranks=3), id="np3")])
 def test_a_map_of_short_tasks_travels_in_chunks(launch, tmp_path, mode):
     """20,000 inputs of a function that takes well under a microsecond: a few dozen
     tasks carry them (timed by the worker, sized to about 2 ms of work, smaller at the
-    tail), spread over every worker."""
+    tail), spread over every worker. (Serially each input is a task: two serial runs
+    must be the same.)"""
     path = tmp_path / "trace.json"
     result = launch(BATCHED, env={"PARC_TRACE": str(path)}, **mode)
     assert result.returncode == 0, result.output
