@@ -89,7 +89,9 @@ def fmt(x, digits=3):
 
 
 def times(x):
-    return "–" if x is None else (f"{x:.1f}×" if x >= 1 else f"{x:.3f}×")
+    if x is None:
+        return "–"
+    return f"{x:,.0f}×" if x >= 100 else f"{x:.1f}×" if x >= 1 else f"{x:.3f}×"
 
 
 def with_rounds(by_round, key):
@@ -103,7 +105,7 @@ def ratio_cell(a, b, key):
     value, each = ratio(a, b, key)
     if value is None:
         return "–"
-    return f"{times(value)} ({', '.join(f'{x:.3g}' for x in each)})"
+    return f"{times(value)} ({', '.join(fmt(x) for x in each)})"
 
 
 def size_name(b):
@@ -177,7 +179,7 @@ def markdown(meta, d):
 
     out += ["## Targets (1 worker)", "", "| ratio | value | target | | per round |", "|---|---:|---|---|---|"]
     for label, value, each, goal, verdict in verdicts(d):
-        each_s = ", ".join(f"{x:.3g}" for x in each)
+        each_s = ", ".join(fmt(x) for x in each)
         out.append(f"| {label} | {times(value)} | {goal} | {verdict} | {each_s} |")
 
     out += ["", "## Throughput, no-op tasks (`def noop(x): return x`), tasks/s", "",
