@@ -76,8 +76,13 @@ busy_after=$(busy_percent)
 mv "$raw.tmp" "$raw"
 meta2="MPICH $(mpichversion 2>/dev/null | sed -n 's/^MPICH Version:[[:space:]]*//p') for parc (commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), build $build_dir); $(mpiexec.openmpi --version | head -1) for mpi4py; Dask distributed $("$python" -c 'import distributed; print(distributed.__version__)'); machine busy ${busy_before}% before, ${busy_after}% after (others' load)"
 
+# The command and every measuring setting that differs from its default (a smoke run shows).
+settings=$(for v in BENCH_SCALE MIN_SECONDS MAX_TASKS LATENCY_ITERS LATENCY_MAX_SECONDS EFFICIENCY_SECONDS \
+                    EFFICIENCY_CAP TASK_US PAYLOAD_SECONDS PAYLOAD_MAX; do
+             [[ -z ${!v:-} ]] || printf '%s=%s ' "$v" "${!v}"; done)
+meta3="made by: ROUNDS=$rounds WORKERS='$workers_list' PARTS=$parts ${settings}bash bench/python/run.sh"
 "$python" "$here/report.py" "$raw" --md "$results_dir/python.md" --png "$results_dir/python.png" \
-  --meta "$meta1" --meta "$meta2"
+  --meta "$meta1" --meta "$meta2" --meta "$meta3"
 if ((busy_before > 10 || busy_after > 10)); then
   echo "note: other processes kept the CPUs ${busy_before}% busy before the run and" \
        "${busy_after}% after: these figures are noisy; rerun on a quiet machine"
