@@ -39,7 +39,7 @@ help:
 	@echo "  make test        build and run the whole test suite (ctest)"
 	@echo "  make demo        run the pi examples (C++, then Python) serially and on $(DEMO_RANKS) ranks"
 	@echo "  make install     install into \$$(PREFIX) (default /usr/local)"
-	@echo "  make bench       install benchmark peers, build, run bench/run.sh"
+	@echo "  make bench       install benchmark peers, build, run bench/run.sh and bench/python/run.sh"
 	@echo "  make format      clang-format -i the C++ sources"
 	@echo "  make format-check  report formatting differences, change nothing"
 	@echo "  make fuzz        build the libFuzzer targets (clang 14) and run each FUZZ_SECONDS=$(FUZZ_SECONDS)"

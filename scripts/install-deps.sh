@@ -2,7 +2,7 @@
 # Install the Debian packages parc needs, and only those that are missing.
 #
 #   scripts/install-deps.sh            # build + test dependencies
-#   scripts/install-deps.sh bench      # ... plus the benchmark peers (mpi4py, ...)
+#   scripts/install-deps.sh bench      # ... plus the benchmark peers (mpi4py, Dask distributed, ...)
 #   scripts/install-deps.sh format     # ... plus clang-format
 #   scripts/install-deps.sh fuzz       # ... plus clang 14 and libFuzzer (make fuzz)
 #
@@ -24,7 +24,7 @@ required=(
 )
 
 declare -A groups=(
-  [bench]="python3-mpi4py python3-cloudpickle python3-tqdm python3-matplotlib"
+  [bench]="python3-mpi4py python3-distributed python3-cloudpickle python3-tqdm python3-matplotlib"
   [format]="clang-format"
   [fuzz]="clang-14 libclang-rt-14-dev"
 )

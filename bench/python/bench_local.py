@@ -1,10 +1,11 @@
-"""The single-machine peers at their defaults, 1 worker process each:
-concurrent.futures.ProcessPoolExecutor(1) ("ppe") and multiprocessing.Pool(1) ("mp_pool").
+"""The single-machine peers at their defaults, W worker processes each:
+concurrent.futures.ProcessPoolExecutor(W) ("ppe") and multiprocessing.Pool(W) ("mp_pool").
 
-    python3 bench_local.py [parts]
+    python3 bench_local.py [parts] [W=1]
 
-prints JSON lines (see common.py). parts: throughput,latency,payload (default all);
-multiprocessing.Pool takes part in throughput and latency only.
+prints JSON lines (see common.py). parts: throughput,latency,efficiency,payload (default
+all); multiprocessing.Pool takes no part in payload. Pool.map runs at its default
+chunksize; "submit" is apply_async of every task, then get of each.
 """
 
 import multiprocessing
@@ -12,23 +13,20 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import common
-from common import noop
 
 
 def main():
     wanted = common.parts(sys.argv)
-    common.versions("ppe", start_method=multiprocessing.get_start_method())
-    with ProcessPoolExecutor(1) as pool:
-        common.measure_executor("ppe", pool, wanted)
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    common.versions("ppe", workers, start_method=multiprocessing.get_start_method())
+    with ProcessPoolExecutor(workers) as pool:
+        common.measure("ppe", common.executor_api(pool), wanted)
 
-    with multiprocessing.Pool(1) as pool:
-        pool.apply(noop, (0,))
-        if "throughput" in wanted:
-            common.throughput("mp_pool", "map", lambda n: pool.map(noop, range(n)))
-            common.throughput("mp_pool", "submit",  # apply_async all, then get all
-                              lambda n: [r.get() for r in [pool.apply_async(noop, (i,)) for i in range(n)]])
-        if "latency" in wanted:
-            common.latency("mp_pool", lambda i: pool.apply_async(noop, (i,)).get())
+    with multiprocessing.Pool(workers) as pool:
+        api = common.Api(map_all=pool.map,
+                         submit_all=lambda f, xs: [r.get() for r in [pool.apply_async(f, (x,)) for x in xs]],
+                         call=lambda f, x: pool.apply_async(f, (x,)).get())
+        common.measure("mp_pool", api, [p for p in wanted if p != "payload"])
 
 
 if __name__ == "__main__":

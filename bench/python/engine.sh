@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # The progress engine's figures (issue 13), each against a peer measured in the same run,
 # in interleaved rounds (this machine's speed drifts):
-#   - farm efficiency (useful time / workers x elapsed) for compute-bound tasks of 10 us,
-#     100 us, 1 ms and 10 ms, parc's map against multiprocessing.Pool.map, 1 and 3 workers;
 #   - a 16 MiB numpy echo through a farm task against two raw C MPI reads of 16 MiB;
 #   - Python's synchronous round trip, submit(noop).result();
 #   - the CPU an idle Python job uses (manager with its engine, and a worker).
-# Writes bench/results/engine.md and engine.jsonl.
+# Writes bench/results/engine.md and engine.jsonl. Farm efficiency by task length (against
+# multiprocessing.Pool and the other peers, 1 and 3 workers) is in run.sh's python.md.
 #
-#   bash bench/python/engine.sh [build_dir=build]      (ROUNDS=3, WORKERS="1 3")
+#   bash bench/python/engine.sh [build_dir=build]      (ROUNDS=3)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,7 +15,6 @@ root=$(cd "$here/../.." && pwd)
 build_dir=$(cd "${1:-$root/build}" && pwd)
 python=${PYTHON:-/usr/bin/python3}
 rounds=${ROUNDS:-3}
-workers_list=${WORKERS:-1 3}
 results_dir=${RESULTS_DIR:-$root/bench/results}
 raw="$build_dir/bench/raw_bandwidth"
 [[ -x $raw ]] || { echo "engine.sh: $raw is missing; build first (make build)" >&2; exit 2; }
@@ -34,10 +32,6 @@ for line in sys.stdin:
 
 for round in $(seq "$rounds"); do
   echo "engine.sh: round $round of $rounds" >&2
-  for w in $workers_list; do
-    timeout 300 mpiexec.mpich -n $((w + 1)) "$python" "$here/bench_efficiency.py" parc | tag "$round" >>"$lines"
-    timeout 300 "$python" "$here/bench_efficiency.py" pool "$w" | tag "$round" >>"$lines"
-  done
   # Two raw reads of 16 MiB are the echo's raw reference (there and back).
   timeout 120 mpiexec.mpich -n 2 "$raw" 16777216 300 1000 1 |
     awk -v r="$round" '$1 == "raw_read_16777216_us" { printf "{\"bench\": \"raw_read\", \"bytes\": 16777216, \"us\": %s, \"round\": %d}\n", $2, r }' >>"$lines"
@@ -51,19 +45,9 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rounds = sorted({r["round"] for r in rows})
 out = ["# Progress engine: parc against its peers, measured in the same run", "",
        f"{len(rounds)} interleaved rounds; each ratio is computed within a round, the median "
-       "is shown with every round's value.", "",
-       "## Farm efficiency (useful time / workers x elapsed), compute-bound tasks", "",
-       "| workers | task | parc | multiprocessing.Pool | parc / Pool (rounds) |", "|---|---|---|---|---|"]
+       "is shown with every round's value. Farm efficiency by task length against "
+       "multiprocessing.Pool and the other peers: python.md (bench/python/run.sh)."]
 def med(xs): return statistics.median(xs) if xs else float("nan")
-eff = [r for r in rows if "efficiency" in r]
-for w in sorted({r["workers"] for r in eff}):
-    for us in sorted({r["task_us"] for r in eff}):
-        p = {r["round"]: r["efficiency"] for r in eff if r["tool"] == "parc" and r["workers"] == w and r["task_us"] == us}
-        q = {r["round"]: r["efficiency"] for r in eff if r["tool"] != "parc" and r["workers"] == w and r["task_us"] == us}
-        ratios = [p[k] / q[k] for k in p if k in q]
-        label = f"{us} us" if us < 1000 else f"{us // 1000} ms"
-        out.append(f"| {w} | {label} | {med(list(p.values())):.3f} | {med(list(q.values())):.3f} | "
-                   f"{med(ratios):.3f} ({', '.join(f'{x:.3f}' for x in ratios)}) |")
 out += ["", "## 16 MiB numpy echo (to a task and back) against raw C MPI", ""]
 raw = {r["round"]: r["us"] for r in rows if r.get("bench") == "raw_read"}
 echo = {r["round"]: r["call_us"] for r in rows if r.get("bench") == "payload" and r.get("mode") == "echo" and r.get("bytes") == 16777216}

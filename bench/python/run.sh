@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Runs the Python benchmarks: parc's TaskFarm against mpi4py.futures, ProcessPoolExecutor
-# and multiprocessing.Pool, 1 worker process each, in interleaved rounds; writes
-# bench/results/python.md (table), python.png (plot) and python.jsonl (raw lines).
-# Then the pipeline comparison (pipeline.md) and the remote read bandwidth of proxies
-# against raw C MPI and mpi4py (bandwidth.md, bandwidth.png, bandwidth.jsonl).
+# Runs the Python benchmarks: parc's TaskFarm against multiprocessing.Pool,
+# ProcessPoolExecutor, mpi4py.futures and Dask distributed, with 1 and 3 worker processes
+# each, in interleaved rounds: no-op throughput, synchronous latency, efficiency of
+# compute-bound tasks of 10 us .. 10 ms, and (1 worker) numpy payloads. Writes
+# bench/results/python.md (tables, ratios), python.png (plots) and python.jsonl (raw lines).
+# Then the pipeline comparison (pipeline.md), the remote read bandwidth of proxies against
+# raw C MPI and mpi4py (bandwidth.md, bandwidth.png, bandwidth.jsonl) and the progress
+# engine's figures (engine.sh: engine.md).
 #
 #   bash bench/python/run.sh [build_dir=build]     (`make bench` runs this after run.sh)
+#   PIPELINE=0 BANDWIDTH=0 ENGINE=0 bash bench/python/run.sh build    (the report alone)
 #
-# Environment: ROUNDS (default 3), PARTS (default throughput,latency,payload; "pipeline"
-# or "bandwidth" for that comparison only), PIPELINE=0 and BANDWIDTH=0 (skip them), TIMEOUT
-# (seconds per sub-run, default 300), RESULTS_DIR, PYTHON (default /usr/bin/python3),
-# and the measuring settings read by common.py (MIN_SECONDS, MAX_TASKS, LATENCY_ITERS,
-# PAYLOAD_SECONDS, PAYLOAD_MAX), and by bench_bandwidth.py (BANDWIDTH_SECONDS, BANDWIDTH_MAX,
-# LATENCY_SECONDS).
+# Environment: ROUNDS (default 3), WORKERS (default "1 3"), PARTS (default
+# throughput,latency,efficiency,payload; payload runs at 1 worker only; "pipeline" or
+# "bandwidth" for that comparison only), PIPELINE=0, BANDWIDTH=0 and ENGINE=0 (skip them),
+# TIMEOUT (seconds per sub-run, default 300), RESULTS_DIR, PYTHON (default /usr/bin/python3),
+# and the measuring settings read by common.py (BENCH_SCALE scales them all, e.g. 0.05 for a
+# smoke run; MIN_SECONDS, MAX_TASKS, LATENCY_ITERS, LATENCY_MAX_SECONDS, EFFICIENCY_SECONDS,
+# EFFICIENCY_CAP, TASK_US, PAYLOAD_SECONDS, PAYLOAD_MAX), and by bench_bandwidth.py
+# (BANDWIDTH_SECONDS, BANDWIDTH_MAX, LATENCY_SECONDS).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,7 +26,8 @@ root=$(cd "$here/../.." && pwd)
 build_dir=$(cd "${1:-$root/build}" && pwd)
 python=${PYTHON:-/usr/bin/python3}  # Debian's: sees python3-mpi4py, numpy, matplotlib
 rounds=${ROUNDS:-3}
-parts=${PARTS:-throughput,latency,payload}
+parts=${PARTS:-throughput,latency,efficiency,payload}
+workers_list=${WORKERS:-1 3}
 limit=${TIMEOUT:-300}
 results_dir=${RESULTS_DIR:-$root/bench/results}
 
@@ -28,16 +35,13 @@ fail() { echo "python/run.sh: $*" >&2; exit 2; }
 [[ -d $build_dir/python/parc ]] || fail "$build_dir/python/parc is missing; build first (make build)"
 command -v mpiexec.mpich >/dev/null || fail "mpiexec.mpich not found (apt-get install mpich)"
 command -v mpiexec.openmpi >/dev/null || fail "mpiexec.openmpi not found (make deps-bench)"
-"$python" -c 'import numpy, mpi4py, matplotlib' ||
-  fail "$python lacks numpy, mpi4py or matplotlib (make deps-bench)"
+"$python" -c 'import numpy, mpi4py, matplotlib, distributed' ||
+  fail "$python lacks numpy, mpi4py, matplotlib or distributed (make deps-bench)"
 mkdir -p "$results_dir"
 
 # parc is built on MPICH; Debian's mpi4py on Open MPI, which refuses root unless told.
-parc_run=(mpiexec.mpich -n 2 "$python" "$here/bench_parc.py" "$parts")
-mpi4py_launch=(mpiexec.openmpi --oversubscribe -n 2)
+mpi4py_launch=(mpiexec.openmpi --oversubscribe)
 [[ $(id -u) -ne 0 ]] || mpi4py_launch+=(--allow-run-as-root)
-mpi4py_run=("${mpi4py_launch[@]}" "$python" -m mpi4py.futures "$here/bench_mpi4py.py" "$parts")
-local_run=("$python" "$here/bench_local.py" "$parts")
 
 step() { echo "== $*" >&2; }
 source "$here/../busy.sh"  # busy_percent
@@ -51,20 +55,34 @@ raw=$results_dir/python.jsonl
 busy_before=$(busy_percent)
 : >"$raw.tmp"
 for ((r = 1; r <= rounds; ++r)); do
-  step "round $r/$rounds: parc"
-  BENCH_ROUND=$r PYTHONPATH="$build_dir/python${PYTHONPATH:+:$PYTHONPATH}" \
-    timeout "$limit" "${parc_run[@]}" >>"$raw.tmp"
-  step "round $r/$rounds: mpi4py.futures"
-  BENCH_ROUND=$r timeout "$limit" "${mpi4py_run[@]}" >>"$raw.tmp"
-  step "round $r/$rounds: ProcessPoolExecutor, multiprocessing.Pool"
-  BENCH_ROUND=$r timeout "$limit" "${local_run[@]}" >>"$raw.tmp"
+  for w in $workers_list; do
+    # numpy payloads at 1 worker only (they are synchronous calls: more workers idle).
+    p=$parts
+    ((w == 1)) || p=$(tr , '\n' <<<"$parts" | { grep -vx payload || true; } | paste -sd, -)
+    [[ -n $p ]] || continue
+    step "round $r/$rounds, $w worker(s): parc"
+    BENCH_ROUND=$r PYTHONPATH="$build_dir/python${PYTHONPATH:+:$PYTHONPATH}" \
+      timeout "$limit" mpiexec.mpich -n $((w + 1)) "$python" "$here/bench_parc.py" "$p" >>"$raw.tmp"
+    step "round $r/$rounds, $w worker(s): mpi4py.futures"
+    BENCH_ROUND=$r timeout "$limit" "${mpi4py_launch[@]}" -n $((w + 1)) \
+      "$python" -m mpi4py.futures "$here/bench_mpi4py.py" "$p" >>"$raw.tmp"
+    step "round $r/$rounds, $w worker(s): ProcessPoolExecutor, multiprocessing.Pool"
+    BENCH_ROUND=$r timeout "$limit" "$python" "$here/bench_local.py" "$p" "$w" >>"$raw.tmp"
+    step "round $r/$rounds, $w worker(s): Dask distributed"
+    BENCH_ROUND=$r timeout "$limit" "$python" "$here/bench_dask.py" "$p" "$w" >>"$raw.tmp"
+  done
 done
 busy_after=$(busy_percent)
 mv "$raw.tmp" "$raw"
-meta2="MPICH $(mpichversion 2>/dev/null | sed -n 's/^MPICH Version:[[:space:]]*//p') for parc (commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), build $build_dir); $(mpiexec.openmpi --version | head -1) for mpi4py; machine busy ${busy_before}% before, ${busy_after}% after (others' load)"
+meta2="MPICH $(mpichversion 2>/dev/null | sed -n 's/^MPICH Version:[[:space:]]*//p') for parc (commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), build $build_dir); $(mpiexec.openmpi --version | head -1) for mpi4py; Dask distributed $("$python" -c 'import distributed; print(distributed.__version__)'); machine busy ${busy_before}% before, ${busy_after}% after (others' load)"
 
+# The command and every measuring setting that differs from its default (a smoke run shows).
+settings=$(for v in BENCH_SCALE MIN_SECONDS MAX_TASKS LATENCY_ITERS LATENCY_MAX_SECONDS EFFICIENCY_SECONDS \
+                    EFFICIENCY_CAP TASK_US PAYLOAD_SECONDS PAYLOAD_MAX; do
+             [[ -z ${!v:-} ]] || printf '%s=%s ' "$v" "${!v}"; done)
+meta3="made by: ROUNDS=$rounds WORKERS='$workers_list' PARTS=$parts ${settings}bash bench/python/run.sh"
 "$python" "$here/report.py" "$raw" --md "$results_dir/python.md" --png "$results_dir/python.png" \
-  --meta "$meta1" --meta "$meta2"
+  --meta "$meta1" --meta "$meta2" --meta "$meta3"
 if ((busy_before > 10 || busy_after > 10)); then
   echo "note: other processes kept the CPUs ${busy_before}% busy before the run and" \
        "${busy_after}% after: these figures are noisy; rerun on a quiet machine"
@@ -137,7 +155,7 @@ if [[ $parts == bandwidth || ($parts != pipeline && ${BANDWIDTH:-1} != 0) ]]; th
     BENCH_ROUND=$r PYTHONPATH="$build_dir/python${PYTHONPATH:+:$PYTHONPATH}" \
       timeout "$limit" mpiexec.mpich -n 2 "$python" "$here/bench_bandwidth.py" parc >>"$bandwidth_raw.tmp"
     step "bandwidth round $r/$rounds: mpi4py pickle, buffer"
-    BENCH_ROUND=$r timeout "$limit" "${mpi4py_launch[@]}" "$python" "$here/bench_bandwidth.py" mpi4py \
+    BENCH_ROUND=$r timeout "$limit" "${mpi4py_launch[@]}" -n 2 "$python" "$here/bench_bandwidth.py" mpi4py \
       >>"$bandwidth_raw.tmp"
   done
   busy_after=$(busy_percent)
@@ -152,8 +170,8 @@ if [[ $parts == bandwidth || ($parts != pipeline && ${BANDWIDTH:-1} != 0) ]]; th
   echo "(written to $results_dir/bandwidth.md, bandwidth.png, bandwidth.jsonl)"
 fi
 
-# The progress engine's figures (efficiency by task length against multiprocessing.Pool,
-# the 16 MiB echo against raw C MPI, sync latency, idle CPU): engine.md. ENGINE=0 skips.
+# The progress engine's figures (the 16 MiB echo against raw C MPI, sync latency, idle
+# CPU): engine.md. ENGINE=0 skips.
 if [[ ${ENGINE:-1} != 0 && $parts != pipeline && $parts != bandwidth ]]; then
   bash "$here/engine.sh" "$build_dir"
 fi
