@@ -217,8 +217,11 @@ def rebuild_chunk(error, first_index):
     if links[0]["type"] != qualified_name(ChunkFailures) or links[0]["pickled"] is None:
         return None
     chunk = pickle.loads(links[0]["pickled"])
+    def index(offset):  # inputs: consecutive from first_index, or listed
+        return first_index[offset] if isinstance(first_index, list) else first_index + offset
+
     members = [(offset, rebuild((record, chain, rank, host, pid, task, closure, attempts),
-                                first_index + offset)) for offset, record in chunk.failures]
+                                index(offset))) for offset, record in chunk.failures]
     return members, chunk.results
 
 

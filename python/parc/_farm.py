@@ -171,11 +171,12 @@ class Future(concurrent.futures.Future):
     """concurrent.futures.Future of one task. It completes on its own (parc's progress
     engine); waiting on it from the manager drives the scheduler directly."""
 
-    def __init__(self, driver, index, decode=_codec.decode):
+    def __init__(self, driver, index, decode=_codec.decode, position=None):
         super().__init__()
         self._parc_driver = driver
         self._parc_index = index
         self._parc_decode = decode
+        self._parc_position = position  # in its submit_batch: named in its error
 
     def done(self):
         if not concurrent.futures.Future.done(self):
@@ -199,7 +200,7 @@ class Future(concurrent.futures.Future):
         if concurrent.futures.Future.done(self):
             return self.cancelled()
         if self._parc_driver._cancel(self._parc_index):
-            return super().cancel()
+            return _cancelled(self)
         return False
 
     def _parc_complete(self, index, kind, data):
@@ -216,11 +217,62 @@ class Future(concurrent.futures.Future):
                     return
                 self.set_result(value)
             elif kind == _ERROR:
-                self.set_exception(_errors.rebuild(data))
+                self.set_exception(_errors.rebuild(data, self._parc_position))
             else:
-                super().cancel()
+                _cancelled(self)
         except concurrent.futures.InvalidStateError:
             pass  # cancelled by the user meanwhile
+
+
+class _ChunkSizer:
+    """How many inputs the next chunk of a map or a submit_batch carries: single inputs
+    (two per worker in flight) until a chunk's time per input is known, then about
+    chunk_seconds of work, at most max_chunk inputs; with a known remainder, a share for
+    every worker at the tail, though not below tail_seconds of work. The time per input
+    is the worker's (calls only) and is remembered per function and farm."""
+
+    chunk_seconds = 2e-3
+    tail_seconds = 50e-6  # the least work a chunk carries at the tail
+    max_chunk = 8192  # inputs; past this the per-chunk cost is already < 1%
+
+    def __init__(self, farm, fn, workers, fixed=None):
+        self.farm = farm
+        self.fn = fn
+        self.workers = workers
+        self.fixed = fixed  # chunksize=k
+        self.per_input = farm._seconds_per_input(fn)
+        self.sums = (0.0, 0.0)  # decaying sums of (seconds, inputs)
+
+    def size(self, tasks_in_flight, remaining=None):
+        """0: none until a result says how long an input takes (failures say nothing: a
+        run whose inputs all fail goes one by one)."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.per_input is None:
+            return 1 if tasks_in_flight < 2 * self.workers else 0
+        per_input = max(self.per_input, 1e-8)
+        size = min(int(self.chunk_seconds / per_input), self.max_chunk)
+        if remaining is not None:  # leave work for every worker at the tail ...
+            size = min(size, -(-remaining // (2 * self.workers)))
+            # ... but not in chunks so short that sending them costs more than they do
+            size = max(size, min(int(self.tail_seconds / per_input), self.max_chunk))
+        return max(1, size)
+
+    def measured(self, seconds, count):
+        """A chunk's calls took `seconds` for `count` inputs (the larger chunks weigh more)."""
+        if count:
+            self.sums = (0.5 * self.sums[0] + seconds, 0.5 * self.sums[1] + count)
+            self.per_input = self.sums[0] / self.sums[1]
+
+    def remember(self):
+        if self.fixed is None and self.per_input is not None:
+            self.farm._remember_seconds_per_input(self.fn, self.per_input)
+
+
+def _chunk_flags(star, policy):
+    """The payload flags of a chunk of inputs (see _task.run_chunk)."""
+    return _task.FLAG_CHUNK | (_task.FLAG_CHUNK_STAR if star else 0) | (
+        _task.FLAG_CHUNK_STOP if policy == "fail_fast" else 0)
 
 
 class _MapRun:
@@ -234,10 +286,6 @@ class _MapRun:
     timeout (each input is retried or timed on its own), a map with a timeout (what
     finished before the deadline is yielded, not held back by the rest of its chunk),
     serial mode (task ids and simulated workers must not depend on timing)."""
-
-    chunk_seconds = 2e-3  # the work a measured chunk carries
-    tail_seconds = 50e-6  # the least work a chunk carries at the tail of a map
-    max_chunk = 8192  # inputs; past this the per-chunk cost is already < 1%
 
     def __init__(self, farm, fn, iterables, timeout, chunksize, progress):
         self.farm = farm
@@ -262,12 +310,10 @@ class _MapRun:
         self.decode = _decoder(fn)
         if self.chunked:
             star = len(iterables) > 1
-            flags = _task.FLAG_CHUNK | (_task.FLAG_CHUNK_STAR if star else 0) | (
-                _task.FLAG_CHUNK_STOP if self.policy == "fail_fast" else 0)
-            self.prefix = bytes([self.prefix[0] | flags]) + self.prefix[1:]
+            self.prefix = bytes([self.prefix[0] | _chunk_flags(star, self.policy)]) + \
+                self.prefix[1:]
             self.items = zip(*iterables) if star else iter(iterables[0])
-            self.per_input = farm._seconds_per_input(fn)
-            self.measured = (0.0, 0.0)  # decaying sums of (seconds, inputs)
+            self.sizer = _ChunkSizer(farm, fn, self.workers, chunksize)
         else:
             self.items = zip(*iterables)
         self.deadline = None if timeout is None else time.monotonic() + timeout
@@ -295,23 +341,6 @@ class _MapRun:
         self.failed_at = None  # collect_all: the first failed position reached
         self.fill()
 
-    def chunk_size(self, tasks):
-        """Inputs in the next chunk after `tasks` tasks; 0: none until a first chunk has
-        been timed."""
-        if self.chunksize is not None:
-            return self.chunksize
-        if self.per_input is None:
-            # Single inputs, two per worker in flight, until a result says how long one
-            # takes (failures say nothing: a map whose inputs all fail goes one by one).
-            return 1 if tasks - self.next_out < 2 * self.workers else 0
-        per_input = max(self.per_input, 1e-8)
-        size = min(int(self.chunk_seconds / per_input), self.max_chunk)
-        if self.total is not None:  # leave work for every worker at the tail ...
-            size = min(size, -(-(self.total - self.inputs) // (2 * self.workers)))
-            # ... but not in chunks so short that sending them costs more than they do
-            size = max(size, min(int(self.tail_seconds / per_input), self.max_chunk))
-        return max(1, size)
-
     def fill(self):
         if self.errors and self.policy == "fail_fast":
             return  # the map stops: nothing more is submitted
@@ -326,7 +355,8 @@ class _MapRun:
         else:
             position = self.submitted
             while len(payloads) < limit:
-                size = self.chunk_size(position + len(payloads))
+                remaining = None if self.total is None else self.total - self.inputs
+                size = self.sizer.size(position + len(payloads) - self.next_out, remaining)
                 in_flight = self.inputs - self.consumed
                 if size == 0 or (in_flight and in_flight + size > max(
                         self.window, 4 * self.workers * size)):
@@ -383,12 +413,6 @@ class _MapRun:
             ran = [first + o for o in range(count) if o not in failed]
             self.survivors[position] = (ran, kept, first + min(failed))
 
-    def _measured(self, seconds, count):
-        """Seconds per input over the last chunks, the larger ones weighing more."""
-        if count:
-            self.measured = (0.5 * self.measured[0] + seconds, 0.5 * self.measured[1] + count)
-            self.per_input = self.measured[0] / self.measured[1]
-
     def __iter__(self):
         try:
             while True:
@@ -426,7 +450,7 @@ class _MapRun:
                         self.consumed = first + count
                         seconds, values = self.decode(memoryview(data))
                         data = None
-                        self._measured(seconds, len(values))
+                        self.sizer.measured(seconds, len(values))
                         if not self.exhausted:
                             self.fill()
                         values.reverse()
@@ -508,10 +532,188 @@ class _MapRun:
 
     def close(self):
         self.op.close()
-        if self.chunked and self.chunksize is None and self.per_input is not None:
-            self.farm._remember_seconds_per_input(self.fn, self.per_input)
+        if self.chunked:
+            self.sizer.remember()
         if self.bar is not None:
             self.bar.close()
+
+
+class _BatchRun:
+    """One submit_batch of a Python function, fed to the workers in chunks of inputs
+    (sized by a _ChunkSizer): its futures exist at once, its inputs are pickled and sent
+    as results come back (on whichever thread hands them over), so that chunks are sized
+    from measured times. An input that cannot be pickled fails its own future, as with
+    ProcessPoolExecutor. A future can be cancelled until its input is sent, or while it
+    is alone in a chunk no worker has started."""
+
+    def __init__(self, farm, fn, arguments):
+        self.fn = fn
+        self.policy = farm._policy
+        self.closure, prefix = _closures.resolve(fn)
+        self.prefix = bytes([prefix[0] | _chunk_flags(True, self.policy)]) + prefix[1:]
+        self.arguments = arguments
+        self.sizer = _ChunkSizer(farm, fn, _core.workers())
+        self.op = _Operation(farm, self.policy, batching=False)
+        self.lock = self.op.lock
+        self.futures = [Future(self, i) for i in range(len(arguments))]
+        self.next_input = 0  # inputs before it have been sent (or cancelled)
+        self.chunks = {}  # position -> the input indexes of a chunk in flight
+        self.sent_in = {}  # input -> the position of its chunk
+        self.cancelled = set()  # inputs cancelled before they were sent
+        self.stopped = False  # fail_fast saw a failure: nothing more is sent
+        with self.lock:
+            self.op.routes[-1] = self  # keeps the operation open while inputs wait
+        self.fill()
+
+    def fill(self):
+        """Sends the next chunks, as many as the sizer wants in flight."""
+        failed, chunks = [], []
+        with self.lock:
+            total = len(self.arguments)
+            while not self.stopped and self.next_input < total:
+                size = self.sizer.size(len(self.chunks) + len(chunks), total - self.next_input)
+                if size == 0 or len(self.chunks) + len(chunks) >= 4 * self.sizer.workers:
+                    break
+                end = min(total, self.next_input + size)
+                indexes = [i for i in range(self.next_input, end) if i not in self.cancelled]
+                self.next_input = end
+                if indexes:
+                    chunks.append(indexes)
+            payloads = []
+            for indexes in chunks:
+                payload, unpicklable = self.encode(indexes)
+                failed += unpicklable
+                if payload is not None:
+                    payloads.append((payload, [i for i in indexes if i not in dict(unpicklable)]))
+            first = self.op.add(self, len(payloads)) if payloads else 0
+            for position, (_, indexes) in enumerate(payloads, first):
+                self.chunks[position] = indexes
+                self.sent_in.update(dict.fromkeys(indexes, position))
+            all_sent = self.stopped or self.next_input >= total
+            if all_sent:
+                self.op.routes.pop(-1, None)
+        if payloads:
+            self.op.core.submit(self.closure, [p for p, _ in payloads], first)
+        for index, error in failed:
+            _set_outcome(self.futures[index], error=error)
+        if all_sent:
+            self.op.seal()
+
+    def encode(self, indexes):
+        """(payload or None, [(input, TypeError)] of the inputs that cannot be pickled)."""
+        chunk = [self.arguments[i] for i in indexes]
+        try:
+            return _encode_call(self.fn, self.prefix, (chunk,), None), []
+        except TypeError:
+            pass
+        unpicklable, kept = [], []
+        for index, args in zip(indexes, chunk):
+            try:
+                _encode_call(self.fn, self.prefix, args, None)
+                kept.append(index)
+            except TypeError as error:
+                unpicklable.append((index, error))
+        if not kept:
+            return None, unpicklable
+        return _encode_call(self.fn, self.prefix, ([self.arguments[i] for i in kept],),
+                            None), unpicklable
+
+    def _parc_complete(self, position, kind, data):
+        with self.lock:
+            indexes = self.chunks.pop(position)
+        futures = self.futures
+        if kind == _RESULT:
+            seconds, values = _codec.decode(memoryview(data))
+            self.sizer.measured(seconds, len(values))
+            for index, value in zip(indexes, values):
+                _set_outcome(futures[index], value)
+        elif kind == _ERROR:
+            chunk = _errors.rebuild_chunk(data, indexes)
+            if chunk is None:  # failed as a whole (the worker died, ...)
+                for index in indexes:
+                    _set_outcome(futures[index], error=_errors.rebuild(data, index))
+            else:
+                members, kept = chunk
+                failed = {offset for offset, _ in members}
+                for offset, error in members:
+                    _set_outcome(futures[indexes[offset]], error=error)
+                ran = [index for offset, index in enumerate(indexes) if offset not in failed]
+                for index, value in zip(ran, pickle.loads(kept) if kept else ()):
+                    _set_outcome(futures[index], value)
+                for index in indexes:  # fail_fast: the chunk's inputs after its failure
+                    if not futures[index].done():
+                        _cancelled(futures[index])
+            if self.policy == "fail_fast":
+                self.stop()
+        else:  # cancelled: after a fail_fast failure, or by shutdown(cancel_futures=True)
+            for index in indexes:
+                _cancelled(futures[index])
+        self.fill()
+
+    def stop(self):
+        """fail_fast: the inputs not sent yet are cancelled (the operation cancels those
+        sent and not started)."""
+        with self.lock:
+            self.stopped = True
+            unsent = range(self.next_input, len(self.arguments))
+            self.next_input = len(self.arguments)
+        for index in unsent:
+            _cancelled(self.futures[index])
+
+    def cancel_pending(self):
+        """shutdown(cancel_futures=True): every future no worker has started."""
+        self.stop()
+        with self.lock:
+            positions = list(self.chunks)
+        for position in positions:
+            if self.op._cancel(position):
+                with self.lock:
+                    indexes = self.chunks.pop(position, ())
+                for index in indexes:
+                    _cancelled(self.futures[index])
+
+    # -- what parc.Future asks of the operation that completes it ----------------------
+
+    def _poll(self):
+        pass
+
+    def _wait_for(self, condition, timeout):
+        self.op._wait_for(condition, timeout)
+
+    def _cancel(self, index):
+        with self.lock:
+            if index >= self.next_input:
+                self.cancelled.add(index)
+                return True
+            position = self.sent_in.get(index)
+            if position is None or self.chunks.get(position) != [index]:
+                return False  # sent with other inputs, or done
+        if not self.op._cancel(position):
+            return False
+        with self.lock:
+            self.chunks.pop(position, None)
+        self.fill()  # nothing else may be in flight to trigger it
+        return True
+
+
+def _cancelled(future):
+    """Cancels a future whose task will not run, and says so to its waiters (stdlib
+    executors do that when a worker would have taken it: concurrent.futures.wait and
+    as_completed see a cancelled future only then)."""
+    if not concurrent.futures.Future.cancel(future):
+        return False
+    future.set_running_or_notify_cancel()
+    return True
+
+
+def _set_outcome(future, value=None, error=None):
+    try:
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        pass  # cancelled by the user meanwhile
 
 
 class TaskFarm(concurrent.futures.Executor):
@@ -559,22 +761,41 @@ class TaskFarm(concurrent.futures.Executor):
     def submit_batch(self, fn, arguments):
         """Schedules fn(*args) for every args tuple of `arguments`; returns the futures.
         The farm's policy covers the batch: under fail_fast a failure cancels the
-        batch's tasks that have not started."""
+        batch's tasks that have not started. An input that cannot be pickled fails its
+        own future with a TypeError that names it (as with ProcessPoolExecutor)."""
         closure, prefix = _closures.resolve(fn)
-        payloads = []
+        arguments = list(arguments)
         for args in arguments:
             if not isinstance(args, tuple):
                 raise TypeError(f"parc: submit_batch takes a list of argument tuples, got "
                                 f"{type(args).__name__} {args!r}; write ({args!r},)")
-            payloads.append(_encode_call(fn, prefix, args, None))
+        if not (isinstance(fn, CppClosure) or self._timeout or self._retries
+                or _core.serial()):  # as map: chunks of inputs where they may be
+            with self._lock:
+                self._check_open()
+                run = _BatchRun(self, fn, arguments)
+                self._operations.add(run.op)
+            return run.futures
+        payloads, unpicklable = [], {}
+        for position, args in enumerate(arguments):
+            try:
+                payloads.append(_encode_call(fn, prefix, args, None))
+            except TypeError as error:
+                unpicklable[position] = error
         with self._lock:
             self._check_open()
             op = _Operation(self, self._policy)
             self._operations.add(op)
             decode = _decoder(fn)
-            futures = [Future(op, i, decode) for i in range(len(payloads))]
-            for future in futures:
-                op.add(future, 1)
+            futures = []
+            for position in range(len(arguments)):
+                if position in unpicklable:
+                    future = Future(op, -1, decode)
+                    future.set_exception(unpicklable[position])
+                else:
+                    future = Future(op, op.next_index, decode, position)
+                    op.add(future, 1)
+                futures.append(future)
         if payloads:
             op.core.submit(closure, payloads, 0)
         op.seal()
@@ -603,9 +824,12 @@ class TaskFarm(concurrent.futures.Executor):
         if cancel_futures:
             for op in operations:
                 with op.lock:
-                    futures = [r for r in op.routes.values() if isinstance(r, Future)]
-                for future in futures:
-                    future.cancel()
+                    routes = set(op.routes.values())
+                for route in routes:
+                    if isinstance(route, Future):
+                        route.cancel()
+                    elif isinstance(route, _BatchRun):
+                        route.cancel_pending()
         for op in operations:
             if op is self._submits:
                 op.seal()

@@ -720,7 +720,8 @@ def main():
             out["positional"] = attempt(lambda: farm.submit(take, 1, lock))
             out["keyword"] = attempt(lambda: farm.submit(take, 1, k=lock))
         else:
-            out["batch"] = attempt(lambda: farm.submit_batch(take, [(1,), (lock,)]))
+            batch = farm.submit_batch(take, [(1,), (lock,), (3,)])
+            out["batch"] = [batch[0].result(), str(batch[1].exception()), batch[2].result()]
             out["map"] = attempt(lambda: list(farm.map(take, [1, lock, 3])))
         out["after"] = farm.submit(take, 5).result()
         out["after_map"] = list(farm.map(take, [1, 2]))
@@ -740,8 +741,12 @@ def test_unpicklable_argument_is_refused_at_submit(launch, mode):
     assert r["after"] == 5 and r["after_map"] == [1, 2]
 
 
-def test_unpicklable_argument_in_batch_or_map_is_named(launch):
-    r = report(launch(app(UNPICKLABLE_ARGUMENT), args=["batch"]))
-    assert "argument 1 of take" in r["batch"], r
+@pytest.mark.parametrize("mode", [dict(), dict(ranks=2)], ids=["serial", "np2"])
+def test_unpicklable_argument_in_batch_or_map_is_named(launch, mode):
+    """map raises at once; submit_batch fails that input's future (the others run), as
+    ProcessPoolExecutor does."""
+    r = report(launch(app(UNPICKLABLE_ARGUMENT), args=["batch"], **mode))
+    assert r["batch"][0] == 1 and r["batch"][2] == 3, r
+    assert "argument 1 of take" in r["batch"][1] and "cannot be pickled" in r["batch"][1], r
     assert "argument 1 of take" in r["map"], r
     assert r["after"] == 5 and r["after_map"] == [1, 2]

@@ -268,6 +268,86 @@ def test_batched_map_fail_fast_stops_at_the_first_failure(launch, mode):
     assert r["after"] == [0, 2, 4, 6, 8]
 
 
+BATCH_CHUNKS = r'''
+FAILING = (700, 705, 1900)
+
+
+@parc.closure
+def bad(x):
+    if x in FAILING:
+        raise ValueError(f"bad {x}")
+    return 2 * x
+
+
+@parc.closure
+def slow(x):
+    time.sleep(0.02)
+    return x
+
+
+def outcome(f):
+    if f.cancelled():
+        return "cancelled"
+    error = f.exception()
+    return [error.parc_index, str(error), error.__notes__[0]] if error else f.result()
+
+
+def main():
+    out = {}
+    with parc.TaskFarm(policy=sys.argv[1]) as farm:
+        list(farm.map(bad, range(3000, 6000)))  # measured: the batch is chunked at once
+        futures = farm.submit_batch(bad, [(x,) for x in range(2000)])
+        concurrent.futures.wait(futures)
+        out["outcomes"] = [outcome(f) for f in futures]
+        # The last inputs of a batch of slow tasks wait on the manager: cancelled for sure.
+        waiting = farm.submit_batch(slow, [(x,) for x in range(40)])
+        out["cancelled_last"] = waiting[-1].cancel()
+        out["slow"] = [outcome(f) for f in waiting]
+        later = farm.submit_batch(slow, [(x,) for x in range(40)])
+    farm.shutdown(cancel_futures=True)  # after the with block's wait: all done already
+    out["later"] = sum(1 for f in later if f.done())
+    with parc.TaskFarm() as farm:
+        pending = farm.submit_batch(slow, [(x,) for x in range(200)])
+        farm.shutdown(wait=True, cancel_futures=True)
+        out["pending"] = [outcome(f) for f in pending]
+    emit(out)
+
+
+parc.run(main)
+'''
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batch_in_chunks_keeps_per_input_outcomes_and_cancels(launch, mode):
+    r = report(launch(app(BATCH_CHUNKS), args=["collect_all"], **mode))
+    outcomes = r["outcomes"]
+    for x in range(2000):
+        if x in (700, 705, 1900):
+            index, message, note = outcomes[x]
+            assert (index, message) == (x, f"bad {x}")
+            assert note.endswith(f": bad({x}), input #{x}"), note
+        else:
+            assert outcomes[x] == 2 * x, (x, outcomes[x])
+    assert r["cancelled_last"] is True
+    assert r["slow"] == list(range(39)) + ["cancelled"]
+    assert r["later"] == 40
+    pending = r["pending"]
+    assert all(o == "cancelled" or o == x for x, o in enumerate(pending)), pending
+    assert "cancelled" in pending and pending[0] == 0
+
+
+@pytest.mark.parametrize("mode", ONE_WORKER + [pytest.param(dict(ranks=3), id="np3")])
+def test_batch_in_chunks_fail_fast(launch, mode):
+    r = report(launch(app(BATCH_CHUNKS), args=["fail_fast"], **mode))
+    outcomes = r["outcomes"]
+    assert outcomes[700][:2] == [700, "bad 700"]
+    assert outcomes[:700] == [2 * x for x in range(700)] or "cancelled" in outcomes[:700]
+    after = outcomes[701:]
+    assert "cancelled" in after  # the rest of the batch that had not started
+    assert all(o == "cancelled" or o == 2 * x or (isinstance(o, list) and o[0] == x)
+               for x, o in enumerate(after, 701)), after
+
+
 @pytest.mark.parametrize("mode", ONE_WORKER)
 def test_maps_and_submits_interleaved_on_one_farm(launch, mode):
     """The farm numbers the tasks of all its users: a map's results stay in input order
