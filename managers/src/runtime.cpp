@@ -63,6 +63,16 @@ std::chrono::duration<double> shutdown_grace() {
   return std::chrono::duration<double>(value ? std::atof(value) : 5.0);
 }
 
+// Every rank, after the proxies' last barrier (see Endpoint::settle).
+void settle_regions(Endpoint* endpoint) {
+  if (endpoint == nullptr) return;
+  try {
+    endpoint->settle(std::chrono::duration_cast<std::chrono::milliseconds>(shutdown_grace()));
+  } catch (const std::exception& e) {
+    log().debug("settling cancelled SPMD regions: {}", e.what());
+  }
+}
+
 }  // namespace
 
 Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
@@ -126,6 +136,7 @@ void Runtime::start(int argc, char** argv) {
                 oversubscribed ? " (PARC_OVERSUBSCRIBED)" : "");
   }
   if (serial() && rank() == 0) {
+    flight::report_crashes();
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
     std::vector<std::unique_ptr<detail::Worker>> simulated;
     for (int worker = 1; worker <= serial_workers_; ++worker) {
@@ -273,6 +284,7 @@ int Runtime::run_main(const std::function<int()>& main) {
     detail::Worker worker(*endpoint_, environment_->host(), environment_->pid());
     const int exit_code = worker.serve(proxies_.get());
     proxies_->stop();
+    settle_regions(endpoint_.get());
     finish_trace();
     return exit_code;
   }
@@ -283,11 +295,13 @@ int Runtime::run_main(const std::function<int()>& main) {
   } catch (...) {
     shut_down_workers(1);
     proxies_->stop();
+    settle_regions(endpoint_.get());
     finish_trace();
     throw;
   }
   shut_down_workers(exit_code);
   proxies_->stop();  // every rank: the objects they own served until all were done
+  settle_regions(endpoint_.get());
   finish_trace();
   return exit_code;
 }

@@ -337,6 +337,8 @@ void Worker::run_batch(Message& message) {
   Bytes reply = begin_frame();
   ByteWriter out(reply);
   out.write(count);
+  // Serially one record serves every simulated worker: a crash names this one.
+  if (simulated_) flight::note_identity(endpoint_.rank(), host_, pid_);
   for (std::uint32_t i = 0; i < count; ++i) {
     auto [task_id, closure, farm, generation, flags, in] = read_task(body, message.source);
 
