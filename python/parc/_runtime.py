@@ -126,6 +126,7 @@ def run(main, *args, **kwargs):
     def rank0_main():
         global _running
         _running = True
+        _closures.snapshot_globals()  # what the workers' modules hold
         try:
             returned.append(main(*args, **kwargs))
         finally:
