@@ -2,6 +2,7 @@
 #include <parc/comm/environment.hpp>
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
+#include <parc/comm/output.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/managers/proxy.hpp>
@@ -99,6 +100,7 @@ Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
 void Runtime::start(int argc, char** argv) {
   const int serial_workers = serial_workers_requested();
   const auto oversubscribed = oversubscribed_requested();
+  const bool prefix_output = output::prefix_requested();
   environment_ = std::make_unique<Environment>(&argc, &argv);
   if (environment_->size() == 1) check_world_of_one();
   start_trace();
@@ -113,6 +115,12 @@ void Runtime::start(int argc, char** argv) {
   proxies_ = serial() ? make_loopback_proxy_service(serial_workers_ + 1)
                       : environment_->make_proxy_service();
   detail::attach_proxy_service(proxies_.get());  // Proxy<T> decoding, make_proxy in closures
+  if (environment_->size() > 1 || prefix_output) {
+    output::install(prefix_output, [rank = rank()] {  // a task's: serially the simulated one
+      const ProxyService* service = detail::proxy_service_if_any();
+      return service != nullptr ? service->acting_rank() : rank;
+    });
+  }
   if (environment_->size() > 1) {
     // After the attach: these collectives keep every rank from sending a request (which may
     // carry a Proxy<T> to decode) before every rank's service is attached.
