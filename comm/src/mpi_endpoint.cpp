@@ -832,6 +832,29 @@ class MpiEndpoint : public Endpoint {
 
   void settle(std::chrono::milliseconds patience) override;
 
+  // Messages nobody reads any more (a revoke that crossed the end of its batch): taken
+  // and dropped at shutdown, since MPI wants every message matched before it finalizes.
+  void drain_unread() {
+    for (std::size_t traffic = 0; traffic < comms_.size(); ++traffic) {
+      for (;;) {
+        int found = 0;
+        MPI_Message handle;
+        MPI_Status status;
+        if (MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comms_[traffic], &found, &handle, &status) !=
+                MPI_SUCCESS ||
+            !found) {
+          break;
+        }
+        int count = 0;
+        MPI_Get_count(&status, MPI_BYTE, &count);
+        Bytes ignored(static_cast<std::size_t>(count));
+        MPI_Mrecv(ignored.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE);
+        log().debug("shutdown: dropped a message of kind {} from rank {} that nobody read",
+                    status.MPI_TAG, status.MPI_SOURCE);
+      }
+    }
+  }
+
  private:
   MPI_Comm comm(Traffic traffic) const { return comms_[static_cast<std::size_t>(traffic)]; }
 
@@ -1075,6 +1098,7 @@ void MpiEndpoint::settle(std::chrono::milliseconds patience) {
   const int length = static_cast<int>(encoded.size());
   check_mpi(MPI_Allgather(&length, 1, MPI_INT, sizes.data(), 1, MPI_INT, region_parent_),
             "MPI_Allgather");
+  drain_unread();  // every rank is here: nobody sends on the endpoint's communicators any more
   if (std::all_of(sizes.begin(), sizes.end(), [](int size) { return size == 8; })) return;
   std::vector<int> displacements(sizes.size());
   int total = 0;
