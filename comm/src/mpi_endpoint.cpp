@@ -1096,8 +1096,21 @@ void MpiEndpoint::settle(std::chrono::milliseconds patience) {
   // Blocking, over every rank: each is here, idle, at shutdown.
   std::vector<int> sizes(static_cast<std::size_t>(size_));
   const int length = static_cast<int>(encoded.size());
-  check_mpi(MPI_Allgather(&length, 1, MPI_INT, sizes.data(), 1, MPI_INT, region_parent_),
-            "MPI_Allgather");
+  // Non-blocking, with the same patience: a rank that never comes (a program whose rank 0
+  // skipped rt.run's shutdown) must not hang the others at exit.
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  Backoff backoff;
+  MPI_Request exchange = MPI_REQUEST_NULL;
+  check_mpi(
+      MPI_Iallgather(&length, 1, MPI_INT, sizes.data(), 1, MPI_INT, region_parent_, &exchange),
+      "MPI_Iallgather");
+  while (!finished(exchange)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log().debug("shutdown: not every rank came to settle SPMD regions; leaving them");
+      return;
+    }
+    backoff.pause();
+  }
   drain_unread();  // every rank is here: nobody sends on the endpoint's communicators any more
   if (std::all_of(sizes.begin(), sizes.end(), [](int size) { return size == 8; })) return;
   std::vector<int> displacements(sizes.size());
@@ -1153,8 +1166,6 @@ void MpiEndpoint::settle(std::chrono::milliseconds patience) {
     }
   }
 
-  const auto deadline = std::chrono::steady_clock::now() + patience;
-  Backoff backoff;
   while (!work.empty() && std::chrono::steady_clock::now() < deadline) {
     for (auto it = work.begin(); it != work.end();) {
       RegionState& state = *it->state;

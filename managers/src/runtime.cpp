@@ -189,7 +189,12 @@ void Runtime::start(int argc, char** argv) {
 Runtime::~Runtime() {
   if (rank() == 0 && !ran_ && endpoint_) shut_down_workers(0);
   if (size() == 1) finish_trace();  // a serial runtime that was never run (Python scripts)
-  if (proxies_ && !std::uncaught_exceptions()) proxies_->stop();
+  if (proxies_ && !std::uncaught_exceptions()) {
+    proxies_->stop();
+    // Rank 0 never ran (python3 -m parc without parc.run): the workers it just shut down
+    // settle with it.
+    if (rank() == 0 && !ran_) settle_regions(endpoint_.get());
+  }
   detail::attach_proxy_service(nullptr);
   proxies_.reset();
   scheduler_.reset();
