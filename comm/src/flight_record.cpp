@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <new>
 #include <vector>
 
@@ -383,6 +384,41 @@ void note_neighbours(const std::vector<std::int64_t>& pids,
   record->neighbour_count.store(count, std::memory_order_release);
   const char ring = 1;
   [[maybe_unused]] const ssize_t written = ::write(watcher_pipe, &ring, 1);
+}
+
+namespace {
+
+constexpr int crash_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+struct sigaction crash_previous[std::size(crash_signals)];
+
+// Serial mode: the task that crashed, then the handlers that were there before (Python's
+// faulthandler dumps the Python stacks, UCX prints its backtrace, or the default action).
+void on_crash(int signal) {
+  std::size_t k = 0;
+  while (crash_signals[k] != signal) ++k;
+  if (const std::uint64_t task = record->task.load(std::memory_order_acquire); task != 0) {
+    Line line;
+    const char* call = record->call.get();
+    line << "parc: " << record->identity.get() << " crashed (signal "
+         << static_cast<std::uint64_t>(signal) << ") while running task " << task - 1 << ": "
+         << (*call != '\0' ? call : record->closure.get()) << "\n";
+    line.write_to(2);
+  }
+  sigaction(signal, &crash_previous[k], nullptr);
+  raise(signal);  // a fault raises again when the handler returns; abort() needs this
+}
+
+}  // namespace
+
+void report_crashes() {
+  if (watching()) return;  // the watcher reports under a launcher
+  struct sigaction action {};
+  action.sa_handler = on_crash;
+  action.sa_flags = SA_NODEFER | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  for (std::size_t k = 0; k < std::size(crash_signals); ++k) {
+    sigaction(crash_signals[k], &action, &crash_previous[k]);
+  }
 }
 
 }  // namespace parc::flight

@@ -1,6 +1,7 @@
 #include "mpi_endpoint.hpp"
 
 #include <parc/comm/backoff.hpp>
+#include <parc/comm/log.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 
@@ -14,8 +15,10 @@
 #include <cstring>
 #include <limits>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 namespace parc {
@@ -80,9 +83,57 @@ struct RegionBuffers {
   std::vector<int> displacements;
 };
 
-// Keeps what cancelled regions left behind for the rest of the process: their abandoned
-// operations never complete, so there is no moment at which freeing would be safe.
-void bury(std::unique_ptr<RegionBuffers> buffers, SendList sends) {
+// One MPI collective as this rank posted it: what a rank that never reached it must post
+// at shutdown for it to complete (see MpiEndpoint::settle).
+enum class CollectiveKind : std::uint8_t {
+  barrier,
+  bcast_size,
+  bcast,
+  gather_size,
+  gatherv,
+  allgather_size,
+  allgatherv,
+  scatter_size,
+  scatterv,
+  allreduce,
+  reduce,
+};
+
+struct PostedCollective {
+  std::uint64_t number = 0;  // 1, 2, ... in the region's order
+  CollectiveKind kind = CollectiveKind::barrier;
+  std::int32_t root = 0;
+  std::int32_t count = 0;  // bytes or elements; a gatherv's or scatterv's: this rank's part
+  std::uint8_t type = 0;   // ScalarType and ReduceOp of a reduction
+  std::uint8_t op = 0;
+  std::vector<int> counts;  // every rank's part, where this rank knows them (v-variants)
+};
+
+// Completing one of these locally means every rank posted it: nobody needs the log up to it.
+bool synchronizes(CollectiveKind kind) {
+  return kind == CollectiveKind::barrier || kind == CollectiveKind::allgather_size ||
+         kind == CollectiveKind::allgatherv || kind == CollectiveKind::allreduce;
+}
+
+// What a region left on this rank that may still need peers: its communicator, counts and
+// log for settling (MpiEndpoint::settle), and what its pending operations use.
+struct RegionState {
+  std::uint64_t id = 0;
+  std::vector<int> members;
+  int rank = -1;
+  MPI_Comm comm = MPI_COMM_NULL;
+  std::uint64_t posted = 0;  // collectives
+  std::vector<PostedCollective> log;
+  std::vector<std::uint64_t> sent;         // messages, per region rank
+  std::vector<std::uint64_t> received;     // the same, with a receive under way
+  MPI_Request pending = MPI_REQUEST_NULL;  // the operation it was waiting in
+  std::unique_ptr<RegionBuffers> buffers;
+  SendList sends;
+};
+
+// Keeps what unsettled regions left behind for the rest of the process: their pending
+// operations may never complete, so there is no moment at which freeing would be safe.
+void bury(RegionState state) {
   struct Graveyard {
     std::mutex mutex;
     std::vector<std::unique_ptr<RegionBuffers>> buffers;
@@ -90,8 +141,10 @@ void bury(std::unique_ptr<RegionBuffers> buffers, SendList sends) {
   };
   static auto* graveyard = new Graveyard;  // never destroyed: MPI may finalize after us
   std::lock_guard lock(graveyard->mutex);
-  graveyard->buffers.push_back(std::move(buffers));
-  graveyard->sends.splice(graveyard->sends.end(), sends);
+  // state.pending is left as it is: MPI does not let a collective's request be freed.
+  for (auto& pending : state.sends) MPI_Request_free(&pending.request);
+  graveyard->buffers.push_back(std::move(state.buffers));
+  graveyard->sends.splice(graveyard->sends.end(), state.sends);
 }
 
 MPI_Datatype mpi_type(ScalarType type) {
@@ -199,9 +252,9 @@ class MpiRegion : public RegionComm {
 
   void barrier() override {
     begin();
-    MPI_Request request;
-    check_mpi(MPI_Ibarrier(comm_, &request), "MPI_Ibarrier");
-    wait(request);
+    record(CollectiveKind::barrier);
+    check_mpi(MPI_Ibarrier(comm_, &request_), "MPI_Ibarrier");
+    wait();
   }
 
   Bytes bcast(Bytes data, int root) override {
@@ -212,14 +265,15 @@ class MpiRegion : public RegionComm {
       b.recv = std::move(data);
       b.size_word = b.recv.size();
     }
-    MPI_Request request;
-    check_mpi(MPI_Ibcast(&b.size_word, 1, MPI_UINT64_T, root, comm_, &request), "MPI_Ibcast");
-    wait(request);
+    record(CollectiveKind::bcast_size, root);
+    check_mpi(MPI_Ibcast(&b.size_word, 1, MPI_UINT64_T, root, comm_, &request_), "MPI_Ibcast");
+    wait();
     const int count = checked_count(b.size_word, "bcast", "the root's data");
     if (count == 0) return {};
     if (rank_ != root) b.recv.resize(b.size_word);
-    check_mpi(MPI_Ibcast(b.recv.data(), count, MPI_BYTE, root, comm_, &request), "MPI_Ibcast");
-    wait(request);
+    record(CollectiveKind::bcast, root, count);
+    check_mpi(MPI_Ibcast(b.recv.data(), count, MPI_BYTE, root, comm_, &request_), "MPI_Ibcast");
+    wait();
     return std::move(b.recv);
   }
 
@@ -230,11 +284,11 @@ class MpiRegion : public RegionComm {
     b.send = std::move(data);
     b.size_word = b.send.size();
     if (rank_ == root) b.sizes.resize(members_.size());
-    MPI_Request request;
+    record(CollectiveKind::gather_size, root);
     check_mpi(MPI_Igather(&b.size_word, 1, MPI_UINT64_T, b.sizes.data(), 1, MPI_UINT64_T, root,
-                          comm_, &request),
+                          comm_, &request_),
               "MPI_Igather");
-    wait(request);
+    wait();
     int count = 0;
     try {
       count = checked_count(b.size_word, "gather", "this rank's data");
@@ -245,10 +299,11 @@ class MpiRegion : public RegionComm {
       cancel(e.what());
       throw;
     }
+    record(CollectiveKind::gatherv, root, count, rank_ == root ? b.counts : std::vector<int>{});
     check_mpi(MPI_Igatherv(b.send.data(), count, MPI_BYTE, b.recv.data(), b.counts.data(),
-                           b.displacements.data(), MPI_BYTE, root, comm_, &request),
+                           b.displacements.data(), MPI_BYTE, root, comm_, &request_),
               "MPI_Igatherv");
-    wait(request);
+    wait();
     if (rank_ != root) return {};
     return split(b);
   }
@@ -259,19 +314,20 @@ class MpiRegion : public RegionComm {
     b.send = std::move(data);
     b.size_word = b.send.size();
     b.sizes.resize(members_.size());
-    MPI_Request request;
+    record(CollectiveKind::allgather_size);
     check_mpi(MPI_Iallgather(&b.size_word, 1, MPI_UINT64_T, b.sizes.data(), 1, MPI_UINT64_T, comm_,
-                             &request),
+                             &request_),
               "MPI_Iallgather");
-    wait(request);
+    wait();
     const int total = layout(b.sizes, b, "allgather");  // the same verdict on every rank
     b.recv.resize(static_cast<std::size_t>(total));
     if (total > 0) {
+      record(CollectiveKind::allgatherv, 0, 0, b.counts);
       check_mpi(
           MPI_Iallgatherv(b.send.data(), static_cast<int>(b.send.size()), MPI_BYTE, b.recv.data(),
-                          b.counts.data(), b.displacements.data(), MPI_BYTE, comm_, &request),
+                          b.counts.data(), b.displacements.data(), MPI_BYTE, comm_, &request_),
           "MPI_Iallgatherv");
-      wait(request);
+      wait();
     }
     return split(b);
   }
@@ -295,11 +351,11 @@ class MpiRegion : public RegionComm {
         std::fill(b.sizes.begin(), b.sizes.end(), too_large);  // every rank throws below
       }
     }
-    MPI_Request request;
+    record(CollectiveKind::scatter_size, root);
     check_mpi(MPI_Iscatter(b.sizes.data(), 1, MPI_UINT64_T, &b.size_word, 1, MPI_UINT64_T, root,
-                           comm_, &request),
+                           comm_, &request_),
               "MPI_Iscatter");
-    wait(request);
+    wait();
     if (b.size_word == too_large) {
       throw UsageError("parc: region scatter: the root's parts together exceed the limit of " +
                        std::to_string(INT_MAX) + " bytes of one MPI operation");
@@ -310,11 +366,13 @@ class MpiRegion : public RegionComm {
       for (const auto& part : parts) append(b.send, part.data(), part.size());
     }
     b.recv.resize(b.size_word);
+    record(CollectiveKind::scatterv, root, static_cast<int>(b.size_word),
+           rank_ == root ? b.counts : std::vector<int>{});
     check_mpi(MPI_Iscatterv(b.send.data(), b.counts.data(), b.displacements.data(), MPI_BYTE,
                             b.recv.data(), static_cast<int>(b.size_word), MPI_BYTE, root, comm_,
-                            &request),
+                            &request_),
               "MPI_Iscatterv");
-    wait(request);
+    wait();
     return std::move(b.recv);
   }
 
@@ -327,11 +385,12 @@ class MpiRegion : public RegionComm {
     Bytes& buffer = buffers_->send;
     buffer.resize(bytes);
     if (bytes > 0) std::memcpy(buffer.data(), data, bytes);
-    MPI_Request request;
+    record(CollectiveKind::allreduce, 0, elements, {}, static_cast<std::uint8_t>(type),
+           static_cast<std::uint8_t>(op));
     check_mpi(MPI_Iallreduce(MPI_IN_PLACE, buffer.data(), elements, datatype, mpi_reduction, comm_,
-                             &request),
+                             &request_),
               "MPI_Iallreduce");
-    wait(request);
+    wait();
     if (bytes > 0) std::memcpy(data, buffer.data(), bytes);
   }
 
@@ -345,12 +404,13 @@ class MpiRegion : public RegionComm {
     Bytes& buffer = buffers_->send;
     buffer.resize(bytes);
     if (bytes > 0) std::memcpy(buffer.data(), data, bytes);
-    MPI_Request request;
+    record(CollectiveKind::reduce, root, elements, {}, static_cast<std::uint8_t>(type),
+           static_cast<std::uint8_t>(op));
     check_mpi(MPI_Ireduce(rank_ == root ? MPI_IN_PLACE : buffer.data(),
                           rank_ == root ? buffer.data() : nullptr, elements, datatype,
-                          mpi_reduction, root, comm_, &request),
+                          mpi_reduction, root, comm_, &request_),
               "MPI_Ireduce");
-    wait(request);
+    wait();
     if (rank_ == root && bytes > 0) std::memcpy(data, buffer.data(), bytes);
   }
 
@@ -386,11 +446,10 @@ class MpiRegion : public RegionComm {
     // Received through a request too: a large message needs its sender to progress.
     Bytes& buffer = buffers_->recv;
     buffer.resize(static_cast<std::size_t>(count));
-    MPI_Request request;
-    check_mpi(MPI_Imrecv(buffer.data(), count, MPI_BYTE, &message, &request), "MPI_Imrecv");
+    check_mpi(MPI_Imrecv(buffer.data(), count, MPI_BYTE, &message, &request_), "MPI_Imrecv");
     waiting_for_ = Waiting{};
-    complete(request);
-    ++received_[{source, tag}];
+    ++received_[{source, tag}];  // matched: a settle must not wait for it again
+    complete();
     return std::move(buffer);
   }
 
@@ -433,18 +492,26 @@ class MpiRegion : public RegionComm {
 
   static void check_tag(int tag, const char* operation) { check_region_tag(tag, operation); }
 
-  // A collective's request; its number lets a wait see that a peer which returned never
-  // entered it.
-  void wait(MPI_Request& request) {
-    ++collectives_;
-    waiting_for_ = Waiting{true, -1, 0};
-    complete(request);
+  // Notes the collective about to be posted, for settling an abandoned region.
+  void record(CollectiveKind kind, int root = 0, int count = 0, std::vector<int> counts = {},
+              std::uint8_t type = 0, std::uint8_t op = 0) {
+    log_.push_back({collectives_ + 1, kind, root, count, type, op, std::move(counts)});
   }
 
-  void complete(MPI_Request& request) {
+  // The collective just posted; its number lets a wait see that a peer which returned
+  // never entered it.
+  void wait() {
+    ++collectives_;
+    waiting_for_ = Waiting{true, -1, 0};
+    complete();
+    if (synchronizes(log_.back().kind)) log_.clear();  // every rank posted it
+  }
+
+  // Waits for request_: left pending (for MpiEndpoint::settle) if the wait throws.
+  void complete() {
     wait_until([&] {
       int done = 0;
-      check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      check_mpi(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "MPI_Test");
       return done != 0;
     });
   }
@@ -531,6 +598,8 @@ class MpiRegion : public RegionComm {
   MPI_Comm comm_;
   std::function<void()> poll_;
   std::unique_ptr<RegionBuffers> buffers_ = std::make_unique<RegionBuffers>();
+  MPI_Request request_ = MPI_REQUEST_NULL;  // the operation under way
+  std::vector<PostedCollective> log_;       // since the last one that synchronizes
   SendList sends_;
   std::atomic<bool> cancelled_{false};
   mutable std::mutex mutex_;
@@ -559,7 +628,8 @@ class MpiEndpoint : public Endpoint {
     // Sends still in flight at shutdown go to ranks that no longer read them.
     for (auto& pending : pending_) MPI_Request_free(&pending.request);
     for (auto& comm : comms_) MPI_Comm_free(&comm);
-    if (kept_ != MPI_COMM_NULL) MPI_Comm_free(&kept_);
+    if (kept_.comm != MPI_COMM_NULL) MPI_Comm_free(&kept_.comm);
+    for (auto& state : abandoned_) bury(std::move(state));  // settle() did not complete them
     MPI_Comm_free(&region_parent_);
   }
 
@@ -706,18 +776,22 @@ class MpiEndpoint : public Endpoint {
                        ") is not among the region's members");
     }
     if (kept_mode == KeptCommunicator::reuse) {
-      if (kept_ == MPI_COMM_NULL || kept_members_ != members) {
+      if (kept_.comm == MPI_COMM_NULL || kept_.members != members) {
         throw std::logic_error(
             "parc: open_region: the manager asked to reuse a communicator "
             "this rank did not keep");
       }
-      const MPI_Comm comm = std::exchange(kept_, MPI_COMM_NULL);
+      const MPI_Comm comm = std::exchange(kept_, RegionState{}).comm;
       return std::make_unique<MpiRegion>(*this, id, members, region_rank, comm, std::move(poll));
     }
-    if (kept_ != MPI_COMM_NULL) {
-      // Abandoned ones are never freed: see ~MpiRegion.
-      if (kept_mode == KeptCommunicator::release) MPI_Comm_free(&kept_);
-      kept_ = MPI_COMM_NULL;
+    if (kept_.comm != MPI_COMM_NULL) {
+      // Abandoned ones are settled at shutdown, never freed before: see ~MpiRegion.
+      if (kept_mode == KeptCommunicator::release) {
+        MPI_Comm_free(&kept_.comm);
+      } else {
+        abandoned_.push_back(std::move(kept_));
+      }
+      kept_ = RegionState{};
     }
     MPI_Group world_group;
     MPI_Group group;
@@ -746,13 +820,39 @@ class MpiEndpoint : public Endpoint {
 
   // A region's sends still in flight when it closes: completed by progress().
   void adopt(SendList& sends) { pending_.splice(pending_.end(), sends); }
-  // The communicator of a region that finished here with every operation complete, for
+  // A region that finished here with every operation complete: its communicator serves
   // the next region over the same members (creating one is a blocking collective).
-  void keep(const std::vector<int>& members, MPI_Comm comm) {
+  void keep(RegionState state) {
     // Usually open_region took the previous one; not when two regions were open at once.
-    if (kept_ != MPI_COMM_NULL) MPI_Comm_free(&kept_);
-    kept_ = comm;
-    kept_members_ = members;
+    if (kept_.comm != MPI_COMM_NULL) MPI_Comm_free(&kept_.comm);
+    kept_ = std::move(state);
+  }
+  // A cancelled region, for settle().
+  void abandon(RegionState state) { abandoned_.push_back(std::move(state)); }
+
+  void settle(std::chrono::milliseconds patience) override;
+
+  // Messages nobody reads any more (a revoke that crossed the end of its batch): taken
+  // and dropped at shutdown, since MPI wants every message matched before it finalizes.
+  void drain_unread() {
+    for (std::size_t traffic = 0; traffic < comms_.size(); ++traffic) {
+      for (;;) {
+        int found = 0;
+        MPI_Message handle;
+        MPI_Status status;
+        if (MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comms_[traffic], &found, &handle, &status) !=
+                MPI_SUCCESS ||
+            !found) {
+          break;
+        }
+        int count = 0;
+        MPI_Get_count(&status, MPI_BYTE, &count);
+        Bytes ignored(static_cast<std::size_t>(count));
+        MPI_Mrecv(ignored.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE);
+        log().debug("shutdown: dropped a message of kind {} from rank {} that nobody read",
+                    status.MPI_TAG, status.MPI_SOURCE);
+      }
+    }
   }
 
  private:
@@ -763,23 +863,33 @@ class MpiEndpoint : public Endpoint {
   std::array<MPI_Comm, traffic_class_count> comms_{};
   MPI_Comm region_parent_ = MPI_COMM_NULL;  // regions' communicators are made from it
   SendList pending_;
-  MPI_Comm kept_ = MPI_COMM_NULL;  // of the last region, for the next (see keep)
-  std::vector<int> kept_members_;
+  RegionState kept_;  // of the last region, for the next (see keep)
+  std::vector<RegionState> abandoned_;
 };
 
 MpiRegion::~MpiRegion() {
   reap(sends_);
-  if (!cancelled()) {
+  RegionState state{id_,
+                    members_,
+                    rank_,
+                    comm_,
+                    collectives_,
+                    std::move(log_),
+                    totals(sent_),
+                    totals(received_),
+                    request_,
+                    std::move(buffers_),
+                    {}};
+  if (!cancelled()) {  // every operation completed here
     endpoint_.adopt(sends_);
-    endpoint_.keep(members_, comm_);
+    endpoint_.keep(std::move(state));
     return;
   }
-  // Abandoned: peers may never receive, so the endpoint must not wait for these sends.
-  for (auto& pending : sends_) MPI_Request_free(&pending.request);
-  bury(std::move(buffers_), std::move(sends_));
-  // comm_ is deliberately not freed: operations still pending on it (here or on a peer)
-  // may deliver messages later, and freeing could let a later region's communicator
-  // reuse its context id and receive them. Costs one context id per cancelled region.
+  // Peers may never receive these sends, so the endpoint must not wait for them, and the
+  // communicator is not freed: operations still pending on it (here or on a peer) would
+  // otherwise let a later region's communicator reuse its context id and receive them.
+  state.sends.splice(state.sends.end(), sends_);
+  endpoint_.abandon(std::move(state));
 }
 
 void MpiRegion::finish() {
@@ -812,6 +922,292 @@ void MpiRegion::cancel_all(const std::string& reason) {
     out.write(id_);
     out.write(first_reason);
     endpoint_.send(Traffic::control, member, MessageKind::region_cancel, std::move(frame));
+  }
+}
+
+// --- settling abandoned regions at shutdown -------------------------------------------
+//
+// MPI requires every rank to complete its part of every operation before MPI_Finalize
+// (UCX prints "was not returned to mpool" / "unexpected tag-receive descriptor" for the
+// leftovers). A cancelled region leaves some ranks inside a collective the others never
+// posted, receives under way, and messages nobody received. At shutdown every rank is
+// idle, so each posts, with throwaway buffers, the collectives its peers posted after it
+// stopped (the log of each rank gives their arguments), and receives the messages sent
+// to it that it never took; then everything completes.
+
+// What a rank tells the others about one region.
+struct RegionRecord {
+  std::uint64_t posted = 0;
+  std::vector<std::uint64_t> sent;
+  std::vector<std::uint64_t> received;
+  std::vector<PostedCollective> log;
+};
+
+void encode_record(ByteWriter& out, const RegionState& state) {
+  out.write(state.id);
+  out.write(state.posted);
+  out.write(state.sent);
+  out.write(state.received);
+  out.write(static_cast<std::uint64_t>(state.log.size()));
+  for (const auto& c : state.log) {
+    out.write(c.number);
+    out.write(static_cast<std::uint8_t>(c.kind));
+    out.write(c.root);
+    out.write(c.count);
+    out.write(c.type);
+    out.write(c.op);
+    out.write(c.counts);
+  }
+}
+
+// (world rank, region id) -> record, from every rank's encoded records.
+std::map<std::pair<int, std::uint64_t>, RegionRecord> decode_records(
+    const Bytes& all, const std::vector<int>& sizes) {
+  std::map<std::pair<int, std::uint64_t>, RegionRecord> records;
+  std::size_t offset = 0;
+  for (std::size_t world = 0; world < sizes.size(); ++world) {
+    ByteReader in(all.data() + offset, static_cast<std::size_t>(sizes[world]));
+    offset += static_cast<std::size_t>(sizes[world]);
+    for (auto n = in.read<std::uint64_t>(); n > 0; --n) {
+      const auto id = in.read<std::uint64_t>();
+      RegionRecord& record = records[{static_cast<int>(world), id}];
+      record.posted = in.read<std::uint64_t>();
+      record.sent = in.read<std::vector<std::uint64_t>>();
+      record.received = in.read<std::vector<std::uint64_t>>();
+      for (auto entries = in.read<std::uint64_t>(); entries > 0; --entries) {
+        PostedCollective& c = record.log.emplace_back();
+        c.number = in.read<std::uint64_t>();
+        c.kind = static_cast<CollectiveKind>(in.read<std::uint8_t>());
+        c.root = in.read<std::int32_t>();
+        c.count = in.read<std::int32_t>();
+        c.type = in.read<std::uint8_t>();
+        c.op = in.read<std::uint8_t>();
+        c.counts = in.read<std::vector<int>>();
+      }
+    }
+  }
+  return records;
+}
+
+// A collective posted only to complete it, and its throwaway buffers.
+struct Replay {
+  Bytes send;
+  Bytes recv;
+  std::vector<std::uint64_t> words;
+  std::vector<int> counts;
+  std::vector<int> displacements;
+  MPI_Request request = MPI_REQUEST_NULL;
+};
+
+// Posts `c` as region rank `rank` of `size`. `counts`: each rank's part of a v-variant.
+void post_replay(Replay& x, const PostedCollective& c, std::vector<int> counts, int rank, int size,
+                 MPI_Comm comm) {
+  const auto n = static_cast<std::size_t>(size);
+  const bool root = rank == c.root;
+  x.words.assign(n + 1, 0);  // words[n]: this rank's own
+  x.counts = std::move(counts);
+  x.displacements.assign(n, 0);
+  int total = 0;
+  for (std::size_t r = 0; r < x.counts.size(); ++r) {
+    x.displacements[r] = total;
+    total += x.counts[r];
+  }
+  const int mine = x.counts.empty() ? 0 : x.counts[static_cast<std::size_t>(rank)];
+  std::uint64_t* own = &x.words[n];
+  MPI_Request* request = &x.request;
+  switch (c.kind) {
+    case CollectiveKind::barrier:
+      MPI_Ibarrier(comm, request);
+      return;
+    case CollectiveKind::bcast_size:
+      MPI_Ibcast(own, 1, MPI_UINT64_T, c.root, comm, request);
+      return;
+    case CollectiveKind::bcast:
+      x.recv.resize(static_cast<std::size_t>(c.count));
+      MPI_Ibcast(x.recv.data(), c.count, MPI_BYTE, c.root, comm, request);
+      return;
+    case CollectiveKind::gather_size:
+      MPI_Igather(own, 1, MPI_UINT64_T, x.words.data(), 1, MPI_UINT64_T, c.root, comm, request);
+      return;
+    case CollectiveKind::gatherv:
+      x.send.resize(static_cast<std::size_t>(mine));
+      x.recv.resize(root ? static_cast<std::size_t>(total) : 0);
+      MPI_Igatherv(x.send.data(), mine, MPI_BYTE, x.recv.data(), x.counts.data(),
+                   x.displacements.data(), MPI_BYTE, c.root, comm, request);
+      return;
+    case CollectiveKind::allgather_size:
+      MPI_Iallgather(own, 1, MPI_UINT64_T, x.words.data(), 1, MPI_UINT64_T, comm, request);
+      return;
+    case CollectiveKind::allgatherv:
+      x.send.resize(static_cast<std::size_t>(mine));
+      x.recv.resize(static_cast<std::size_t>(total));
+      MPI_Iallgatherv(x.send.data(), mine, MPI_BYTE, x.recv.data(), x.counts.data(),
+                      x.displacements.data(), MPI_BYTE, comm, request);
+      return;
+    case CollectiveKind::scatter_size:
+      MPI_Iscatter(x.words.data(), 1, MPI_UINT64_T, own, 1, MPI_UINT64_T, c.root, comm, request);
+      return;
+    case CollectiveKind::scatterv:
+      x.send.resize(root ? static_cast<std::size_t>(total) : 0);
+      x.recv.resize(static_cast<std::size_t>(mine));
+      MPI_Iscatterv(x.send.data(), x.counts.data(), x.displacements.data(), MPI_BYTE, x.recv.data(),
+                    mine, MPI_BYTE, c.root, comm, request);
+      return;
+    case CollectiveKind::allreduce:
+    case CollectiveKind::reduce: {
+      const auto type = static_cast<ScalarType>(c.type);
+      x.recv.resize(static_cast<std::size_t>(c.count) * scalar_size(type));
+      const MPI_Op op = mpi_op(static_cast<ReduceOp>(c.op));
+      if (c.kind == CollectiveKind::allreduce) {
+        MPI_Iallreduce(MPI_IN_PLACE, x.recv.data(), c.count, mpi_type(type), op, comm, request);
+      } else {
+        MPI_Ireduce(root ? MPI_IN_PLACE : x.recv.data(), root ? x.recv.data() : nullptr, c.count,
+                    mpi_type(type), op, c.root, comm, request);
+      }
+      return;
+    }
+  }
+}
+
+// True once `request` is done; an operation that failed is done too (its error no longer
+// matters at shutdown).
+bool finished(MPI_Request& request) {
+  if (request == MPI_REQUEST_NULL) return true;
+  int done = 0;
+  if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) request = MPI_REQUEST_NULL;
+  return done != 0 || request == MPI_REQUEST_NULL;
+}
+
+// One region being settled on this rank.
+struct Settling {
+  RegionState* state;
+  std::list<Replay> replays;           // stable addresses: MPI holds the buffers
+  std::vector<std::uint64_t> missing;  // messages still to receive, per region rank
+};
+
+void MpiEndpoint::settle(std::chrono::milliseconds patience) {
+  std::vector<RegionState*> mine;
+  for (auto& state : abandoned_) mine.push_back(&state);
+  if (kept_.comm != MPI_COMM_NULL) mine.push_back(&kept_);  // clean here, maybe not elsewhere
+  Bytes encoded;
+  ByteWriter out(encoded);
+  out.write(static_cast<std::uint64_t>(mine.size()));
+  for (const RegionState* state : mine) encode_record(out, *state);
+  // Blocking, over every rank: each is here, idle, at shutdown.
+  std::vector<int> sizes(static_cast<std::size_t>(size_));
+  const int length = static_cast<int>(encoded.size());
+  // Non-blocking, with the same patience: a rank that never comes (a program whose rank 0
+  // skipped rt.run's shutdown) must not hang the others at exit.
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  Backoff backoff;
+  MPI_Request exchange = MPI_REQUEST_NULL;
+  check_mpi(
+      MPI_Iallgather(&length, 1, MPI_INT, sizes.data(), 1, MPI_INT, region_parent_, &exchange),
+      "MPI_Iallgather");
+  while (!finished(exchange)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log().debug("shutdown: not every rank came to settle SPMD regions; leaving them");
+      return;
+    }
+    backoff.pause();
+  }
+  drain_unread();  // every rank is here: nobody sends on the endpoint's communicators any more
+  if (std::all_of(sizes.begin(), sizes.end(), [](int size) { return size == 8; })) return;
+  std::vector<int> displacements(sizes.size());
+  int total = 0;
+  for (std::size_t r = 0; r < sizes.size(); ++r) {
+    displacements[r] = total;
+    total += sizes[r];
+  }
+  Bytes all(static_cast<std::size_t>(total));
+  check_mpi(MPI_Allgatherv(encoded.data(), length, MPI_BYTE, all.data(), sizes.data(),
+                           displacements.data(), MPI_BYTE, region_parent_),
+            "MPI_Allgatherv");
+  const auto records = decode_records(all, sizes);
+
+  std::list<Settling> work;
+  for (RegionState* state : mine) {
+    const auto n = state->members.size();
+    std::vector<const RegionRecord*> peers;
+    for (const int member : state->members) {
+      auto it = records.find({member, state->id});
+      if (it == records.end()) break;  // a member kept nothing of it: nothing to match
+      peers.push_back(&it->second);
+    }
+    if (peers.size() != n) continue;
+    Settling& s = work.emplace_back(Settling{state, {}, std::vector<std::uint64_t>(n, 0)});
+    std::uint64_t last = state->posted;
+    for (const auto* peer : peers) last = std::max(last, peer->posted);
+    for (std::uint64_t number = state->posted + 1; number <= last; ++number) {
+      const PostedCollective* found = nullptr;
+      std::vector<int> counts(n, 0);
+      bool all_counts = false;
+      for (std::size_t q = 0; q < n; ++q) {
+        for (const auto& c : peers[q]->log) {
+          if (c.number != number) continue;
+          if (!found) found = &c;
+          if (!c.counts.empty() && !all_counts) {
+            counts = c.counts;
+            all_counts = true;
+          } else if (!all_counts) {
+            counts[q] = c.count;  // a non-root's own part of a gatherv or scatterv
+          }
+        }
+      }
+      if (!found) break;  // no rank logged it: cannot happen for a rank that posted it
+      post_replay(s.replays.emplace_back(), *found, std::move(counts), state->rank,
+                  static_cast<int>(n), state->comm);
+    }
+    for (std::size_t q = 0; q < n; ++q) {
+      const std::uint64_t sent =
+          peers[q]->sent.size() == n ? peers[q]->sent[static_cast<std::size_t>(state->rank)] : 0;
+      const std::uint64_t got = state->received.size() == n ? state->received[q] : 0;
+      s.missing[q] = sent > got ? sent - got : 0;
+    }
+  }
+
+  while (!work.empty() && std::chrono::steady_clock::now() < deadline) {
+    for (auto it = work.begin(); it != work.end();) {
+      RegionState& state = *it->state;
+      bool done = finished(state.pending);
+      for (auto& replay : it->replays) done = finished(replay.request) && done;
+      for (std::size_t q = 0; q < it->missing.size(); ++q) {
+        while (it->missing[q] > 0) {
+          int found = 0;
+          MPI_Message message;
+          MPI_Status status;
+          if (MPI_Improbe(static_cast<int>(q), MPI_ANY_TAG, state.comm, &found, &message,
+                          &status) != MPI_SUCCESS ||
+              !found) {
+            break;
+          }
+          int count = 0;
+          MPI_Get_count(&status, MPI_BYTE, &count);
+          Bytes ignored(static_cast<std::size_t>(count));
+          MPI_Mrecv(ignored.data(), count, MPI_BYTE, &message, MPI_STATUS_IGNORE);
+          --it->missing[q];
+        }
+        done = done && it->missing[q] == 0;
+      }
+      reap(state.sends);
+      done = done && state.sends.empty();
+      it = done ? work.erase(it) : std::next(it);
+    }
+    backoff.pause();
+  }
+  // Settled ones go; the others stay buried for the rest of the process (~MpiEndpoint).
+  std::set<RegionState*> unsettled;
+  for (const auto& s : work) unsettled.insert(s.state);
+  std::erase_if(abandoned_, [&](RegionState& state) {
+    if (unsettled.contains(&state)) return false;
+    MPI_Comm_free(&state.comm);
+    return true;
+  });
+  if (!work.empty()) {
+    log().debug(
+        "{} SPMD region(s) could not be completed before shutdown; MPI may warn of "
+        "unfinished operations at exit",
+        work.size());
   }
 }
 

@@ -2,6 +2,7 @@
 #include <parc/comm/environment.hpp>
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
+#include <parc/comm/output.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/managers/proxy.hpp>
@@ -63,6 +64,16 @@ std::chrono::duration<double> shutdown_grace() {
   return std::chrono::duration<double>(value ? std::atof(value) : 5.0);
 }
 
+// Every rank, after the proxies' last barrier (see Endpoint::settle).
+void settle_regions(Endpoint* endpoint) {
+  if (endpoint == nullptr) return;
+  try {
+    endpoint->settle(std::chrono::duration_cast<std::chrono::milliseconds>(shutdown_grace()));
+  } catch (const std::exception& e) {
+    log().debug("settling cancelled SPMD regions: {}", e.what());
+  }
+}
+
 }  // namespace
 
 Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
@@ -89,6 +100,7 @@ Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
 void Runtime::start(int argc, char** argv) {
   const int serial_workers = serial_workers_requested();
   const auto oversubscribed = oversubscribed_requested();
+  const bool prefix_output = output::prefix_requested();
   environment_ = std::make_unique<Environment>(&argc, &argv);
   if (environment_->size() == 1) check_world_of_one();
   start_trace();
@@ -103,6 +115,12 @@ void Runtime::start(int argc, char** argv) {
   proxies_ = serial() ? make_loopback_proxy_service(serial_workers_ + 1)
                       : environment_->make_proxy_service();
   detail::attach_proxy_service(proxies_.get());  // Proxy<T> decoding, make_proxy in closures
+  if (environment_->size() > 1 || prefix_output) {
+    output::install(prefix_output, [rank = rank()] {  // a task's: serially the simulated one
+      const ProxyService* service = detail::proxy_service_if_any();
+      return service != nullptr ? service->acting_rank() : rank;
+    });
+  }
   if (environment_->size() > 1) {
     // After the attach: these collectives keep every rank from sending a request (which may
     // carry a Proxy<T> to decode) before every rank's service is attached.
@@ -126,6 +144,7 @@ void Runtime::start(int argc, char** argv) {
                 oversubscribed ? " (PARC_OVERSUBSCRIBED)" : "");
   }
   if (serial() && rank() == 0) {
+    flight::report_crashes();
     loopback_ = std::make_unique<LoopbackNetwork>(serial_workers_ + 1);
     std::vector<std::unique_ptr<detail::Worker>> simulated;
     for (int worker = 1; worker <= serial_workers_; ++worker) {
@@ -170,7 +189,12 @@ void Runtime::start(int argc, char** argv) {
 Runtime::~Runtime() {
   if (rank() == 0 && !ran_ && endpoint_) shut_down_workers(0);
   if (size() == 1) finish_trace();  // a serial runtime that was never run (Python scripts)
-  if (proxies_ && !std::uncaught_exceptions()) proxies_->stop();
+  if (proxies_ && !std::uncaught_exceptions()) {
+    proxies_->stop();
+    // Rank 0 never ran (python3 -m parc without parc.run): the workers it just shut down
+    // settle with it.
+    if (rank() == 0 && !ran_) settle_regions(endpoint_.get());
+  }
   detail::attach_proxy_service(nullptr);
   proxies_.reset();
   scheduler_.reset();
@@ -273,6 +297,7 @@ int Runtime::run_main(const std::function<int()>& main) {
     detail::Worker worker(*endpoint_, environment_->host(), environment_->pid());
     const int exit_code = worker.serve(proxies_.get());
     proxies_->stop();
+    settle_regions(endpoint_.get());
     finish_trace();
     return exit_code;
   }
@@ -283,11 +308,13 @@ int Runtime::run_main(const std::function<int()>& main) {
   } catch (...) {
     shut_down_workers(1);
     proxies_->stop();
+    settle_regions(endpoint_.get());
     finish_trace();
     throw;
   }
   shut_down_workers(exit_code);
   proxies_->stop();  // every rank: the objects they own served until all were done
+  settle_regions(endpoint_.get());
   finish_trace();
   return exit_code;
 }

@@ -2,6 +2,7 @@
 #include <parc/comm/backoff.hpp>
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
+#include <parc/comm/output.hpp>
 #include <parc/comm/proxy_service.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/managers/wire.hpp>
@@ -283,6 +284,7 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
     }
   }
   current_spmd_context() = nullptr;
+  output::end_task();
   patch_outcome(reply, header_at, status, reply.size() - payload_at);
   write_region_hygiene(out, region.comm.get(), status);
   if (!simulated_) flight::note_activity("waiting for work");
@@ -337,6 +339,8 @@ void Worker::run_batch(Message& message) {
   Bytes reply = begin_frame();
   ByteWriter out(reply);
   out.write(count);
+  // Serially one record serves every simulated worker: a crash names this one.
+  if (simulated_) flight::note_identity(endpoint_.rank(), host_, pid_);
   for (std::uint32_t i = 0; i < count; ++i) {
     auto [task_id, closure, farm, generation, flags, in] = read_task(body, message.source);
 
@@ -373,6 +377,7 @@ void Worker::run_batch(Message& message) {
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                        std::chrono::steady_clock::now() - start)
                                        .count());
+    output::end_task();  // its last partial line, as its own line
     const std::uint64_t payload_size = reply.size() - payload_at;
     char* header = reply.data() + header_at;
     std::memcpy(header, &status, sizeof status);

@@ -2,8 +2,11 @@
 
 import collections
 import ctypes
+import dis
 import hashlib
+import itertools
 import logging
+import operator
 import os
 import pickle
 import struct
@@ -154,8 +157,78 @@ def shipped_callable(digest):
     return blob
 
 
+# -- module globals that main rebinds ------------------------------------------------------
+#
+# Workers run a module's top-level code, not main: a global that main rebinds keeps its
+# start-up value there, while serially the closure sees the new one. Just before main
+# runs, each declared closure's snapshot holds the globals it reads (LOAD_GLOBAL in its
+# code, nested code and the same module's functions it calls); each submit compares them
+# by identity and warns once per global that changed. Mutating a global in place (a
+# dict's items, a list's) is not seen.
+
+_snapshots = {}  # closure -> (module globals, names, values at start-up)
+_warned = set()  # (closure name, global name)
+_MISSING = object()
+_LOADS = {"LOAD_GLOBAL", "LOAD_NAME"}
+
+
+def _global_reads(function):
+    """The names of module globals `function` reads, directly or through the same
+    module's functions it calls."""
+    namespace = function.__globals__
+    names, seen, codes = [], set(), [function.__code__]
+    while codes:
+        code = codes.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        for instruction in dis.get_instructions(code):
+            name = instruction.argval
+            if instruction.opname not in _LOADS or name in names or name not in namespace:
+                continue
+            names.append(name)
+            value = namespace[name]
+            if isinstance(value, types.FunctionType) and value.__globals__ is namespace:
+                codes.append(value.__code__)
+    return tuple(names)
+
+
+def snapshot_globals():
+    """Called on rank 0 just before main: the values the workers' modules also have."""
+    _snapshots.clear()
+    for function in _declared.values():
+        if isinstance(function, types.FunctionType):
+            names = _global_reads(function)
+            namespace = function.__globals__
+            _snapshots[function] = (namespace, names, tuple(namespace[n] for n in names))
+
+
+def check_globals(function):
+    """Warns when a global `function` reads was rebound since main started."""
+    snapshot = _snapshots.get(function)
+    if snapshot is None:
+        return
+    namespace, names, values = snapshot
+    if all(map(operator.is_, map(namespace.get, names, itertools.repeat(_MISSING)), values)):
+        return
+    for name, value in zip(names, values):
+        if namespace.get(name, _MISSING) is value or (function.__qualname__, name) in _warned:
+            continue
+        _warned.add((function.__qualname__, name))
+        logging.getLogger("parc").warning(
+            "closure %s reads the global %s of module %s, which changed after main started: "
+            "workers under MPI still have its value from start-up, while serially the task "
+            "sees the new one. Pass it to the closure as an argument.",
+            function.__qualname__, name, _module_name(function))
+    # The values now: the old ones are not kept alive, and the next check is quick again.
+    _snapshots[function] = (namespace, names, tuple(namespace.get(n, _MISSING) for n in names))
+
+
 def resolve(function):
     """(closure id, payload prefix) for calling `function` on a worker."""
+    if _snapshots:
+        check_globals(function)
     try:
         cached = _prefixes.get(function)
     except TypeError:  # unhashable callable object

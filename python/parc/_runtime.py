@@ -1,6 +1,7 @@
 """Start-up, parc.run, rank/size, and log lines that match the C++ core's."""
 
 import atexit
+import faulthandler
 import logging
 import os
 import sys
@@ -72,6 +73,10 @@ def start():
         raise SystemExit(2) from None
     _closures.on_start()
     _task.serial = _core.serial()
+    if _task.serial and not faulthandler.is_enabled():
+        # A task that crashes the process shows its Python stack, after parc's line
+        # naming the task (the core's handler, installed at start, runs next).
+        faulthandler.enable()
     _set_log_rank(_core.rank())
     _output.install()
     atexit.register(_core.finalize)
@@ -121,6 +126,7 @@ def run(main, *args, **kwargs):
     def rank0_main():
         global _running
         _running = True
+        _closures.snapshot_globals()  # what the workers' modules hold
         try:
             returned.append(main(*args, **kwargs))
         finally:

@@ -7,6 +7,7 @@ Each launch runs under `timeout`, so a hang fails the test instead of blocking C
 
 import json
 import os
+import re
 import subprocess
 import textwrap
 from pathlib import Path
@@ -50,6 +51,24 @@ def _run(script, ranks=None, serial=None, env=None, timeout=120, args=(), tmp_pa
     if completed.returncode == 124:
         pytest.fail(f"timed out after {timeout} s: {' '.join(command)}\n{result.output}")
     return result
+
+
+# What MPI (UCX) prints at exit about operations a process left incomplete ("was not
+# returned to mpool") or messages sent to it that it never received ("unexpected
+# tag-receive descriptor ... was not matched").
+MPI_LEFTOVERS = re.compile(r"^.*UCX +(?:WARN|ERROR).*$", re.MULTILINE)
+
+
+def without_mpi_leftovers(launcher):
+    """`launcher`, asserting that every run's stderr has no MPI leftovers at exit."""
+
+    def checked(script, **kwargs):
+        result = launcher(script, **kwargs)
+        leftovers = MPI_LEFTOVERS.findall(result.stderr)
+        assert not leftovers, "MPI reported unfinished operations at exit:\n" + result.output
+        return result
+
+    return checked
 
 
 @pytest.fixture

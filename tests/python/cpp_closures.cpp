@@ -51,4 +51,11 @@ void nested_failure(int code) {
 }
 PARC_CLOSURE(nested_failure);
 
+// Crashes the process (serial mode names the task that did).
+int crash(int x) {
+  if (x > 0) *static_cast<volatile int*>(nullptr) = x;
+  return x;
+}
+PARC_CLOSURE(crash);
+
 }  // namespace cpp_test

@@ -72,7 +72,7 @@ def test_cpp_closures_from_python(launch, mode):
     assert "ValueError divide: b is zero | rank " in out and "task " in out and "| True" in out
     assert "nested cpp_test::Checked <- IndexError index 3 out of range" in out
     assert "rejected UsageError parc.cpp_closure: no C++ closure named 'nope'" in out
-    assert "declared: divide, greet, nested_failure, scale, total, weighted_sum" in out
+    assert "declared: crash, divide, greet, nested_failure, scale, total, weighted_sum" in out
     assert "rejected TypeError divide (double (double, double)) takes 2 arguments, got 1" in out
     assert "rejected TypeError argument 1 of divide" in out
     assert "rejected TypeError divide is a C++ closure" in out

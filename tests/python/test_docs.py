@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MPI_LEFTOVERS
+
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
@@ -26,6 +28,8 @@ def programs():
 def test_documented_program_runs(launch, program, mode):
     result = launch(program, **mode)
     assert result.returncode == 0, result.output
+    # Nothing left for MPI at exit, even after spmd.md's failing and cancelled regions.
+    assert not MPI_LEFTOVERS.search(result.stderr), result.stderr
 
 
 def test_the_readme_example_prints_what_the_readme_shows(launch):

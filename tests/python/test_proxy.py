@@ -6,7 +6,7 @@ mpiexec.mpich at 2 and 3 ranks; every launch has a hard timeout (conftest).
 
 import pytest
 
-from conftest import app, report, reports
+from conftest import app, report, reports, without_mpi_leftovers
 
 MODES = [
     pytest.param(dict(), id="serial"),
@@ -19,6 +19,13 @@ MODES = [
 @pytest.fixture(params=MODES)
 def mode(request):
     return request.param
+
+
+@pytest.fixture
+def launch(launch):
+    """Every run here also checks that MPI finalized with nothing left over, after
+    failed calls, released objects and refused reads too."""
+    return without_mpi_leftovers(launch)
 
 
 HELPERS = r'''

@@ -488,3 +488,78 @@ def test_no_debug_lines_by_default(launch):
     assert result.returncode == 0, result.output
     assert "[debug]" not in result.stderr
     assert result.stderr == "", result.stderr
+
+
+# -- module globals that main rebinds -------------------------------------------------------
+
+GLOBALS = r'''
+import numpy as np
+
+SCALE = 1
+OFFSET = np.float64(10.0)
+value = 0  # a global named like the attribute read below, which main rebinds
+
+
+class Box:
+    value = 5
+
+
+def offset():  # a helper of the same module: what it reads counts too
+    return OFFSET
+
+
+@parc.closure
+def scaled(x):
+    return x * SCALE + offset()
+
+
+@parc.closure
+def unboxed(x):
+    return x + Box().value  # reads the attribute, not the global
+
+
+@parc.closure
+def region(ctx):
+    return ctx.rank * SCALE
+
+
+def main():
+    global SCALE, OFFSET, value
+    value = 7
+    with parc.TaskFarm() as farm:
+        before = list(farm.map(scaled, [1, 2]))
+        boxed = farm.submit(unboxed, 1).result()
+    if os.environ.get("REBIND") == "1":
+        SCALE = 3
+        OFFSET = np.float64(20.0)
+    with parc.TaskFarm() as farm:
+        after = list(farm.map(scaled, [1, 2])) + [farm.submit(scaled, 5).result()]
+    emit({"before": before, "after": after, "boxed": boxed,
+          "region": parc.Spmd().run(region)[-1]})
+
+
+parc.run(main)
+'''
+
+
+@pytest.mark.parametrize("mode", [dict(), dict(serial=3), dict(ranks=3)],
+                         ids=["serial", "serial3", "np3"])
+def test_a_closure_reading_a_global_main_rebound_warns(launch, mode):
+    clean = launch(app(GLOBALS), **mode, timeout=60)
+    r = report(clean)
+    assert r["before"] == r["after"][:2] == [11.0, 12.0] and r["boxed"] == 6
+    assert "warning" not in clean.stderr, clean.stderr
+
+    rebound = launch(app(GLOBALS), **mode, env={"REBIND": "1"}, timeout=60)
+    r = report(rebound)
+    # The bug the warning is about: serially the tasks see main's values, under MPI the
+    # workers keep the module's.
+    expected = [11.0, 12.0, 15.0] if mode.get("ranks") else [23.0, 26.0, 35.0]
+    assert r["after"] == expected
+    warnings = [line for line in rebound.stderr.splitlines() if "[warning]" in line]
+    said = sorted((w.split("closure ")[1].split(" ")[0], w.split("the global ")[1].split(" ")[0])
+                  for w in warnings)
+    # Once per closure and global, whatever the number of submits; the region too.
+    assert said == [("region", "SCALE"), ("scaled", "OFFSET"), ("scaled", "SCALE")], warnings
+    assert all("of module __main__, which changed after main started" in w and
+               "Pass it to the closure as an argument" in w for w in warnings), warnings

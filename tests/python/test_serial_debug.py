@@ -6,6 +6,9 @@ Runs `python3 app.py` (one simulated worker) and PARC_SERIAL=3 (three simulated 
 with MPI runs only where a test contrasts the two.
 """
 
+import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +324,62 @@ def test_serial_fail_fast_timeout_does_not_time_out_its_neighbour(launch):
     r = report(launch(app(SERIAL_TIMEOUT_NEIGHBOUR), serial=3, args=["fail_fast"]))
     assert r[0] == "TaskTimeout"
     assert r[1] in ("quick", "cancelled"), r
+
+
+# -- a task that crashes the process ----------------------------------------------------------
+
+CRASHED = re.compile(r"^parc: rank (\d+) \(host [^,]+, pid \d+\) crashed \(signal 11\) while "
+                     r"running task (\d+): (.*)$", re.M)
+LIBRARY = Path(os.environ.get("PARC_BUILD_DIR", "build")) / "tests" / "libparc_test_closures.so"
+
+
+@pytest.mark.parametrize("mode", SERIAL_MODES)
+def test_a_task_that_crashes_the_process_is_named(launch, mode):
+    result = launch(app(r'''
+        import ctypes
+
+
+        @parc.closure
+        def crash(x):
+            if x == 3:
+                ctypes.string_at(0)  # reads address 0: SIGSEGV
+            return x
+
+
+        def main():
+            with parc.TaskFarm() as farm:
+                print(list(farm.map(crash, range(5))))
+
+
+        parc.run(main)
+    '''), **mode, timeout=60)
+    assert result.returncode != 0, result.output
+    found = CRASHED.findall(result.stderr)
+    assert len(found) == 1, result.stderr
+    rank, _, call = found[0]
+    assert 1 <= int(rank) <= (mode.get("serial") or 1)
+    assert call == "crash(...)"
+    # faulthandler's Python stack, from the closure's line down to main.
+    assert "Fatal Python error: Segmentation fault" in result.stderr
+    assert re.search(r'File ".*app\.py", line \d+ in crash\n', result.stderr), result.stderr
+    assert re.search(r'File ".*app\.py", line \d+ in main\n', result.stderr), result.stderr
+
+
+def test_a_cpp_task_that_crashes_the_process_is_named(launch):
+    result = launch(f"""
+import parc
+parc.load_library({str(LIBRARY)!r})
+
+
+def main():
+    with parc.TaskFarm() as farm:
+        print(farm.submit(parc.cpp_closure("crash"), 0).result())
+        print(farm.submit(parc.cpp_closure("crash"), 1).result())
+
+
+parc.run(main)
+""", timeout=60)
+    assert result.returncode != 0, result.output
+    assert result.stdout.splitlines() == ["0"], result.output
+    found = CRASHED.findall(result.stderr)
+    assert [(rank, call) for rank, _, call in found] == [("1", "crash")], result.stderr

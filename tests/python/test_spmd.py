@@ -6,7 +6,7 @@ mpiexec.mpich at 3 and 4 ranks; each launch has a hard timeout (conftest).
 
 import pytest
 
-from conftest import app, report
+from conftest import app, report, without_mpi_leftovers
 
 MODES = [
     pytest.param(dict(), id="serial"),
@@ -20,6 +20,13 @@ MULTI_RANK_MODES = [
     pytest.param(dict(ranks=3), id="np3"),
     pytest.param(dict(ranks=4), id="np4"),
 ]
+
+
+@pytest.fixture
+def launch(launch):
+    """Every run here also checks that MPI finalized with nothing left over, whatever
+    its regions went through (failures, cancels, timeouts)."""
+    return without_mpi_leftovers(launch)
 
 
 def region_size(mode):
@@ -541,3 +548,117 @@ def test_running_out_of_communicators_is_an_error_not_an_abort(launch):
     assert "keeps its MPI communicator" in r["other"]
     assert r["regions"] > 1000
     assert r["farm_after"] == [1, 2]
+
+
+BAD_ENDINGS = r'''
+import numpy as np
+
+
+def rank_of(ctx):
+    return ctx.rank
+
+
+def diverges(ctx):  # docs/spmd.md's first failure
+    if ctx.rank == ctx.size - 1:
+        raise ValueError(f"rank {ctx.rank} diverged")
+    return ctx.allreduce(1.0)
+
+
+def sends_unreceived(ctx):
+    if ctx.rank == 0:
+        for dest in range(1, ctx.size):
+            ctx.send(np.ones(1 << 19), dest)  # 4 MiB: not sent eagerly
+            ctx.send("small", dest, tag=1)
+        raise ValueError("sent, then failed")
+    time.sleep(0.3)
+    ctx.barrier()
+
+
+def root_runs_ahead(ctx):
+    if ctx.rank == 0:
+        for i in range(5):
+            ctx.bcast(i)  # completes at the root before the others post it
+        raise ValueError("ahead, then failed")
+    time.sleep(0.3)
+    for _ in range(5):
+        ctx.bcast()
+
+
+def gathers(ctx):
+    if ctx.rank == ctx.size - 1:
+        time.sleep(0.3)
+        raise ValueError("no part to give")
+    return ctx.gather(np.zeros(1000 * (ctx.rank + 1)), root=0)
+
+
+def scatters(ctx):
+    if ctx.rank == 1:
+        time.sleep(0.3)
+        raise ValueError("no part to take")
+    return ctx.scatter(["x" * 100000] * ctx.size if ctx.rank == 0 else None)
+
+
+def waits_in_recv(ctx):
+    return ctx.recv((ctx.rank + 1) % ctx.size, tag=7)
+
+
+def slow_in_python(ctx):
+    if ctx.rank == ctx.size - 1:
+        time.sleep(1.5)  # past the timeout: released at its next parc call
+    return ctx.allreduce(np.ones(100000))
+
+
+def returns_early(ctx):
+    ctx.barrier()
+    if ctx.rank == 0:
+        return 0
+    ctx.barrier()
+'''
+
+
+def test_regions_that_end_badly_leave_nothing_for_mpi_at_exit(launch, mode):
+    # The launch fixture fails the test on UCX's "not returned to mpool" / "unexpected
+    # tag-receive descriptor" lines: every operation such a region left pending, and every
+    # message it never received, is completed at shutdown.
+    r = report(launch(app(r'''
+        def outcome(run):
+            try:
+                run()
+                return []
+            except parc.ParallelException as group:
+                return [type(e).__name__ for e in group.exceptions]
+            except parc.CancelledError:
+                return ["CancelledError"]
+
+
+        def cancelled():
+            run = parc.Spmd().submit(waits_in_recv)
+            time.sleep(0.3)
+            run.cancel()
+            run.result()
+
+
+        def main():
+            spmd = parc.Spmd()
+            endings = {
+                "diverges": outcome(lambda: spmd.run(diverges)),
+                "sends": outcome(lambda: spmd.run(sends_unreceived)),
+                "ahead": outcome(lambda: spmd.run(root_runs_ahead)),
+                "gather": outcome(lambda: spmd.run(gathers)),
+                "scatter": outcome(lambda: spmd.run(scatters)),
+                "cancel": outcome(cancelled),
+                "timeout": outcome(lambda: parc.Spmd(timeout=0.5).run(slow_in_python)),
+                "returned": outcome(lambda: spmd.run(returns_early)),
+            }
+            emit({"endings": endings, "after": spmd.run(rank_of)})
+
+
+        parc.run(main)
+    ''', helpers=BAD_ENDINGS), **mode, timeout=90))
+    assert r["endings"] == {
+        "diverges": ["ValueError"], "sends": ["ValueError"], "ahead": ["ValueError"],
+        "gather": ["ValueError"], "scatter": ["ValueError"], "cancel": ["CancelledError"],
+        "timeout": ["TaskTimeout"], "returned": r["endings"]["returned"]}
+    # The first to find rank 0 gone fails; it releases the others, who may have found it too.
+    assert set(r["endings"]["returned"]) == {"UsageError"}
+    assert r["after"] == list(range(len(r["after"])))

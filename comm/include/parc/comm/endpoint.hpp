@@ -4,6 +4,7 @@
 #include <parc/comm/frame.hpp>
 #include <parc/comm/region.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -51,6 +52,11 @@ class Endpoint {
   virtual std::unique_ptr<RegionComm> open_region(
       std::uint64_t id, const std::vector<int>& members, std::function<void()> poll,
       KeptCommunicator kept = KeptCommunicator::release) = 0;
+
+  // At shutdown, collective over every rank: completes what regions cancelled on some
+  // of their ranks left pending (collectives, receives, unreceived messages), waiting at
+  // most `patience`, so that MPI finalizes with nothing outstanding.
+  virtual void settle(std::chrono::milliseconds /*patience*/) {}
 };
 
 // All the endpoints of a simulated job in one process.

@@ -43,6 +43,12 @@ void note_task_done();
 // requester noted before (requests nest when a method calls a proxy).
 int note_serving(int requester);
 
+// Serial mode (no watcher): a crash in a task (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT)
+// first prints `parc: rank 2 (host vm, pid 6002) crashed (signal 11) while running task
+// 17: simulate(...)`, then runs the handlers installed before. Call after MPI starts (UCX
+// installs its own) and before the host language adds its own (Python's faulthandler).
+void report_crashes();
+
 // The rank ends the way parc meant: the watcher stays silent.
 void note_finalized();
 // The rank ends the job on purpose (MPI_Abort) after logging why: the watcher stays
