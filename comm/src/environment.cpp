@@ -11,12 +11,15 @@
 
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 
 namespace parc {
 
@@ -25,6 +28,43 @@ namespace {
 const char* environment_value(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+std::chrono::duration<double> finalize_timeout() {
+  const char* value = environment_value("PARC_FINALIZE_TIMEOUT");
+  return std::chrono::duration<double>(value != nullptr ? std::atof(value) : 10.0);
+}
+
+// MPICH 4.0.2 over UCX's tcp transport (UCX_TLS=tcp, or hosts without shared memory or a
+// faster network) now and then spins in MPI_Finalize for ever on one rank while the
+// others wait for it (pmodels/mpich#6596, fixed in MPICH 4.2). Every rank has passed a
+// barrier by then, so the job's work is done: a rank whose MPI_Finalize has not returned
+// after PARC_FINALIZE_TIMEOUT seconds leaves with its exit status, silently for its watcher.
+void finalize_with_timeout(int exit_code) {
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(mutex);
+    if (finished.wait_for(lock, finalize_timeout(), [&] { return done; })) return;
+    log().warn(
+        "MPI_Finalize has not returned after {} s (a known hang of MPICH 4.0.2 over "
+        "UCX's tcp transport, see docs/launching.md); leaving with exit status {}, the "
+        "work is done",
+        finalize_timeout().count(), exit_code);
+    log().flush();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    flight::note_finalize_abandoned();
+    std::_Exit(exit_code);
+  });
+  MPI_Finalize();
+  {
+    std::lock_guard lock(mutex);
+    done = true;
+  }
+  finished.notify_one();
+  watchdog.join();
 }
 
 }  // namespace
@@ -109,7 +149,11 @@ Environment::~Environment() {
   if (!impl_->initialized_here) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (!finalized) {
+    flight::note_activity("finalizing MPI, its work done");
+    if (size_ > 1) MPI_Barrier(MPI_COMM_WORLD);  // from here on only MPI_Finalize is left
+    finalize_with_timeout(exit_code_);
+  }
   flight::note_finalized();
 }
 

@@ -118,6 +118,8 @@ void Runtime::start(int argc, char** argv) {
       }
     }
     flight::note_neighbours(neighbours, their_watchers);
+    flight::note_claim_addresses(environment_->job_id(),
+                                 environment_->allgather(flight::claim_address()));
     const int ranks_here = static_cast<int>(neighbours.size()) + 1;
     const int cores = usable_cores();
     Backoff::set_oversubscribed(oversubscribed.value_or(ranks_here > cores));
@@ -274,6 +276,7 @@ int Runtime::run_main(const std::function<int()>& main) {
     const int exit_code = worker.serve(proxies_.get());
     proxies_->stop();
     finish_trace();
+    environment_->set_exit_code(exit_code);
     return exit_code;
   }
   int exit_code = 1;
@@ -284,11 +287,13 @@ int Runtime::run_main(const std::function<int()>& main) {
     shut_down_workers(1);
     proxies_->stop();
     finish_trace();
+    environment_->set_exit_code(1);
     throw;
   }
   shut_down_workers(exit_code);
   proxies_->stop();  // every rank: the objects they own served until all were done
   finish_trace();
+  environment_->set_exit_code(exit_code);
   return exit_code;
 }
 
