@@ -305,10 +305,11 @@ bool heard_claim(const Record& shared, int fd, int wait_ms) {
 // Asks Slurm to end the whole step through the rank's PMI socket (the PMI-1 wire that
 // MPICH's simple PMI speaks, which srun --mpi=pmi2 answers by killing the step on every
 // node). Without it, ranks on the other nodes would sleep in their idle wait until the
-// time limit: srun's default KillOnBadExit=0 leaves them running. Hydra needs no asking:
-// it ends the job when a rank exits unfinalized.
-void ask_slurm_to_abort(int pmi_fd) {
-  if (pmi_fd < 0 || std::getenv("SLURM_STEP_ID") == nullptr) return;
+// time limit: srun's default KillOnBadExit=0 leaves them running. Hydra (also inside an
+// sbatch job, where its proxies run in a step of --mpi=none) needs no asking: it ends the
+// job when a rank exits unfinalized, while its abort would replace the job's exit status.
+void ask_slurm_to_abort(int pmi_fd, bool slurm_pmi) {
+  if (pmi_fd < 0 || !slurm_pmi) return;
   const char request[] = "cmd=abort exitcode=1\n";
   [[maybe_unused]] const ssize_t written = ::write(pmi_fd, request, sizeof request - 1);
 }
@@ -329,7 +330,8 @@ const char* signal_name(int sig) {
 // `pmi_fd`: the rank's socket to its launcher, held so that the launcher learns of a death
 // when it reaps the rank (see NodeWatch), not a moment earlier when the socket closes.
 // `claim_fd`: where the other watchers' claims arrive.
-[[noreturn]] void watch(int pipe_fd, int pmi_fd, int claim_fd, const Record& shared) {
+[[noreturn]] void watch(int pipe_fd, int pmi_fd, bool slurm_pmi, int claim_fd,
+                        const Record& shared) {
   prctl(PR_SET_NAME, "parc-watcher");
   setsid();  // out of the rank's process group, which the launcher kills at teardown
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) signal(sig, SIG_IGN);
@@ -387,7 +389,7 @@ const char* signal_name(int sig) {
   line.write_to(2);
   wait_until_stderr_is_read();
   node.end_neighbours(sig != 0 ? sig : SIGKILL);
-  ask_slurm_to_abort(pmi_fd);
+  ask_slurm_to_abort(pmi_fd, slurm_pmi);
   ::_exit(0);
 }
 
@@ -466,8 +468,10 @@ void start_watcher() {
     munmap(page, sizeof(Record));
     return;
   }
+  const char* slurm_mpi = environment_value("SLURM_MPI_TYPE");
+  const bool slurm_pmi = slurm_mpi != nullptr && std::string_view(slurm_mpi) == "pmi2";
   const pid_t child = fork();
-  if (child == 0) watch(fds[0], launcher_fd, claim_fd, *shared);
+  if (child == 0) watch(fds[0], launcher_fd, slurm_pmi, claim_fd, *shared);
   ::close(fds[0]);
   if (claim_fd >= 0) ::close(claim_fd);
   if (child < 0) {

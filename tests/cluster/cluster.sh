@@ -46,6 +46,13 @@ pids=()
 
 log() { echo "cluster: $*" >&2; }
 
+# Running, not a zombie (kill -0 succeeds on a child not reaped yet).
+alive() {
+  local state
+  state=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+
 remove_hosts_lines() {
   # In place (same inode): /etc/hosts may be a bind mount that sed -i cannot replace.
   if grep -q "$hosts_marker" /etc/hosts 2>/dev/null; then
@@ -61,7 +68,7 @@ teardown() {
   local node pid
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
@@ -95,8 +102,14 @@ teardown
 set -e
 
 status=1
+command_pid=""
 on_exit() {
   trap - EXIT INT TERM HUP
+  set +e
+  if [[ -n "$command_pid" ]]; then
+    kill -TERM "$command_pid" 2>/dev/null
+    wait "$command_pid" 2>/dev/null
+  fi
   teardown
   exit "$status"
 }
@@ -203,8 +216,13 @@ done
 log "up: ${nodes[*]} (slurmctld, munged and 3 slurmd; $dir)"
 
 export PARC_CLUSTER_DIR=$dir PARC_CLUSTER_NODES="${nodes[*]}" PARC_CLUSTER_SUBNET=$subnet
+# In the background: `wait` returns for a signal, so the trap tears down at once even while
+# COMMAND runs (a foreground command would delay the trap until it ended).
 set +e
-"$@"
+"$@" &
+command_pid=$!
+wait "$command_pid"
 status=$?
+command_pid=""
 set -e
 exit "$status"

@@ -198,7 +198,7 @@ def check_one_death(result, tag, fault_line_expected=True):
     detection = result.ended - float(fault.group(3))
     assert detection < DETECTION_LIMIT, f"the job took {detection:.1f} s to end\n{output}"
     assert_nothing_left(tag, output)
-    print(f"detected in {detection:.2f} s: {died[0]}")
+    print(f"TIMING ended {detection:.2f} s after the fault, exit status {result.status}")
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
@@ -239,6 +239,7 @@ def test_scancel_is_reported_as_a_cancel(tmp_path):
     assert len(cancels) == 1, output
     assert not DIED.search(output), output
     assert_nothing_left(tag, output)
+    print(f"TIMING scancel: ended after {took:.2f} s, exit status {job.returncode}")
 
 
 def test_finalize_over_tcp_never_hangs(tmp_path):
