@@ -116,12 +116,17 @@ void finalize_with_timeout(int exit_code) {
   std::thread watchdog([&] {
     std::unique_lock lock(mutex);
     if (finished.wait_for(lock, finalize_timeout(), [&] { return done; })) return;
+    // Stuck: spinning through 5 looks in a row (1 s). A rank that MPICH still moves on
+    // spins for moments only, and must reach the launcher by itself.
     bool passed_barrier = false;
-    for (;;) {
+    for (int spins = 0; spins < 5;) {
       const Whereabouts where = whereabouts(main_tid, pmi_fd);
-      if (where == Whereabouts::spinning) break;
+      spins = where == Whereabouts::spinning ? spins + 1 : 0;
       passed_barrier = passed_barrier || where == Whereabouts::in_pmi;
-      if (finished.wait_for(lock, std::chrono::milliseconds(500), [&] { return done; })) return;
+      if (spins == 0 &&
+          finished.wait_for(lock, std::chrono::milliseconds(300), [&] { return done; }))
+        return;
+      if (done) return;
     }
     log().warn(
         "MPI_Finalize has not returned after {} s (a known hang of MPICH 4.0.2 over "
