@@ -72,7 +72,7 @@ struct Record {
   static constexpr int max_neighbours = 64;
   static constexpr int max_peers = 4096;
   std::atomic<State> state{State::running};
-  std::atomic<std::int32_t> signal{0};  // the SIGINT/SIGTERM that ended the rank
+  std::atomic<std::int32_t> signal{0};  // the SIGINT, SIGTERM or SIGHUP that ended the rank
   std::int32_t launched_rank = -1;
   std::atomic<std::uint64_t> task{0};  // the running task's id + 1; 0: none
   std::atomic<std::int32_t> serving{-1};

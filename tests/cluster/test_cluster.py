@@ -128,16 +128,21 @@ def hydra(ssh_exec, *command, ranks=3):
 
 
 def sbatch(tmp_path, *command, ranks=3, timeout=60):
-    """Submits `mpiexec.mpich -n ranks command` as a batch job over the 3 nodes and waits;
-    returns (status, output of the job)."""
+    """Submits `mpiexec.mpich -n ranks command` as a batch job over the 3 nodes and waits.
+    The result is mpiexec's: its exit status, the job's output, and when mpiexec ended
+    (sbatch --wait polls for the end of the job, seconds later)."""
     script = tmp_path / "job.sh"
     output = tmp_path / "job.out"
     quoted = " ".join(f"'{c}'" for c in map(str, command))
-    script.write_text(f"#!/bin/sh\nexec {MPIEXEC} -n {ranks} {quoted}\n")
-    result = run(["sbatch", "--wait", "-N", "3", "-n", str(ranks), f"--time=1",
+    script.write_text(f"#!/bin/sh\n{MPIEXEC} -n {ranks} {quoted}\nstatus=$?\n"
+                      f"echo \"JOB ENDED $(date +%s.%N) STATUS $status\"\nexit $status\n")
+    result = run(["sbatch", "--wait", "-N", "3", "-n", str(ranks), "--time=1",
                   "-o", output, script], timeout=timeout)
-    return Run(subprocess.CompletedProcess([], result.status, output.read_text(), result.output),
-               result.started, result.ended)
+    text = output.read_text()
+    ended = re.search(r"^JOB ENDED ([0-9.]+) STATUS (\d+)$", text, re.M)
+    assert ended, f"the batch job did not run to its end\n{text}\n{result.output}"
+    return Run(subprocess.CompletedProcess([], int(ended.group(2)), text, result.output),
+               result.started, float(ended.group(1)))
 
 
 LAUNCHERS = ["srun", "sbatch", "hydra"]
