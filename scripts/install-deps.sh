@@ -21,6 +21,7 @@ required=(
   python3-cloudpickle python3-tqdm  # optional for users; the tests exercise both paths
   python3-matplotlib  # python3 -m parc.timeline draws PARC_TRACE files (and its tests)
   libpython3.11-testsuite  # CPython's test_concurrent_futures, adapted to parc.TaskFarm
+  slurm-wlm munge iproute2  # the cluster suite: Slurm daemons in network namespaces
 )
 
 declare -A groups=(

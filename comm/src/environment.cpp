@@ -7,16 +7,25 @@
 #include <parc/exceptions/errors.hpp>
 
 #include <mpi.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <string>
+#include <string_view>
+#include <thread>
 
 namespace parc {
 
@@ -25,6 +34,126 @@ namespace {
 const char* environment_value(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+std::chrono::duration<double> finalize_timeout() {
+  const char* value = environment_value("PARC_FINALIZE_TIMEOUT");
+  return std::chrono::duration<double>(value != nullptr ? std::atof(value) : 10.0);
+}
+
+// Where the thread `tid` of this process is: spinning on a CPU (state R in most of 20
+// looks over 0.2 s), blocked reading `pmi_fd` (MPICH waits for the launcher), or else.
+enum class Whereabouts { spinning, in_pmi, elsewhere };
+Whereabouts whereabouts(pid_t tid, int pmi_fd) {
+  const std::string task = "/proc/self/task/" + std::to_string(tid);
+  const auto first_line = [](const std::string& path) {
+    char line[512] = {};
+    if (std::FILE* file = std::fopen(path.c_str(), "r")) {
+      if (std::fgets(line, sizeof line, file) == nullptr) line[0] = '\0';
+      std::fclose(file);
+    }
+    return std::string(line);
+  };
+  int running = 0;
+  for (int look = 0; look < 20; ++look) {
+    const std::string stat = first_line(task + "/stat");
+    const auto after_name = stat.rfind(") ");
+    if (after_name != std::string::npos && stat.compare(after_name + 2, 1, "R") == 0) ++running;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (running >= 15) return Whereabouts::spinning;
+  // "0 0x6 ...": read(2) on fd 6.
+  char expected[32];
+  std::snprintf(expected, sizeof expected, "0 0x%x ", static_cast<unsigned>(pmi_fd));
+  return first_line(task + "/syscall").starts_with(expected) ? Whereabouts::in_pmi
+                                                             : Whereabouts::elsewhere;
+}
+
+// One PMI-1 request on the launcher's socket, and its answer's line (hydra and srun
+// --mpi=pmi2 both speak PMI-1 to MPICH's simple PMI client).
+bool pmi_request(int fd, std::string_view request, std::string_view answer) {
+  if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size()))
+    return false;
+  std::string line;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd readable{fd, POLLIN, 0};
+    if (poll(&readable, 1, 100) <= 0) continue;
+    char byte = 0;
+    if (::read(fd, &byte, 1) != 1) return false;
+    if (byte != '\n') {
+      line += byte;
+      continue;
+    }
+    if (line.find(answer) != std::string::npos) return true;
+    line.clear();
+  }
+  return false;
+}
+
+void freeze(int) {
+  for (;;) pause();
+}
+
+// MPICH 4.0.2 over UCX's tcp transport (UCX_TLS=tcp, or hosts without shared memory or a
+// faster network) now and then never returns from MPI_Finalize (pmodels/mpich#6596, fixed
+// in MPICH 4.2 by dropping the barrier): a rank spins closing its UCX endpoints while a
+// peer, already waiting in the launcher's barrier, no longer answers, and that peer waits
+// for the spinning rank for ever. Every rank passed a barrier of ours before, so the
+// job's work is done. A rank still in MPI_Finalize after PARC_FINALIZE_TIMEOUT seconds
+// whose main thread spins stops that thread and does the rest of MPICH's part with the
+// launcher itself (PMI-1 on MPICH's socket: the barrier, unless MPICH was seen waiting in
+// it, then finalize), and exits with its status: its peers go on, and the launcher sees a
+// job that ended well. A rank blocked in the launcher's barrier keeps waiting.
+void finalize_with_timeout(int exit_code) {
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool done = false;
+  const auto main_tid = static_cast<pid_t>(syscall(SYS_gettid));
+  const pthread_t main_thread = pthread_self();
+  const char* pmi_fd_text = environment_value("PMI_FD");
+  const int pmi_fd = pmi_fd_text != nullptr ? std::atoi(pmi_fd_text) : -1;
+  std::thread watchdog([&] {
+    std::unique_lock lock(mutex);
+    if (finished.wait_for(lock, finalize_timeout(), [&] { return done; })) return;
+    // Stuck: spinning through 5 looks in a row (1 s). A rank that MPICH still moves on
+    // spins for moments only, and must reach the launcher by itself.
+    bool passed_barrier = false;
+    for (int spins = 0; spins < 5;) {
+      const Whereabouts where = whereabouts(main_tid, pmi_fd);
+      spins = where == Whereabouts::spinning ? spins + 1 : 0;
+      passed_barrier = passed_barrier || where == Whereabouts::in_pmi;
+      if (spins == 0 &&
+          finished.wait_for(lock, std::chrono::milliseconds(300), [&] { return done; }))
+        return;
+      if (done) return;
+    }
+    log().warn(
+        "MPI_Finalize has not returned after {} s (a known hang of MPICH 4.0.2 over "
+        "UCX's tcp transport, see docs/launching.md); finishing with the launcher directly "
+        "and leaving with exit status {}, the work is done",
+        finalize_timeout().count(), exit_code);
+    log().flush();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    flight::note_finalize_abandoned();
+    struct sigaction stop {};
+    stop.sa_handler = freeze;
+    sigaction(SIGRTMIN + 7, &stop, nullptr);
+    pthread_kill(main_thread, SIGRTMIN + 7);  // MPICH must not reach the launcher meanwhile
+    if (pmi_fd >= 0 &&
+        (passed_barrier || pmi_request(pmi_fd, "cmd=barrier_in\n", "cmd=barrier_out"))) {
+      pmi_request(pmi_fd, "cmd=finalize\n", "cmd=finalize_ack");
+    }
+    std::_Exit(exit_code);
+  });
+  MPI_Finalize();
+  {
+    std::lock_guard lock(mutex);
+    done = true;
+  }
+  finished.notify_one();
+  watchdog.join();
 }
 
 }  // namespace
@@ -109,7 +238,11 @@ Environment::~Environment() {
   if (!impl_->initialized_here) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (!finalized) {
+    flight::note_activity("finalizing MPI, its work done");
+    if (size_ > 1) MPI_Barrier(MPI_COMM_WORLD);  // from here on only MPI_Finalize is left
+    finalize_with_timeout(exit_code_);
+  }
   flight::note_finalized();
 }
 

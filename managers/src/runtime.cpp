@@ -136,6 +136,8 @@ void Runtime::start(int argc, char** argv) {
       }
     }
     flight::note_neighbours(neighbours, their_watchers);
+    flight::note_claim_addresses(environment_->job_id(),
+                                 environment_->allgather(flight::claim_address()));
     const int ranks_here = static_cast<int>(neighbours.size()) + 1;
     const int cores = usable_cores();
     Backoff::set_oversubscribed(oversubscribed.value_or(ranks_here > cores));
@@ -299,6 +301,7 @@ int Runtime::run_main(const std::function<int()>& main) {
     proxies_->stop();
     settle_regions(endpoint_.get());
     finish_trace();
+    environment_->set_exit_code(exit_code);
     return exit_code;
   }
   int exit_code = 1;
@@ -310,12 +313,14 @@ int Runtime::run_main(const std::function<int()>& main) {
     proxies_->stop();
     settle_regions(endpoint_.get());
     finish_trace();
+    environment_->set_exit_code(1);
     throw;
   }
   shut_down_workers(exit_code);
   proxies_->stop();  // every rank: the objects they own served until all were done
   settle_regions(endpoint_.get());
   finish_trace();
+  environment_->set_exit_code(exit_code);
   return exit_code;
 }
 

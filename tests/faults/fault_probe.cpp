@@ -6,6 +6,10 @@
 //   manager      rank 0 calls std::_Exit(0) while the tasks run
 //   proxy_owner  rank 1 owns a proxied object whose method SIGKILLs it during a call
 //   hang         the task sleeps for a minute under a farm timeout of 1 s (collect_all)
+//   slow         every task sleeps 1 s (a job to interrupt or cancel); rank 0 prints
+//                "RUNNING" once the tasks are out
+//   linger       after run() returns every rank prints "ENDING rank <r> pid <p>", and
+//                rank 0 waits 3 s before finalizing: the others wait in MPI's finalization
 // With no fault it prints "probe sum 66". Before a fault, it prints
 // "FAULT rank <r> pid <p> at <unix seconds>" so a test can time the detection.
 #include <parc/parc.hpp>
@@ -50,6 +54,7 @@ int probe_task(int x) {
     if (kind == "exit") std::exit(3);
     if (kind == "hang") std::this_thread::sleep_for(std::chrono::minutes(1));
   }
+  if (fault() == "slow") std::this_thread::sleep_for(std::chrono::seconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   return x;
 }
@@ -66,7 +71,7 @@ PARC_PROXY_TYPE(Doomed, &Doomed::fail);
 
 int main(int argc, char** argv) {
   parc::Runtime rt(argc, argv);
-  return rt.run([&] {
+  const int exit_code = rt.run([&] {
     const std::string kind = fault();
     if (kind == "proxy_owner") {
       auto doomed = parc::make_proxy<Doomed>(rt, rt.size() > 1 ? 1 : 0);
@@ -88,6 +93,16 @@ int main(int argc, char** argv) {
       announce_fault(0);
       std::_Exit(0);
     }
+    if (kind == "slow") {
+      std::vector<parc::Future<int>> futures;
+      for (int x : inputs) futures.push_back(farm.submit(probe_task, x));
+      std::printf("RUNNING\n");
+      std::fflush(stdout);
+      int sum = 0;
+      for (auto& future : futures) sum += future.get();
+      std::printf("probe sum %d\n", sum);
+      return 0;
+    }
     int sum = 0;
     try {
       for (int value : farm.map(probe_task, inputs)) sum += value;
@@ -98,4 +113,10 @@ int main(int argc, char** argv) {
     std::printf("probe sum %d\n", sum);
     return 0;
   });
+  if (fault() == "linger") {
+    std::printf("ENDING rank %d pid %d\n", rt.rank(), static_cast<int>(getpid()));
+    std::fflush(stdout);
+    if (rt.rank() == 0) std::this_thread::sleep_for(std::chrono::seconds(3));
+  }
+  return exit_code;
 }

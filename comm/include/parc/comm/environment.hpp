@@ -46,6 +46,8 @@ class Environment {
 
   // Ends the job from any rank (only for states it cannot recover from).
   [[noreturn]] void abort(int code) const;
+  // The status this rank exits with, should MPI_Finalize not return (see environment.cpp).
+  void set_exit_code(int code) { exit_code_ = code; }
 
  private:
   struct Impl;
@@ -55,6 +57,7 @@ class Environment {
   std::string host_;
   std::int64_t pid_ = 0;
   std::uint64_t job_id_ = 0;
+  int exit_code_ = 0;
 };
 
 // Throws StartupError when the environment shows another MPI's launcher started us.

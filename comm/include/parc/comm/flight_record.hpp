@@ -7,20 +7,26 @@
 //
 //   parc: rank 2 (host vm, pid 6002) died while running task 17: simulate(...)
 //
-// on stderr. Only the watcher of the first rank to die on a node speaks: the ranks the
-// launcher kills afterwards are not what went wrong.
+// on stderr. Only the watcher of the first rank to die speaks: the ranks the launcher
+// kills afterwards are not what went wrong. On a node the watchers follow each other's
+// ranks; across nodes the one that speaks first tells the others (a UDP "claim"). Under
+// Slurm it then asks srun to end the step, which would otherwise leave the other nodes'
+// ranks running. A rank ended by SIGINT or SIGTERM (Ctrl-C, scancel) is reported once,
+// by rank 0's watcher, as interrupted or cancelled.
 //
 // Every note is a few stores into that memory, cheap enough for each task. Without a
 // launcher (serial mode, a singleton) there is no watcher and the notes go nowhere.
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
 namespace parc::flight {
 
 // Forks the watcher when the process was started by an MPI launcher (PMI_RANK or
-// PMIX_RANK set). Call before MPI_Init: forking after it would copy MPI's state.
+// PMIX_RANK set), and notes SIGINT, SIGTERM and SIGHUP before they end the rank. Call
+// before MPI_Init: forking after it would copy MPI's state.
 void start_watcher();
 bool watching();
 
@@ -31,6 +37,10 @@ std::int64_t watcher_pid();
 // which rank died first, and an aborting rank tells theirs to stay silent.
 void note_neighbours(const std::vector<std::int64_t>& pids,
                      const std::vector<std::int64_t>& watchers);
+// Where this rank's watcher hears claims (opaque bytes; empty: no watcher), and every
+// rank's, in rank order, with the job's id: the watchers of other nodes.
+std::string claim_address();
+void note_claim_addresses(std::uint64_t job, const std::vector<std::string>& addresses);
 // What the rank does when it is not running a task: "running main", "waiting for work".
 void note_activity(std::string_view activity);
 // A task starts; `closure` is its declared name.
@@ -51,6 +61,8 @@ void report_crashes();
 
 // The rank ends the way parc meant: the watcher stays silent.
 void note_finalized();
+// The rank gives up on an MPI_Finalize that does not return, its work done: silent too.
+void note_finalize_abandoned();
 // The rank ends the job on purpose (MPI_Abort) after logging why: the watcher stays
 // silent, and so do this node's other watchers (signalled: the launcher then kills the
 // ranks in any order).
