@@ -387,18 +387,22 @@ class _MapRun:
             raise
 
     def _parc_complete(self, position, kind, data):
-        self.delivered += 1
-        if self.bar is not None:
-            self.bar.update(self.chunks[position][1] if self.chunked else 1)
-        if kind == _RESULT:
-            self.ready[position] = data
-        elif kind == _ERROR:
-            if self.chunked:
-                self._chunk_failed(position, data)
-            else:
-                self.errors[position] = [_errors.rebuild(data, position)]
-        else:  # cancelled: only after a fail_fast failure, raised when reached
-            self.cancelled.add(position)
+        # Two threads may hand outcomes over at once (the engine, and a waiter driving
+        # the scheduler): under the lock no count is lost, and an outcome is stored
+        # before the count that the consumer's wait watches moves.
+        with self.op.lock:
+            if self.bar is not None:
+                self.bar.update(self.chunks[position][1] if self.chunked else 1)
+            if kind == _RESULT:
+                self.ready[position] = data
+            elif kind == _ERROR:
+                if self.chunked:
+                    self._chunk_failed(position, data)
+                else:
+                    self.errors[position] = [_errors.rebuild(data, position)]
+            else:  # cancelled: only after a fail_fast failure, raised when reached
+                self.cancelled.add(position)
+            self.delivered += 1
 
     def _chunk_failed(self, position, error):
         first, count = self.chunks[position]
