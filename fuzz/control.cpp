@@ -48,7 +48,7 @@ std::vector<Bytes> seeds() {
   const auto body_of = [](const Bytes& frame) {
     return Bytes(frame.begin() + sizeof(FrameHeader), frame.end());
   };
-  out.push_back(seed(MessageKind::revoke, body_of(detail::write_revoke(41))));
+  out.push_back(seed(MessageKind::revoke, body_of(detail::write_revoke({41, 3}))));
   out.push_back(seed(MessageKind::revoke_answer, body_of(detail::write_revoke_answer({41, true}))));
   return out;
 }

@@ -309,7 +309,7 @@ void Scheduler::revoke_for_idle_workers() {
     ++revokes_pending_;
     ++counters_.revokes_sent;
     endpoint_.send(Traffic::steal, donor->rank, MessageKind::revoke,
-                   write_revoke(batch.tasks.front().id));
+                   write_revoke({batch.tasks.front().id, batch.sequence}));
   }
 }
 
@@ -412,6 +412,7 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
       const auto first_sent = queue_.begin() + static_cast<std::ptrdiff_t>(start);
       queue_.erase(first_sent, first_sent + static_cast<std::ptrdiff_t>(size));
       batch.sent = Clock::now();
+      batch.sequence = ++slot.batches_sent;
       // A batch holds one closure.
       if (auto it = stats_.find(batch.tasks.front().closure); it != stats_.end())
         batch.expected_ns = it->second.mean_ns * static_cast<double>(size);

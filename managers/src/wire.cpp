@@ -119,20 +119,25 @@ Bytes write_cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t a
   return frame;
 }
 
-Bytes write_revoke(std::uint64_t batch) {
+Bytes write_revoke(const Revoke& revoke) {
   Bytes frame = begin_frame();
-  ByteWriter(frame).write(batch);
+  ByteWriter out(frame);
+  out.write(revoke.batch);
+  out.write(revoke.sequence);
   return frame;
 }
 
-std::uint64_t read_revoke(const Message& message) {
+Revoke read_revoke(const Message& message) {
   if (message.kind != MessageKind::revoke) {
     throw DecodeError("parc: a message " + from(message.source) +
                       " on the steal channel has kind " +
                       std::to_string(static_cast<int>(message.kind)) + ", not revoke");
   }
   ByteReader body = message.body();
-  return body.read<std::uint64_t>();
+  Revoke revoke;
+  revoke.batch = body.read<std::uint64_t>();
+  revoke.sequence = body.read<std::uint64_t>();
+  return revoke;
 }
 
 Bytes write_revoke_answer(const RevokeAnswer& answer) {

@@ -302,40 +302,36 @@ bool Worker::finish_region() {
 
 void Worker::answer_revokes() {
   while (auto message = endpoint_.try_receive(Traffic::steal)) {
-    RevokeAnswer answer;
+    Revoke revoke;
     try {
-      answer.batch = read_revoke(*message);
+      revoke = read_revoke(*message);
     } catch (const DecodeError& e) {
       log().error("dropped a message from rank {}: {}", message->source, e.what());
       continue;
     }
+    RevokeAnswer answer;
+    answer.batch = revoke.batch;
     {
+      // Batches start as the main thread takes them in: one not taken in yet is given back.
       std::lock_guard lock(start_mutex_);
-      answer.given_back =
-          std::find(started_.begin(), started_.end(), answer.batch) == started_.end();
-      if (answer.given_back) given_back_.insert(answer.batch);
+      answer.given_back = revoke.sequence > batches_taken_;
+      if (answer.given_back) given_back_.insert(revoke.sequence);
     }
     endpoint_.send(Traffic::steal, message->source, MessageKind::revoke_answer,
                    write_revoke_answer(answer));
   }
 }
 
-bool Worker::begin_batch(std::uint64_t batch) {
+bool Worker::begin_batch() {
   std::lock_guard lock(start_mutex_);
-  if (given_back_.erase(batch) > 0) return false;
-  started_.push_back(batch);
-  if (started_.size() > 8) started_.pop_front();  // the manager revokes only the last sent
-  return true;
+  return given_back_.erase(++batches_taken_) == 0;
 }
 
 void Worker::run_batch(Message& message) {
   const ActingAs acting(endpoint_.rank());  // serially: the proxies' simulated rank
+  if (!begin_batch()) return;               // given back
   ByteReader body = message.take_body();
   const auto count = read_task_count(body, message.source);
-  if (count > 0) {
-    ByteReader first = body;
-    if (!begin_batch(read_task(first, message.source).task_id)) return;  // given back
-  }
   Bytes reply = begin_frame();
   ByteWriter out(reply);
   out.write(count);

@@ -142,6 +142,7 @@ class Scheduler {
     double expected_ns = 0;  // the tasks' usual run time; 0: unknown
     bool timed_out = false;
     bool revoke_sent = false;
+    std::uint64_t sequence = 0;  // the slot's how-manieth batch (revokes name it)
   };
   struct Slot {
     int rank;
@@ -149,6 +150,7 @@ class Scheduler {
     std::int64_t pid = 0;
     std::deque<Batch> batches;  // in flight, oldest first: workers answer in order
     std::uint64_t region = 0;   // the region that has (or waits for) this worker
+    std::uint64_t batches_sent = 0;
   };
   struct Farm {
     FarmOptions options;

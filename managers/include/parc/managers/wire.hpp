@@ -89,9 +89,14 @@ ControlMessage read_control(const Message& message);
 Bytes write_cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task);
 
 // --- the steal channel: a manager takes back a batch sent ahead (docs/threading.md) ---
-// A batch is named by its first task's id.
-Bytes write_revoke(std::uint64_t batch);
-std::uint64_t read_revoke(const Message& message);
+// A batch is named by its first task's id, and counted: the sequence-th batch the manager
+// sent that worker (so the worker knows whether it has taken it in, however long ago).
+struct Revoke {
+  std::uint64_t batch = 0;
+  std::uint64_t sequence = 0;
+};
+Bytes write_revoke(const Revoke& revoke);
+Revoke read_revoke(const Message& message);
 struct RevokeAnswer {
   std::uint64_t batch = 0;
   bool given_back = false;  // false: the worker had started it, and runs it

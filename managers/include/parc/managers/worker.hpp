@@ -61,10 +61,10 @@ class Worker {
   void poll_control();
   void handle_control(const Message& message);
   bool cancelled(std::uint32_t farm, std::uint32_t generation, std::uint64_t task) const;
-  // Revokes: the progress thread answers them; the main thread asks before it starts a
-  // batch (named by its first task) whether it was given back.
+  // Revokes: the progress thread answers them; the main thread counts each batch it takes
+  // in and asks whether that one was given back.
   void answer_revokes();
-  bool begin_batch(std::uint64_t batch);
+  bool begin_batch();
   void cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task);
 
   Endpoint& endpoint_;
@@ -81,8 +81,8 @@ class Worker {
   // Control messages of regions that have not begun here yet (they travel apart).
   std::map<std::uint64_t, std::vector<Message>> early_control_;
   std::mutex start_mutex_;
-  std::multiset<std::uint64_t> given_back_;  // revoked before they started: dropped on arrival
-  std::deque<std::uint64_t> started_;        // the last batches started
+  std::set<std::uint64_t> given_back_;  // sequence numbers revoked before they came in
+  std::uint64_t batches_taken_ = 0;     // task batches the main thread has taken in
   bool shut_down_ = false;
   bool sending_ = false;  // a result still being sent: serve() must not sleep
   int exit_code_ = 0;
