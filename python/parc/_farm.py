@@ -585,10 +585,10 @@ class _BatchRun:
                     chunks.append(indexes)
             payloads = []
             for indexes in chunks:
-                payload, unpicklable = self.encode(indexes)
+                payload, sent, unpicklable = self.encode(indexes)
                 failed += unpicklable
                 if payload is not None:
-                    payloads.append((payload, [i for i in indexes if i not in dict(unpicklable)]))
+                    payloads.append((payload, sent))
             first = self.op.add(self, len(payloads)) if payloads else 0
             for position, (_, indexes) in enumerate(payloads, first):
                 self.chunks[position] = indexes
@@ -604,10 +604,11 @@ class _BatchRun:
             self.op.seal()
 
     def encode(self, indexes):
-        """(payload or None, [(input, TypeError)] of the inputs that cannot be pickled)."""
+        """(payload or None, the inputs it carries, [(input, TypeError)] of those that
+        cannot be pickled)."""
         chunk = [self.arguments[i] for i in indexes]
         try:
-            return _encode_call(self.fn, self.prefix, (chunk,), None), []
+            return _encode_call(self.fn, self.prefix, (chunk,), None), indexes, []
         except TypeError:
             pass
         unpicklable, kept = [], []
@@ -618,9 +619,9 @@ class _BatchRun:
             except TypeError as error:
                 unpicklable.append((index, error))
         if not kept:
-            return None, unpicklable
+            return None, [], unpicklable
         return _encode_call(self.fn, self.prefix, ([self.arguments[i] for i in kept],),
-                            None), unpicklable
+                            None), kept, unpicklable
 
     def _parc_complete(self, position, kind, data):
         with self.lock:

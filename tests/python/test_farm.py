@@ -208,7 +208,8 @@ def test_chunksize_fail_fast_stops_at_the_first_failure(launch, mode):
     assert r["after"] == list(range(5))
 
 
-AUTO_FAILURES = r'''
+# Quick inputs, three of which fail: map and submit_batch send them in chunks.
+BAD_INPUTS = r'''
 FAILING = (700, 705, 1900)
 
 
@@ -217,7 +218,9 @@ def bad(x):
     if x in FAILING:
         raise ValueError(f"bad {x}")
     return 2 * x
+'''
 
+AUTO_FAILURES = BAD_INPUTS + r'''
 
 def main():
     out = {}
@@ -268,16 +271,7 @@ def test_batched_map_fail_fast_stops_at_the_first_failure(launch, mode):
     assert r["after"] == [0, 2, 4, 6, 8]
 
 
-BATCH_CHUNKS = r'''
-FAILING = (700, 705, 1900)
-
-
-@parc.closure
-def bad(x):
-    if x in FAILING:
-        raise ValueError(f"bad {x}")
-    return 2 * x
-
+BATCH_CHUNKS = BAD_INPUTS + r'''
 
 @parc.closure
 def slow(x):
