@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <ranges>
 #include <set>
@@ -352,8 +355,8 @@ TEST(Policies, TimeoutReportsTheTaskThatRanTooLong) {
     EXPECT_EQ(error.input_index(), 1);
   }
   // The worker still runs the task; once it returns, the worker serves again.
-  auto& scheduler = rt().scheduler();
-  scheduler.wait_until([&] { return scheduler.stuck_workers().empty(); });
+  auto& engine = rt().engine();
+  engine.wait_until([&] { return engine.scheduler().stuck_workers().empty(); });
   EXPECT_EQ(farm.submit(app::square, 4).get(), 16);
 }
 
@@ -401,7 +404,12 @@ TEST(Batching, SmallTasksTravelInBatches) {
   const auto after = rt().scheduler().counters();
   const auto tasks = after.tasks_sent - before.tasks_sent;
   const auto batches = after.batches_sent - before.batches_sent;
-  EXPECT_EQ(tasks, 200'000u);
+  // Each input once, unless a batch sent ahead was given back to an idle worker at the end.
+  if (after.batches_given_back == before.batches_given_back) {
+    EXPECT_EQ(tasks, 200'000u);
+  } else {
+    EXPECT_GT(tasks, 200'000u);
+  }
   EXPECT_LT(batches, tasks / 20) << batches << " batches";  // microsecond tasks: many per batch
 }
 
@@ -495,6 +503,97 @@ TEST(Usage, SubmitAfterShutdownIsAnError) {
   parc::FarmOptions bad;
   bad.retries = -1;
   EXPECT_THROW(parc::TaskFarm(rt(), bad), parc::UsageError);
+}
+
+// Rank 0's progress engine drives the scheduler while the test's thread does not call parc.
+TEST(Engine, FuturesFinishWhileRank0Computes) {
+  parc::TaskFarm farm(rt());
+  const int n = 4 * std::max(1, rt().workers());  // more than workers hold ahead (2 each)
+  std::vector<parc::Future<std::int64_t>> futures;
+  std::atomic<int> called{0};
+  for (int i = 0; i < n; ++i) {
+    futures.push_back(farm.submit(app::sleep_then_pid, 20));
+    futures.back().add_done_callback([&](parc::Future<std::int64_t>& f) {
+      EXPECT_FALSE(f.pending());
+      ++called;
+    });
+  }
+  // pending() only reads the state: nothing here drives the scheduler.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  auto unfinished = [&] {
+    return std::count_if(futures.begin(), futures.end(), [](auto& f) { return f.pending(); });
+  };
+  while ((unfinished() > 0 || called < n) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(unfinished(), 0);
+  EXPECT_EQ(called.load(), n);
+  for (auto& f : futures) EXPECT_GT(f.get(), 0);
+}
+
+TEST(Engine, CallbacksMaySubmitAndWait) {
+  parc::TaskFarm farm(rt());
+  std::mutex mutex;
+  std::vector<int> squares_of_squares;
+  std::vector<parc::Future<int>> futures;
+  for (int i = 1; i <= 10; ++i) {
+    futures.push_back(farm.submit(app::square, i));
+    futures.back().add_done_callback([&](parc::Future<int>& f) {
+      const int y = farm.submit(app::square, f.get()).get();  // a wait inside a callback
+      std::lock_guard lock(mutex);
+      squares_of_squares.push_back(y);
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  auto count = [&] {
+    std::lock_guard lock(mutex);
+    return squares_of_squares.size();
+  };
+  while (count() < 10 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::lock_guard lock(mutex);
+  std::sort(squares_of_squares.begin(), squares_of_squares.end());
+  std::vector<int> expected;
+  for (int i = 1; i <= 10; ++i) expected.push_back(i * i * i * i);
+  EXPECT_EQ(squares_of_squares, expected);
+}
+
+TEST(Engine, CallbackOnAFinishedFutureRunsAtOnceOnTheCaller) {
+  parc::TaskFarm farm(rt());
+  auto f = farm.submit(app::square, 3);
+  f.wait();
+  std::thread::id ran_on;
+  f.add_done_callback([&](parc::Future<int>& done) {
+    ran_on = std::this_thread::get_id();
+    EXPECT_EQ(done.get(), 9);
+  });
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+TEST(Engine, FarmsAndFuturesServeSeveralThreads) {
+  parc::TaskFarm farm(rt(), parc::Policy::collect_all);
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      if (t == 0) {  // a map alongside submits
+        std::vector<int> xs(2000);
+        std::iota(xs.begin(), xs.end(), 0);
+        const auto ys = farm.map(app::square, xs);
+        for (int i = 0; i < 2000; ++i) wrong[0] += ys[static_cast<std::size_t>(i)] != i * i;
+        return;
+      }
+      std::vector<parc::Future<int>> futures;
+      for (int i = 0; i < 100; ++i) futures.push_back(farm.submit(app::square, t * 1000 + i));
+      for (int i = 0; i < 100; ++i) {
+        wrong[static_cast<std::size_t>(t)] +=
+            futures[static_cast<std::size_t>(i)].get() != (t * 1000 + i) * (t * 1000 + i);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong, std::vector<int>(4, 0));
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ class StageSink;
 }
 
 struct PipelineEngine::State {
+  ProgressEngine* engine = nullptr;
   Scheduler* scheduler = nullptr;
   std::vector<PipelineStage> stages;
   std::vector<std::uint32_t> farms;
@@ -159,9 +160,10 @@ void PipelineEngine::State::failed(std::size_t stage, std::size_t index, TaskErr
   drop(index);
 }
 
-PipelineEngine::PipelineEngine(Scheduler& scheduler, std::vector<PipelineStage> stages,
+PipelineEngine::PipelineEngine(ProgressEngine& engine, std::vector<PipelineStage> stages,
                                FarmOptions options, std::size_t window, bool ordered)
     : state_(std::make_shared<State>()) {
+  Scheduler& scheduler = engine.scheduler();
   if (stages.empty()) throw UsageError("parc::Pipeline: a pipeline needs at least one stage");
   std::vector<int> wanted;
   for (std::size_t k = 0; k < stages.size(); ++k) {
@@ -173,6 +175,7 @@ PipelineEngine::PipelineEngine(Scheduler& scheduler, std::vector<PipelineStage> 
     wanted.push_back(stages[k].workers);
   }
   State& s = *state_;
+  s.engine = &engine;
   s.scheduler = &scheduler;
   s.stages = std::move(stages);
   s.ranks = assign_pipeline_ranks(scheduler.worker_ranks(), wanted);
@@ -198,8 +201,12 @@ PipelineEngine::PipelineEngine(Scheduler& scheduler, std::vector<PipelineStage> 
 
 PipelineEngine::~PipelineEngine() {
   try {
-    close();
-    state_->scheduler->wait_until([this] { return drained(); });
+    {
+      auto lock = state_->engine->lock();
+      close();
+      if (drained()) return;
+    }
+    state_->engine->wait_until([this] { return drained(); });
   } catch (...) {
   }
 }

@@ -159,6 +159,7 @@ void Runtime::start(int argc, char** argv) {
         *endpoint_, std::vector<std::unique_ptr<detail::Worker>>{});
   }
   if (scheduler_) {
+    engine_ = std::make_unique<detail::ProgressEngine>(*scheduler_, serial());
     scheduler_->set_revocable(!serial() && proxies_->runs_progress_thread());
     for (int worker = 1; worker <= workers(); ++worker) {
       const auto at = serial() ? 0 : static_cast<std::size_t>(worker);
@@ -199,6 +200,7 @@ Runtime::~Runtime() {
   }
   detail::attach_proxy_service(nullptr);
   proxies_.reset();
+  engine_.reset();
   scheduler_.reset();
   loopback_.reset();
   endpoint_.reset();
@@ -211,12 +213,14 @@ int Runtime::size() const { return environment_->size(); }
 int Runtime::workers() const { return serial() ? serial_workers_ : size() - 1; }
 std::uint64_t Runtime::job_id() const { return environment_->job_id(); }
 
-detail::Scheduler& Runtime::scheduler() {
-  if (!scheduler_) {
+detail::Scheduler& Runtime::scheduler() { return engine().scheduler(); }
+
+detail::ProgressEngine& Runtime::engine() {
+  if (!engine_) {
     throw UsageError("parc: managers run on rank 0 only; rank " + std::to_string(rank()) +
                      " serves them. Create managers inside Runtime::run");
   }
-  return *scheduler_;
+  return *engine_;
 }
 
 void Runtime::start_trace() {
@@ -306,9 +310,12 @@ int Runtime::run_main(const std::function<int()>& main) {
   }
   int exit_code = 1;
   flight::note_activity("running main");
+  engine_->start();  // the Python module started it already, with its hooks
   try {
     exit_code = main();
+    engine_->stop();
   } catch (...) {
+    engine_->stop();
     shut_down_workers(1);
     proxies_->stop();
     settle_regions(endpoint_.get());

@@ -19,7 +19,7 @@ namespace py = pybind11;
 namespace parc::python {
 
 std::unique_ptr<Runtime> runtime;
-std::recursive_mutex scheduler_mutex;
+std::recursive_mutex& scheduler_mutex = detail::ProgressEngine::mutex();
 std::atomic<bool> interrupted{false};
 
 Runtime& started() {
@@ -137,7 +137,6 @@ class Farm {
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);
     id_ = started().scheduler().open_farm(options);
-    engine::add(collector_);
   }
 
   ~Farm() {
@@ -151,7 +150,6 @@ class Farm {
     std::lock_guard lock(scheduler_mutex);
     if (closed_) return;
     closed_ = true;
-    engine::remove(collector_.get());
     if (runtime) runtime->scheduler().close_farm(id_);
   }
 

@@ -2,8 +2,8 @@
 // Internals of parc._core shared by its binding files (core.cpp, spmd.cpp, pipeline.cpp).
 //
 // Threading: every call into the scheduler releases the GIL first and then takes
-// `scheduler_mutex`, never the other way round: in serial mode the scheduler runs Python
-// tasks inline, and they take the GIL back.
+// `scheduler_mutex` (the progress engine's lock), never the other way round: in serial
+// mode the scheduler runs Python tasks inline, and they take the GIL back.
 
 #include <parc/parc.hpp>
 
@@ -20,7 +20,7 @@ namespace parc::python {
 namespace py = pybind11;
 
 extern std::unique_ptr<Runtime> runtime;
-extern std::recursive_mutex scheduler_mutex;
+extern std::recursive_mutex& scheduler_mutex;
 // A KeyboardInterrupt inside a task run in this process (serial mode): re-raised by the
 // wait that was running it, not reported as the task's failure.
 extern std::atomic<bool> interrupted;
@@ -84,7 +84,9 @@ FarmOptions farm_options(const std::string& policy, int retries, py::object retr
 // The outcomes of one parc.TaskFarm operation's tasks, gathered by whichever thread
 // drives the scheduler, and handed to its Python side (`deliver`, a weakref.WeakMethod
 // called with the GIL) after the round that gathered them.
-class Collector : public detail::Sink {
+class Collector : public detail::Sink,
+                  public detail::Handoff,
+                  public std::enable_shared_from_this<Collector> {
  public:
   enum Kind { result = 0, error = 1, cancelled = 2 };
   struct Outcome {
@@ -99,26 +101,25 @@ class Collector : public detail::Sink {
   void on_result(std::size_t index, ByteReader& reader) override;
   void on_error(std::size_t index, TaskError failure) override;
   void on_cancel(std::size_t index) override;
+  std::function<void()> take() override;
 
+  py::object deliver;  // under the GIL; None once the farm is closed
+
+ private:
+  void add(Outcome outcome);
   std::vector<Outcome> outcomes;  // under scheduler_mutex
-  py::object deliver;             // under the GIL; None once the farm is closed
 };
 
-// The manager's progress engine (docs/threading.md). One thread at a time drives the
-// scheduler: a thread waiting inside parc drives it itself (no hand-off on the way to
-// its result), and parc's engine thread drives it whenever nobody else does and work is
-// outstanding, so futures finish and callbacks run while the user's threads do anything.
-// Every round hands its outcomes to their operations, taking the GIL once per round.
+// Rank 0's progress engine (parc::detail::ProgressEngine, docs/threading.md), run with
+// Python's hooks: its thread holds a Python thread state, and each round's outcomes are
+// handed to their operations with the GIL taken once. No-ops on other ranks.
 namespace engine {
-// Rank 0 of a run (MPI or serial): starts the engine thread. Called with the GIL.
+// Starts the engine thread. Called with the GIL.
 void start();
 // Stops and joins it. Called without the GIL.
 void stop();
-// Work was queued: the engine wakes at once.
+// Work was queued: the engine looks at it soon.
 void wake();
-// A collector whose outcomes rounds hand over (added under scheduler_mutex).
-void add(std::shared_ptr<Collector> collector);
-void remove(const Collector* collector);
 }  // namespace engine
 
 // Drives the scheduler (or, while another thread drives it, waits for that thread's

@@ -42,7 +42,7 @@ class Pipeline {
     FarmOptions options = farm_options(policy, retries, std::move(retry_filter), timeout);
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);
-    engine_ = std::make_unique<detail::PipelineEngine>(started().scheduler(), std::move(specs),
+    engine_ = std::make_unique<detail::PipelineEngine>(started().engine(), std::move(specs),
                                                        std::move(options), window, ordered);
   }
 

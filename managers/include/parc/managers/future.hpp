@@ -1,17 +1,25 @@
 #pragma once
-// parc::Future<T>: the outcome of one task or proxy call. Waiting drives the progress:
-// the scheduler's for a task, the reply's for a call (see detail::FutureDriver).
+// parc::Future<T>: the outcome of one task or proxy call. A task's future finishes on its
+// own (rank 0's progress engine drives the scheduler); waiting for it drives the
+// scheduler on the waiting thread. A call's future progresses while it is waited for (see
+// detail::FutureDriver).
 
 #include <parc/comm/backoff.hpp>
 #include <parc/exceptions/errors.hpp>
+#include <parc/managers/detail/progress_engine.hpp>
 #include <parc/managers/scheduler.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
 
 namespace parc {
+
+template <class T>
+class Future;
 
 namespace detail {
 
@@ -39,27 +47,48 @@ class FutureDriver {
   virtual void wait_until(std::chrono::steady_clock::time_point deadline) = 0;
 };
 
+// A task's outcome is written under the engine's lock by the thread that drives, then
+// `state` is published (release); readers that see it not pending (acquire) read the
+// rest without the lock.
 template <class T>
-class FutureState : public Sink {
+class FutureState : public Sink,
+                    public Handoff,
+                    public std::enable_shared_from_this<FutureState<T>> {
  public:
   enum class State { pending, ready, failed, cancelled };
 
   void on_result(std::size_t, ByteReader& result) override {
     slot.read(result);
-    state = State::ready;
+    complete(State::ready);
   }
   void on_error(std::size_t, TaskError e) override {
     error.emplace(std::move(e));
-    state = State::failed;
+    complete(State::failed);
   }
-  void on_cancel(std::size_t) override { state = State::cancelled; }
+  void on_cancel(std::size_t) override { complete(State::cancelled); }
 
-  State state = State::pending;
+  // The done-callbacks, to run after the round that completed the task.
+  std::function<void()> take() override {
+    return [self = this->shared_from_this(), callbacks = std::move(callbacks)] {
+      Future<T> future(self, self->engine);
+      for (const auto& callback : callbacks) callback(future);
+    };
+  }
+
+  std::atomic<State> state{State::pending};
   bool retrieved = false;
   ValueSlot<T> slot;
   std::optional<TaskError> error;
   std::uint64_t task_id = 0;
   std::unique_ptr<FutureDriver> driver;  // null: the scheduler completes it
+  ProgressEngine* engine = nullptr;      // a task's: the engine that drives its scheduler
+  std::vector<std::function<void(Future<T>&)>> callbacks;  // under the engine's lock
+
+ private:
+  void complete(State outcome) {
+    state.store(outcome, std::memory_order_release);
+    if (engine != nullptr && !callbacks.empty()) engine->hand_off(this->shared_from_this());
+  }
 };
 
 }  // namespace detail
@@ -68,9 +97,11 @@ template <class T>
 class Future {
  public:
   Future() = default;
-  // A task's future: the scheduler completes it.
-  Future(std::shared_ptr<detail::FutureState<T>> state, detail::Scheduler* scheduler)
-      : state_(std::move(state)), scheduler_(scheduler) {}
+  // A task's future: the scheduler `engine` drives completes it.
+  Future(std::shared_ptr<detail::FutureState<T>> state, detail::ProgressEngine* engine)
+      : state_(std::move(state)), engine_(engine) {
+    state_->engine = engine;
+  }
   // A future that is complete already or has its own driver (a proxy call).
   explicit Future(std::shared_ptr<detail::FutureState<T>> state) : state_(std::move(state)) {}
 
@@ -89,7 +120,7 @@ class Future {
     if (state_->driver) {
       state_->driver->wait_until(std::chrono::steady_clock::time_point::max());
     } else {
-      scheduler_->wait_until([this] { return !pending(); });
+      engine_->wait_until([this] { return !pending(); });
     }
   }
 
@@ -103,8 +134,7 @@ class Future {
     if (state_->driver) {
       state_->driver->wait_until(deadline);
     } else {
-      scheduler_->wait_until(
-          [&] { return !pending() || std::chrono::steady_clock::now() >= deadline; });
+      engine_->wait_until([this] { return !pending(); }, deadline);
     }
     return !pending();
   }
@@ -140,13 +170,38 @@ class Future {
     return state_->error;
   }
 
-  // The scheduler of a task's future; null for a proxy call's.
-  detail::Scheduler* scheduler() const noexcept { return scheduler_; }
-  bool pending() const { return state_->state == detail::FutureState<T>::State::pending; }
+  // Calls callback(future) once the task has an outcome: at once on this thread when it
+  // has one already, else on the thread that drives the scheduler then (the engine's,
+  // or one waiting inside parc), after the round that completed it. A callback may
+  // submit and wait; an exception it throws is logged. Task futures only.
+  template <class Callback>
+  void add_done_callback(Callback callback) {
+    check_valid();
+    if (engine_ == nullptr) {
+      throw UsageError(
+          "parc: add_done_callback is for task futures; a proxy call's future progresses "
+          "only while it is waited for");
+    }
+    {
+      auto lock = engine_->lock();
+      if (pending()) {
+        state_->callbacks.emplace_back(std::move(callback));
+        return;
+      }
+    }
+    callback(*this);
+  }
+
+  // The engine of a task's future; null for a proxy call's.
+  detail::ProgressEngine* engine() const noexcept { return engine_; }
+  bool pending() const {
+    return state_->state.load(std::memory_order_acquire) == detail::FutureState<T>::State::pending;
+  }
   // One round of this future's progress; true when something happened.
   bool drive() const {
     if (state_->driver) return state_->driver->poll();
-    return scheduler_ != nullptr && scheduler_->progress();
+    return engine_ != nullptr &&
+           engine_->wait_until([this] { return !pending(); }, std::chrono::steady_clock::now());
   }
 
  private:
@@ -156,40 +211,41 @@ class Future {
   }
 
   std::shared_ptr<detail::FutureState<T>> state_;
-  detail::Scheduler* scheduler_ = nullptr;
+  detail::ProgressEngine* engine_ = nullptr;
 };
 
 namespace detail {
 
-// Drives `futures` until done(): one scheduler round per round (tasks of one runtime share
-// it), plus one poll of each pending proxy call.
+// Drives `futures` until done(): the engine of their tasks (tasks of one runtime share
+// it), plus one poll of each pending proxy call per round.
 template <class T, class Done>
 void drive_until(std::vector<Future<T>>& futures, Done done) {
-  Scheduler* scheduler = nullptr;
+  ProgressEngine* engine = nullptr;
   bool calls = false;
   for (const auto& f : futures) {
-    if (f.scheduler() != nullptr) {
-      scheduler = f.scheduler();
+    if (f.engine() != nullptr) {
+      engine = f.engine();
     } else {
       calls = true;
     }
   }
   if (!calls) {
-    if (scheduler != nullptr) scheduler->wait_until(done);
+    if (engine != nullptr) engine->wait_until(done);
     return;
   }
   Backoff backoff;
   while (!done()) {
-    bool active = scheduler != nullptr && scheduler->progress();
+    bool active = false;
+    if (engine != nullptr) engine->wait_until(done, std::chrono::steady_clock::now());
     Future<T>* waiting = nullptr;
     for (auto& f : futures) {
-      if (f.scheduler() != nullptr || !f.pending()) continue;
+      if (f.engine() != nullptr || !f.pending()) continue;
       active = f.drive() || active;
       if (waiting == nullptr && f.pending()) waiting = &f;
     }
     if (active || done()) {
       backoff.reset();
-    } else if (scheduler == nullptr && waiting != nullptr) {
+    } else if (engine == nullptr && waiting != nullptr) {
       // Only calls: idle inside one of them, which serves requests when this is a progress
       // thread (a proxied method waiting for several proxies).
       waiting->wait_for(std::chrono::milliseconds(1));

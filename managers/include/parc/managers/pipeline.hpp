@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <ranges>
 #include <string>
@@ -54,14 +55,14 @@ std::vector<std::vector<int>> assign_pipeline_ranks(const std::vector<int>& work
 // busy, few enough to stay small.
 std::size_t default_pipeline_window(const Scheduler& scheduler);
 
-// One run of a pipeline: one scheduler farm per stage, pinned to the stage's ranks. Not
-// thread-safe; every call (and the scheduler's progress, which calls back into it) must
-// come from the one thread that drives the scheduler.
+// One run of a pipeline: one scheduler farm per stage, pinned to the stage's ranks. Every
+// call (as the scheduler's progress, which calls back into it) holds the engine's lock,
+// except the destructor, which may wait for the scheduler.
 class PipelineEngine {
  public:
   // `options` are every stage farm's policy, retries and timeout; window 0: the default.
   // `ordered`: outputs in input order, else in arrival order.
-  PipelineEngine(Scheduler& scheduler, std::vector<PipelineStage> stages, FarmOptions options,
+  PipelineEngine(ProgressEngine& engine, std::vector<PipelineStage> stages, FarmOptions options,
                  std::size_t window, bool ordered);
   ~PipelineEngine();
   PipelineEngine(const PipelineEngine&) = delete;
@@ -191,7 +192,7 @@ class Pipeline {
   Pipeline(Runtime& runtime, Stage<Fs>... stages)
       : Pipeline(runtime, PipelineOptions{}, stages...) {}
   Pipeline(Runtime& runtime, PipelineOptions options, Stage<Fs>... stages)
-      : scheduler_(&runtime.scheduler()), options_(std::move(options)) {
+      : engine_(&runtime.engine()), options_(std::move(options)) {
     (add(stages), ...);
     if (options_.retries < 0)
       throw UsageError("parc::Pipeline: retries must be >= 0, got " +
@@ -206,7 +207,8 @@ class Pipeline {
   std::vector<std::vector<int>> stage_ranks() const {
     std::vector<int> wanted;
     for (const auto& s : stages_) wanted.push_back(s.workers);
-    return detail::assign_pipeline_ranks(scheduler_->worker_ranks(), wanted);
+    auto lock = engine_->lock();
+    return detail::assign_pipeline_ranks(engine_->scheduler().worker_ranks(), wanted);
   }
 
   // The outputs of every input, in input order. Streams: at most `window` items are in
@@ -231,44 +233,68 @@ class Pipeline {
   // ParallelException with every failure (by item) is raised at the end.
   template <std::ranges::input_range Inputs, class Callback>
   void for_each(Inputs&& inputs, Callback&& callback, bool ordered = true) {
-    detail::PipelineEngine engine(*scheduler_, stages_, farm_options(), options_.window, ordered);
+    // Inputs are read and encoded, and outputs decoded and called back, without the
+    // engine's lock; the pipeline's state is read and changed under it.
+    std::unique_ptr<detail::PipelineEngine> pipeline;
+    {
+      auto lock = engine_->lock();
+      pipeline = std::make_unique<detail::PipelineEngine>(*engine_, stages_, farm_options(),
+                                                          options_.window, ordered);
+    }
     auto it = std::ranges::begin(inputs);
     auto end = std::ranges::end(inputs);
-    Backoff backoff;
+    std::vector<Bytes> items;
+    std::vector<detail::PipelineOutput> outputs;
     while (true) {
-      bool fed = false;
-      for (std::size_t room = engine.room(); it != end && room > 0; --room, ++it) {
-        Bytes arguments = engine.start_item();
+      std::size_t room = 0;
+      Bytes prefix;
+      {
+        auto lock = engine_->lock();
+        room = pipeline->room();
+        if (room > 0 && it != end) prefix = pipeline->start_item();
+      }
+      items.clear();
+      for (; it != end && items.size() < room; ++it) {
+        Bytes& arguments = items.emplace_back(prefix);
         ByteWriter out(arguments);
         detail::write_arguments<First>(out, *it);
-        engine.feed(std::move(arguments));
-        fed = true;
       }
-      if (fed) scheduler_->dispatch();
-      if (engine.stopped()) fail(engine);
-      bool took = false;
-      while (auto output = engine.take()) {
-        took = true;
-        ByteReader in = output->reader();
+      bool stopped = false;
+      {
+        auto lock = engine_->lock();
+        for (Bytes& item : items) pipeline->feed(std::move(item));
+        if (!items.empty()) engine_->scheduler().dispatch();
+        stopped = pipeline->stopped();
+        outputs.clear();
+        while (!stopped) {
+          auto output = pipeline->take();
+          if (!output) break;
+          outputs.push_back(std::move(*output));
+        }
+      }
+      if (!items.empty()) engine_->wake();
+      if (stopped) fail(*pipeline);
+      for (auto& output : outputs) {
+        ByteReader in = output.reader();
         Output value = in.read<Output>();
         if constexpr (std::is_invocable_v<Callback&, std::size_t, Output&&>) {
-          callback(output->index, std::move(value));
+          callback(output.index, std::move(value));
         } else {
           callback(std::move(value));
         }
-        if (engine.stopped()) break;
       }
-      if (engine.stopped()) fail(engine);
-      if (it == end && engine.in_flight() == 0) break;
-      if (took) continue;  // the window has room again: read more input first
-      if (scheduler_->progress()) {
-        backoff.reset();
-      } else {
-        backoff.pause();
+      {
+        auto lock = engine_->lock();
+        if (pipeline->stopped()) fail(*pipeline);
+        if (it == end && pipeline->in_flight() == 0) break;
       }
+      if (!outputs.empty()) continue;  // the window has room again: read more input first
+      const bool more_input = it != end;
+      engine_->wait_until([&] { return pipeline->ready(more_input); });
     }
-    engine.close();
-    if (engine.has_failures()) fail(engine);
+    auto lock = engine_->lock();
+    pipeline->close();
+    if (pipeline->has_failures()) fail(*pipeline);
   }
 
  private:
@@ -295,10 +321,14 @@ class Pipeline {
     return options;
   }
 
-  // Raises the engine's failures, by item; each names its stage after its closure.
-  [[noreturn]] void fail(detail::PipelineEngine& engine) {
-    engine.close();
-    std::vector<detail::PipelineFailure> failures = engine.take_failures();
+  // Raises the run's failures, by item; each names its stage after its closure.
+  [[noreturn]] void fail(detail::PipelineEngine& pipeline) {
+    std::vector<detail::PipelineFailure> failures;
+    {
+      auto lock = engine_->lock();
+      pipeline.close();
+      failures = pipeline.take_failures();
+    }
     std::stable_sort(failures.begin(), failures.end(),
                      [](const auto& a, const auto& b) { return a.index < b.index; });
     std::vector<TaskError> errors;
@@ -312,7 +342,7 @@ class Pipeline {
     throw ParallelException(std::move(errors));
   }
 
-  detail::Scheduler* scheduler_;
+  detail::ProgressEngine* engine_;
   PipelineOptions options_;
   std::vector<detail::PipelineStage> stages_;
 };

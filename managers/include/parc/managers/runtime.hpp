@@ -3,6 +3,7 @@
 // between rank 0 (runs the program) and the workers (serve managers).
 
 #include <parc/comm/proxy_service.hpp>
+#include <parc/managers/detail/progress_engine.hpp>
 #include <parc/managers/scheduler.hpp>
 
 #include <functional>
@@ -52,6 +53,9 @@ class Runtime {
   }
 
   detail::Scheduler& scheduler();
+  // Rank 0's progress engine: every manager reaches the scheduler through it. Its thread
+  // runs while `run`'s main does.
+  detail::ProgressEngine& engine();
   // The objects this rank owns for proxies, and its handles to others' (every rank).
   ProxyService& proxies() { return *proxies_; }
 
@@ -72,6 +76,7 @@ class Runtime {
   std::unique_ptr<Endpoint> endpoint_;
   std::unique_ptr<LoopbackNetwork> loopback_;
   std::unique_ptr<detail::Scheduler> scheduler_;
+  std::unique_ptr<detail::ProgressEngine> engine_;
   std::unique_ptr<ProxyService> proxies_;
   int serial_workers_ = 0;
   bool ran_ = false;

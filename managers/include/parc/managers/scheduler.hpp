@@ -74,19 +74,8 @@ class Scheduler {
   std::vector<int> worker_ranks() const;
 
   // One round: receive outcomes, check timeouts, dispatch. True when anything happened.
+  // Managers call it through the ProgressEngine, which also waits.
   bool progress();
-
-  template <class Done>
-  void wait_until(Done done) {
-    Backoff backoff;
-    while (!done()) {
-      if (progress()) {
-        backoff.reset();
-      } else {
-        backoff.pause(sending_, answer_due());
-      }
-    }
-  }
 
   struct Counters {
     std::uint64_t batches_sent = 0;

@@ -46,20 +46,18 @@ template <class R>
 class SpmdRun {
  public:
   SpmdRun(std::shared_ptr<detail::RegionState<R>> state, std::uint64_t region,
-          detail::Scheduler* scheduler)
-      : state_(std::move(state)), region_(region), scheduler_(scheduler) {}
+          detail::ProgressEngine* engine)
+      : state_(std::move(state)), region_(region), engine_(engine) {}
 
-  bool ready() const {
-    if (!scheduler_->region_finished(region_)) scheduler_->progress();
-    return scheduler_->region_finished(region_);
-  }
+  bool ready() const { return engine_->wait_until(finished(), std::chrono::steady_clock::now()); }
 
   // Per-rank results in region-rank order (nothing for void closures); throws
   // ParallelException with every rank's own failure (ranks released because of another
   // rank's failure are not in it), or TaskTimeout's when the region ran out of time.
   // Each TaskError's input_index() is its region rank.
   auto get() {
-    scheduler_->wait_until([this] { return scheduler_->region_finished(region_); });
+    engine_->wait_until(finished());
+    auto lock = engine_->lock();  // ranks that timed out may still answer
     if (!state_->errors.empty()) {
       std::sort(
           state_->errors.begin(), state_->errors.end(),
@@ -80,19 +78,27 @@ class SpmdRun {
   }
 
   // Releases the region's ranks now: they stop at their next parc call.
-  void cancel() { scheduler_->cancel_region(region_, "the manager cancelled the region"); }
+  void cancel() {
+    auto lock = engine_->lock();
+    engine_->scheduler().cancel_region(region_, "the manager cancelled the region");
+  }
 
  private:
+  std::function<bool()> finished() const {
+    return [this] { return engine_->scheduler().region_finished(region_); };
+  }
+
   std::shared_ptr<detail::RegionState<R>> state_;
   std::uint64_t region_;
-  detail::Scheduler* scheduler_;
+  detail::ProgressEngine* engine_;
 };
 
 class Spmd {
  public:
   explicit Spmd(Runtime& runtime, SpmdOptions options = {})
-      : scheduler_(&runtime.scheduler()), options_(std::move(options)) {
-    if (options_.ranks.empty()) options_.ranks = scheduler_->worker_ranks();
+      : engine_(&runtime.engine()), options_(std::move(options)) {
+    auto lock = engine_->lock();
+    if (options_.ranks.empty()) options_.ranks = engine_->scheduler().worker_ranks();
   }
 
   // The region's ranks, as world ranks (region rank r is ranks()[r]).
@@ -108,10 +114,15 @@ class Spmd {
     ByteWriter out(arguments);
     detail::write_arguments<F>(out, std::forward<Args>(args)...);
     auto state = std::make_shared<detail::RegionState<R>>(options_.ranks.size());
-    const std::uint64_t region =
-        scheduler_->open_region(detail::closure_id_of(fn, "Spmd::run"), options_.ranks,
-                                std::move(arguments), state, options_.timeout);
-    return SpmdRun<R>(std::move(state), region, scheduler_);
+    const ClosureId closure = detail::closure_id_of(fn, "Spmd::run");
+    std::uint64_t region = 0;
+    {
+      auto lock = engine_->lock();
+      region = engine_->scheduler().open_region(closure, options_.ranks, std::move(arguments),
+                                                state, options_.timeout);
+    }
+    engine_->wake();
+    return SpmdRun<R>(std::move(state), region, engine_);
   }
 
   // fn(ctx, args...) on every rank of the region; the results in region-rank order.
@@ -121,7 +132,7 @@ class Spmd {
   }
 
  private:
-  detail::Scheduler* scheduler_;
+  detail::ProgressEngine* engine_;
   SpmdOptions options_;
 };
 

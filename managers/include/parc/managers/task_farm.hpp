@@ -1,10 +1,12 @@
 #pragma once
-// parc::TaskFarm: independent tasks on every worker, with dynamic load balancing.
+// parc::TaskFarm: independent tasks on every worker, with dynamic load balancing. Its
+// calls may come from several threads; futures finish on their own (see Future).
 
 #include <parc/closures/call.hpp>
 #include <parc/managers/future.hpp>
 #include <parc/managers/runtime.hpp>
 
+#include <atomic>
 #include <iterator>
 #include <ranges>
 #include <tuple>
@@ -17,8 +19,9 @@ class TaskFarm {
   explicit TaskFarm(Runtime& runtime, Policy policy = Policy::fail_fast)
       : TaskFarm(runtime, make_options(policy)) {}
   TaskFarm(Runtime& runtime, FarmOptions options)
-      : scheduler_(&runtime.scheduler()), options_(std::move(options)) {
-    farm_ = scheduler_->open_farm(options_);
+      : engine_(&runtime.engine()), options_(std::move(options)) {
+    auto lock = engine_->lock();
+    farm_ = engine_->scheduler().open_farm(options_);
   }
   ~TaskFarm() {
     try {
@@ -36,10 +39,17 @@ class TaskFarm {
     using R = detail::closure_result_t<F>;
     check_open("submit");
     auto state = std::make_shared<detail::FutureState<R>>();
-    scheduler_->submit(farm_, detail::closure_id_of(fn, "TaskFarm::submit"),
-                       encode(fn, std::forward<Args>(args)...), state, 0);
-    scheduler_->dispatch();  // a free worker starts now, not at the first wait
-    return Future<R>(std::move(state), scheduler_);
+    Future<R> future(state, engine_);
+    Bytes arguments = encode(fn, std::forward<Args>(args)...);
+    {
+      auto lock = engine_->lock();
+      auto& scheduler = engine_->scheduler();
+      scheduler.submit(farm_, detail::closure_id_of(fn, "TaskFarm::submit"), std::move(arguments),
+                       std::move(state), 0);
+      scheduler.dispatch();  // a free worker starts now, not at the first wait
+    }
+    engine_->wake();
+    return future;
   }
 
   // One task per tuple of arguments.
@@ -75,23 +85,37 @@ class TaskFarm {
     auto it = std::ranges::begin(inputs);
     auto end = std::ranges::end(inputs);
     std::size_t submitted = 0;
+    // The sink is written under the engine's lock; read it under the lock too.
     auto stop = [&] { return options_.policy == Policy::fail_fast && !sink->errors.empty(); };
-    Backoff backoff;
+    auto finished = [&] { return stop() || (it == end && sink->finished == submitted); };
+    std::vector<Bytes> encoded;  // inputs are read and encoded without the lock
     while (true) {
-      while (it != end && submitted - sink->finished < window && !stop()) {
-        sink->results.emplace_back();
-        scheduler_->submit(farm_, closure, encode_element(fn, *it), sink, submitted++);
-        ++it;
+      std::size_t room = 0;
+      {
+        auto lock = engine_->lock();
+        if (!stop()) room = window - (submitted - sink->finished);
       }
-      if (stop() || (it == end && sink->finished == submitted)) break;
-      if (scheduler_->progress()) {
-        backoff.reset();
-      } else {
-        backoff.pause();
+      encoded.clear();
+      for (; it != end && encoded.size() < room; ++it) encoded.push_back(encode_element(fn, *it));
+      {
+        auto lock = engine_->lock();
+        auto& scheduler = engine_->scheduler();
+        for (Bytes& arguments : encoded) {
+          if (stop()) break;  // a failure came in while we encoded
+          sink->results.emplace_back();
+          scheduler.submit(farm_, closure, std::move(arguments), sink, submitted++);
+        }
+        scheduler.dispatch();
+        if (finished()) break;
       }
+      engine_->wake();
+      engine_->wait_until(
+          [&] { return finished() || (it != end && submitted - sink->finished < window); });
     }
+    // Failures that arrived together are picked up by one more round.
+    if (!sink->errors.empty()) engine_->wait_until([] { return false; }, Clock::now());
+    auto lock = engine_->lock();
     if (!sink->errors.empty()) {
-      scheduler_->progress();  // pick up failures that arrived together
       std::sort(sink->errors.begin(), sink->errors.end(),
                 [](const TaskError& a, const TaskError& b) { return a.task_id() < b.task_id(); });
       throw ParallelException(std::move(sink->errors));
@@ -101,10 +125,10 @@ class TaskFarm {
 
   // Waits for this farm's outstanding tasks; later submissions raise UsageError.
   void shutdown() {
-    if (closed_) return;
-    closed_ = true;
-    scheduler_->wait_until([this] { return scheduler_->outstanding(farm_) == 0; });
-    scheduler_->close_farm(farm_);
+    if (closed_.exchange(true)) return;
+    engine_->wait_until([this] { return engine_->scheduler().outstanding(farm_) == 0; });
+    auto lock = engine_->lock();
+    engine_->scheduler().close_farm(farm_);
   }
 
  private:
@@ -153,8 +177,10 @@ class TaskFarm {
     }
   }
 
+  using Clock = std::chrono::steady_clock;
+
   std::size_t map_window() const {
-    return static_cast<std::size_t>(std::max(1, scheduler_->workers())) * 2 * 4096;
+    return static_cast<std::size_t>(std::max(1, engine_->scheduler().workers())) * 2 * 4096;
   }
 
   void check_open(const char* what) const {
@@ -164,10 +190,10 @@ class TaskFarm {
     }
   }
 
-  detail::Scheduler* scheduler_;
+  detail::ProgressEngine* engine_;
   FarmOptions options_;
   std::uint32_t farm_ = 0;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};  // read by every thread that submits
 };
 
 }  // namespace parc
