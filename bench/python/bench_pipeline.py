@@ -5,10 +5,12 @@ chain of concurrent.futures executors (ProcessPoolExecutor per stage, at default
     python3 bench_pipeline.py executors                    # 4 processes: 1 + 2 + 1
 
 Stages: add_one (1 worker) -> double (2 workers) -> minus_one (1 worker) over range(n);
-the output is checked. Prints one JSON line per measurement (see common.py):
-{"tool", "bench": "pipeline", "n", "seconds", "items_per_s"}.
+the output is checked. PIPELINE_TASK_US=50 makes every stage compute for 50 us per item
+(default 0: no-op stages). Prints one JSON line per measurement (see common.py):
+{"tool", "bench": "pipeline", "n", "seconds", "items_per_s", "task_us"}.
 """
 
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -16,15 +18,24 @@ from concurrent.futures import ProcessPoolExecutor
 import common
 
 
+TASK_US = float(os.environ.get("PIPELINE_TASK_US", "0"))
+
+
 def add_one(x):
+    if TASK_US:
+        common.spin(TASK_US * 1e-6)
     return x + 1
 
 
 def double(x):
+    if TASK_US:
+        common.spin(TASK_US * 1e-6)
     return 2 * x
 
 
 def minus_one(x):
+    if TASK_US:
+        common.spin(TASK_US * 1e-6)
     return x - 1
 
 
@@ -50,7 +61,8 @@ def timed(tool, run):
     seconds = time.perf_counter() - start
     if out != expected(n):
         raise AssertionError(f"{tool}: wrong output for n={n}")
-    common.emit(tool, "pipeline", n=n, seconds=seconds, items_per_s=n / seconds)
+    common.emit(tool, "pipeline", n=n, seconds=seconds, items_per_s=n / seconds,
+                task_us=TASK_US)
 
 
 def bench_parc():

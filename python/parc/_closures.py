@@ -200,6 +200,8 @@ def snapshot_globals():
     for function in _declared.values():
         if isinstance(function, types.FunctionType):
             names = _global_reads(function)
+            if not names:  # nothing to check at each submit
+                continue
             namespace = function.__globals__
             _snapshots[function] = (namespace, names, tuple(namespace[n] for n in names))
 

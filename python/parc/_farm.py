@@ -6,6 +6,7 @@ as_completed, wait, done()), with the GIL released while it waits for MPI.
 
 import bisect
 import concurrent.futures
+from concurrent.futures import _base
 import functools
 import itertools
 import pickle
@@ -167,44 +168,103 @@ class _Operation:
         return True
 
 
+_PENDING, _RUNNING, _FINISHED = _base.PENDING, _base.RUNNING, _base.FINISHED
+_CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
+_DONE_STATES = frozenset((*_CANCELLED_STATES, _FINISHED))
+# Taken by a future's first completion while it has no Condition, and to create one: a
+# waiter that creates it then sees the state set, or the completion sees the Condition.
+_birth = threading.Lock()
+
+
 class Future(concurrent.futures.Future):
     """concurrent.futures.Future of one task. It completes on its own (parc's progress
-    engine); waiting on it from the manager drives the scheduler directly."""
+    engine); waiting on it from the manager drives the scheduler directly.
+
+    Lighter than the stdlib's: its threading.Condition is made only when something waits
+    on it through the Condition (concurrent.futures.wait, as_completed, a done callback,
+    cancel), not for every task; until then completing it takes one short global lock,
+    and done(), result() and exception() of a finished future take none."""
 
     def __init__(self, driver, index, decode=_codec.decode, position=None):
-        super().__init__()
+        # concurrent.futures.Future.__init__ but for its Condition (see __getattr__)
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
         self._parc_driver = driver
         self._parc_index = index
         self._parc_decode = decode
         self._parc_position = position  # in its submit_batch: named in its error
 
+    def __getattr__(self, name):
+        if name != "_condition":
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        with _birth:  # one Condition, even when two threads ask at once
+            return self.__dict__.setdefault("_condition", threading.Condition())
+
+    def _set_quietly(self, result, exception):
+        """Completes a future nobody waits on through its Condition: True, or False when
+        it has a Condition (the stdlib's way then notifies its waiters)."""
+        with _birth:
+            if "_condition" in self.__dict__:
+                return False
+            state = self._state
+            if state not in _DONE_STATES:
+                self._result = result
+                self._exception = exception
+                self._state = _FINISHED  # last: a reader that sees it sees the outcome
+                return True  # no waiters nor callbacks: they come with the Condition
+        raise concurrent.futures.InvalidStateError(f"{state}: {self!r}")
+
+    def set_result(self, result):
+        if not self._set_quietly(result, None):
+            super().set_result(result)
+
+    def set_exception(self, exception):
+        if not self._set_quietly(None, exception):
+            super().set_exception(exception)
+
     def done(self):
-        if not concurrent.futures.Future.done(self):
-            self._parc_driver._poll()
-        return concurrent.futures.Future.done(self)
+        if self._state in _DONE_STATES:
+            return True
+        self._parc_driver._poll()
+        return self._state in _DONE_STATES
+
+    def cancelled(self):
+        return self._state in _CANCELLED_STATES
+
+    def running(self):
+        return self._state == _RUNNING
 
     def _parc_wait(self, timeout):
-        if not concurrent.futures.Future.done(self):
-            self._parc_driver._wait_for(lambda: concurrent.futures.Future.done(self), timeout)
+        if self._state not in _DONE_STATES:
+            self._parc_driver._wait_for(lambda: self._state in _DONE_STATES, timeout)
 
     def result(self, timeout=None):
-        self._parc_wait(timeout)
-        return super().result(timeout=0)
+        if self._state != _FINISHED:
+            self._parc_wait(timeout)
+        if self._state == _FINISHED and self._exception is None:
+            return self._result
+        return super().result(timeout=0)  # raises, as the stdlib's says
 
     def exception(self, timeout=None):
-        self._parc_wait(timeout)
+        if self._state != _FINISHED:
+            self._parc_wait(timeout)
+        if self._state == _FINISHED:
+            return self._exception
         return super().exception(timeout=0)
 
     def cancel(self):
         """Cancels the task if no worker has it yet; False once it runs or ran."""
-        if concurrent.futures.Future.done(self):
+        if self._state in _DONE_STATES:
             return self.cancelled()
         if self._parc_driver._cancel(self._parc_index):
             return _cancelled(self)
         return False
 
     def _parc_complete(self, index, kind, data):
-        if concurrent.futures.Future.done(self):
+        if self._state in _DONE_STATES:
             return
         try:
             if kind == _RESULT:
@@ -758,9 +818,10 @@ class TaskFarm(concurrent.futures.Executor):
                 # Independent tasks: one failure never cancels another submit's task.
                 op = self._submits = _Operation(self, "collect_all")
                 self._operations.add(op)
-            future = Future(op, op.next_index, _decoder(fn))
-            op.add(future, 1)
-        op.core.submit(closure, [payload], future._parc_index)
+            index = op.next_index
+            op.next_index = index + 1
+            op.routes[index] = future = Future(op, index, _decoder(fn))
+        op.core.submit(closure, [payload], index)
         return future
 
     def submit_batch(self, fn, arguments):

@@ -7,12 +7,13 @@ unpickles it. Only the last stage's results are unpickled, in the consumer's thr
 """
 
 import itertools
+import pickle
 import weakref
 
 from . import _closures, _codec, _core, _errors, _runtime, _task
 from ._cpp import CppClosure
 from ._errors import UsageError
-from ._farm import _name_of, _raise_group, failure_options
+from ._farm import _ChunkSizer, _name_of, _raise_group, failure_options
 
 
 class Stage:
@@ -87,7 +88,14 @@ class Pipeline:
             prefix = bytes([prefix[0] | _task.FLAG_SINGLE]) + prefix[1:]
             self._specs.append((closure, prefix, stage.workers, stage.name))
         self._runs = weakref.WeakSet()  # runs not finished, closed by close()
+        self._input_seconds = None  # the longest stage's seconds per item, measured
         self._closed = False
+
+    def _seconds_per_input(self, fn):  # for _ChunkSizer: remembered from run to run
+        return self._input_seconds
+
+    def _remember_seconds_per_input(self, fn, seconds):
+        self._input_seconds = seconds
 
     @property
     def stages(self):
@@ -98,19 +106,24 @@ class Pipeline:
         when they ask for more workers than there are)."""
         return [list(r) for r in _core.pipeline_ranks([s.workers for s in self._stages])]
 
-    def run(self, iterable, ordered=True, window=None):
+    def run(self, iterable, ordered=True, window=None, chunksize=None):
         """A generator of the last stage's results, one per item of `iterable` (which may
         be unbounded): in input order, or as they come when ordered=False. At most
         `window` items (default: 64 per worker) are in flight, counting results not yet
-        consumed, and the input is read only as they leave."""
+        consumed, and the input is read only as they leave. Items travel in chunks sized
+        from the stages' measured times, as map's; chunksize=k sends k items per task."""
         if self._closed:
             raise RuntimeError("parc.Pipeline: run() after close()")
         if window is not None and (not isinstance(window, int) or isinstance(window, bool)
                                    or window < 1):
             raise ValueError(f"parc.Pipeline: window must be an int >= 1 or None, got "
                              f"{window!r}")
+        if chunksize is not None and (not isinstance(chunksize, int)
+                                      or isinstance(chunksize, bool) or chunksize < 1):
+            raise ValueError(f"parc.Pipeline: chunksize must be a positive int or None, got "
+                             f"{chunksize!r}")
         items = iter(iterable)
-        run = _Run(self, items, bool(ordered), window or 0)
+        run = _Run(self, items, bool(ordered), window or 0, chunksize)
         self._runs.add(run)
         return run.stream()
 
@@ -128,49 +141,100 @@ class Pipeline:
         return False
 
 
-class _Run:
-    """One pipeline.run: feeds the engine from the input, yields what comes out."""
+_FAILED = object()  # an item that failed, in the ordering of the outputs
 
-    def __init__(self, pipeline, items, ordered, window):
+
+class _Run:
+    """One pipeline.run: feeds the engine from the input, yields what comes out.
+
+    Items travel alone, or in chunks (a run of consecutive items that goes through every
+    stage as one task per stage, as map's chunks: _task.run_chunk on the worker, one
+    pickle per chunk). Chunks are sized from the longest stage's measured time per item
+    (_farm._ChunkSizer) or by chunksize, and never past the window. Chunked, the engine
+    keeps no order (a chunk's survivors may come back later, see _failed) and the outputs
+    are put in input order here; alone, the engine orders them."""
+
+    def __init__(self, pipeline, items, ordered, window, chunksize):
         self.pipeline = pipeline
         self.items = items
         self.ordered = ordered
         self.window = window
+        # As map: each item alone where a chunk would change what the user sees (retries
+        # and timeouts per task, serial runs whose tasks must not depend on timing).
+        self.chunked = chunksize is not None or not (
+            pipeline._retries or pipeline._timeout or _core.serial())
+        self.sizer = None
+        if self.chunked:
+            self.sizer = _ChunkSizer(pipeline, None, sum(s.workers for s in pipeline._stages),
+                                     chunksize)
         self.engine = None
         self.closed = False
+        self.units = {}  # engine index -> the item indexes it carries (chunked)
+        self.sent = 0  # engine indexes used: chunks fed, survivors fed again
 
     def stream(self):
         pipeline = self.pipeline
         names = [spec[3] for spec in pipeline._specs]
         errors = {}  # item index -> exception
         fail_fast = pipeline._policy == "fail_fast"
+        chunked = self.chunked
+        ordered = self.ordered
+        ready = {}  # ordered: item index -> its output (or _FAILED) until its turn
+        next_out = 0  # ordered: the item to yield next
+        retired = 0  # items yielded or failed
         exhausted = False
         fed = 0
         try:
             if self.closed:
                 return
+            specs = pipeline._specs
+            if chunked:  # the same prefixes, flagged: the argument is a chunk of items
+                flags = _task.FLAG_CHUNK | (_task.FLAG_CHUNK_STOP if fail_fast else 0)
+                specs = [(closure, bytes([prefix[0] | flags]) + prefix[1:], workers, name)
+                         for closure, prefix, workers, name in specs]
             self.engine = engine = _core.Pipeline(
-                pipeline._specs, pipeline._policy, pipeline._retries,
-                pipeline._retry_filter, pipeline._timeout, self.window, self.ordered)
+                specs, pipeline._policy, pipeline._retries, pipeline._retry_filter,
+                pipeline._timeout, self.window, ordered and not chunked)
+            window = engine.window()  # items in flight, at most
             while True:
-                if not exhausted:
-                    room = engine.room()
-                    if room > 0:
-                        payloads = []
-                        for item in itertools.islice(self.items, room):
-                            payloads.append(self._encode(item, fed + len(payloads)))
-                        if len(payloads) < room:
-                            exhausted = True
-                        if payloads:
-                            engine.feed(payloads)
-                            fed += len(payloads)
-                outputs, failures, in_flight = engine.wait(-1.0, not exhausted)
-                for index, stage, error in failures:
-                    exc = _errors.rebuild(error, index)
-                    exc.add_note(f"pipeline stage {stage + 1} of {len(names)} "
-                                 f"({names[stage]}), item #{index}")
-                    exc.parc_stage = stage
-                    errors[index] = exc
+                while not exhausted:
+                    room = window - (fed - retired)
+                    if not chunked:
+                        size = room
+                    else:
+                        size = min(self.sizer.size(len(self.units), window), window)
+                        if size == 0 or size > room:
+                            break
+                    if size <= 0:
+                        break
+                    chunk = list(itertools.islice(self.items, size))
+                    if len(chunk) < size:
+                        exhausted = True
+                    if not chunk:
+                        break
+                    if chunked:
+                        payloads = [self._encode_chunk(chunk, fed)]
+                        self.units[self.sent] = range(fed, fed + len(chunk))
+                        self.sent += 1
+                    else:
+                        payloads = [self._encode(item, fed + i) for i, item in enumerate(chunk)]
+                    engine.feed(payloads)
+                    fed += len(chunk)
+                    if not chunked:
+                        break
+                outputs, failures, in_flight = engine.wait(-1.0, False)
+                for unit, stage, error in failures:
+                    failed, survivors = self._failed(unit, stage, error, len(names))
+                    for index, exc in failed:
+                        exc.add_note(f"pipeline stage {stage + 1} of {len(names)} "
+                                     f"({names[stage]}), item #{index}")
+                        exc.parc_stage = stage
+                        errors[index] = exc
+                        retired += 1
+                        if ordered:
+                            ready[index] = _FAILED
+                    if survivors:  # collect_all: the others of a chunk, out of the last stage
+                        outputs.append(survivors)
                 if errors and fail_fast:
                     first = next(iter(errors))  # the first failure known
                     stage = errors[first].parc_stage
@@ -179,17 +243,92 @@ class _Run:
                                  f"({names[stage]}) failed on item #{first}; fail_fast "
                                  "stopped the pipeline",
                                  [errors[i] for i in sorted(errors)])
-                for index, data in outputs:
-                    yield self._decode(index, data)
-                    if self.closed:  # Pipeline.close() while the consumer held a result
-                        return
-                if exhausted and in_flight == 0:
-                    break
+                for unit, data in outputs:
+                    if chunked:
+                        indexes, values = self._chunk_out(unit, data)
+                    else:
+                        indexes, values = (unit,), (data,)
+                    if ordered:
+                        ready.update(zip(indexes, values))
+                        continue
+                    for index, value in zip(indexes, values):
+                        retired += 1
+                        yield self._decode(index, value) if not chunked else value
+                        if self.closed:  # Pipeline.close() while the consumer held a result
+                            return
+                while next_out in ready:
+                    value = ready.pop(next_out)
+                    next_out += 1
+                    if value is not _FAILED:
+                        retired += 1
+                        yield self._decode(next_out - 1, value) if not chunked else value
+                        if self.closed:
+                            return
+                if exhausted and (not self.units if chunked else in_flight == 0):
+                    break  # (chunked, the engine's count misses survivors fed again)
         finally:
             self.close()
         if errors:
             _raise_group(f"pipeline: {len(errors)} of {fed} items failed",
                          [errors[i] for i in sorted(errors)])
+
+    def _failed(self, unit, stage, error, stages):
+        """The failures of a failed task, [(item index, exception)], and survivors: None,
+        or ([item index], results) of the chunk's other items when it failed in the last
+        stage.
+        Collect_all: the others, when it failed in an earlier stage, are fed again and
+        passed through the stages up to the failed one (each stage hands them on
+        untouched), and come out later, as a unit of their own."""
+        if not self.chunked:
+            return [(unit, _errors.rebuild(error, unit))], None
+        indexes = self.units.pop(unit)
+        chunk = _errors.rebuild_chunk(error, list(indexes))
+        if chunk is None:  # failed as a whole (a worker died, ...)
+            return [(index, _errors.rebuild(error, index)) for index in indexes], None
+        members, kept = chunk
+        failed = {offset for offset, _ in members}
+        failures = [(indexes[offset], exc) for offset, exc in members]
+        if self.pipeline._policy == "fail_fast":
+            return failures, None
+        others = [index for offset, index in enumerate(indexes) if offset not in failed]
+        if not others:
+            return failures, None
+        if kept is None:  # the others' results could not be pickled together: lost
+            for index in others:
+                exc = TypeError(f"parc: the result of item #{index} in stage {stage + 1} "
+                                "could not be sent on: a result of its chunk cannot be "
+                                "pickled")
+                exc.parc_index = index
+                failures.append((index, exc))
+            return failures, None
+        if stage + 1 == stages:
+            return failures, (others, pickle.loads(kept))
+        self.units[self.sent] = others
+        self.sent += 1
+        self.engine.feed([_codec.encode((stage + 1, 0.0, pickle.loads(kept)))])
+        return failures, None
+
+    def _chunk_out(self, unit, data):
+        """The item indexes and values of a chunk out of the last stage."""
+        if isinstance(unit, list):  # survivors of a chunk failed in the last stage
+            return unit, data
+        indexes = self.units.pop(unit)
+        try:
+            _, seconds, values = _codec.decode(memoryview(data))
+        except Exception as error:
+            error.add_note(f"parc: the results of items #{indexes[0]} to #{indexes[-1]} of "
+                           "the pipeline could not be unpickled on the manager")
+            raise
+        self.sizer.measured(seconds, len(values))
+        return indexes, values
+
+    def _encode_chunk(self, chunk, first):
+        try:
+            return _codec.encode((0, 0.0, chunk))
+        except Exception:  # names the item that cannot be pickled
+            for offset, item in enumerate(chunk):
+                self._encode(item, first + offset)
+            raise
 
     def _encode(self, item, index):
         try:
@@ -211,6 +350,8 @@ class _Run:
         if self.closed:
             return
         self.closed = True
+        if self.sizer is not None:
+            self.sizer.remember()
         if self.engine is not None:
             self.engine.close()
         self.pipeline._runs.discard(self)

@@ -25,6 +25,9 @@ FLAG_CALLABLE_DIGEST = 16  # the callable's digest instead: fetched once (see _c
 FLAG_CHUNK = 32  # the arguments are (chunk,): a run of a map's inputs, see run_chunk
 FLAG_CHUNK_STAR = 64  # ... each input an argument tuple
 FLAG_CHUNK_STOP = 128  # ... stopping at the first failure (fail_fast)
+# With FLAG_SINGLE, FLAG_CHUNK is a pipeline's chunk of items: the argument is
+# (stages to pass it through untouched, the longest stage's seconds so far, items), and
+# the result the same triple for the next stage (see _pipeline).
 _DIGEST_SIZE = 16
 fetch_callable = None  # digest -> pickled callable, from rank 0; set by _proxy
 _CALLABLE_LENGTH = struct.Struct("<I")
@@ -180,7 +183,13 @@ def execute(function, payload):
         call = describe_call(shown, (), {}).replace("()", "(...)")
         _core.note_task_call(call)
         arguments = _codec.decode(view, offset)
-        if flags & FLAG_SINGLE:  # a pipeline stage: the previous result, as it came
+        carried = None
+        if flags & FLAG_SINGLE and flags & FLAG_CHUNK:  # a pipeline stage's chunk of items
+            skip, carried, chunk = arguments
+            if skip:  # survivors of a failed chunk, on their way to the stage after it
+                return (True, _codec.encode((skip - 1, carried, chunk)))
+            args, kwargs = (chunk,), {}
+        elif flags & FLAG_SINGLE:  # a pipeline stage: the previous result, as it came
             args, kwargs = (arguments,), {}
         else:
             args, kwargs = arguments if flags & FLAG_KWARGS else (arguments, {})
@@ -202,10 +211,12 @@ def execute(function, payload):
         _output.end_task()  # while still running: a prefix names this task's rank
         _state.running = False
     try:
+        if carried is not None:  # the next stage's chunk: its time is the longest stage's
+            result = (0, max(carried, result[0]), result[1])
         return (True, _codec.encode(result))
     except Exception as exc:
         if shown is not function:  # a chunk: only the inputs whose results cannot go fail
-            exc = _unpicklable_in_chunk(function, args[0], result[1])
+            exc = _unpicklable_in_chunk(function, args[0], result[-1])
             return (False, *encode_failure(exc, call))
         call = describe_call(function, args, kwargs)
         exc.add_note(f"parc: the result of {call} ({type(result).__name__}) cannot be pickled")

@@ -787,6 +787,114 @@ def test_futures_callbacks_and_waiting(launch, mode):
             assert (done, not_done) == (["bad", "slow"], 0), r["first_exception"]
 
 
+LIGHT_FUTURES = r'''
+@parc.closure
+def twice(x):
+    if x < 0:
+        raise ValueError(f"negative {x}")
+    return 2 * x
+
+
+class Driver:  # what a parc.Future asks of what completes it
+    def _poll(self):
+        pass
+
+    def _wait_for(self, condition, timeout):
+        pass
+
+    def _cancel(self, index):
+        return True
+
+
+def outcome(call):
+    try:
+        return ["ok", call()]
+    except Exception as e:
+        return [type(e).__name__, str(e)[:40]]
+
+
+def main():
+    out = {}
+    with parc.TaskFarm() as farm:
+        # A future nobody waits on through a Condition never gets one.
+        plain = [farm.submit(twice, i) for i in range(50)]
+        out["results"] = [f.result() for f in plain] == [2 * i for i in range(50)]
+        out["conditions"] = sum("_condition" in vars(f) for f in plain)
+        bad = farm.submit(twice, -1)
+        out["bad"] = [type(bad.exception()).__name__, outcome(bad.result)[0],
+                      bad.done(), bad.cancelled(), bad.running()]
+        # ... the stdlib's wait and as_completed (which do not drive parc) and callbacks
+        # on finished futures make one, and see the outcome.
+        done, not_done = concurrent.futures.wait(plain[:5], timeout=30)
+        out["cf_wait_done"] = [len(done), len(not_done)]
+        got = []
+        plain[7].add_done_callback(lambda f: got.append(f.result()))
+        out["late_callback"] = got
+        out["repr"] = "finished returned int" in repr(plain[8])
+        # Many threads wait with the stdlib's functions while futures complete: each
+        # waiter's Condition appears while completions go on without one.
+        futures = [farm.submit(twice, i) for i in range(3000)]
+        results = {}
+
+        def waiter(k):
+            mine = futures[k::4]
+            if k % 2:
+                done, not_done = concurrent.futures.wait(mine, timeout=60)
+                results[k] = [len(not_done), sorted(f.result() for f in done)]
+            else:
+                seen = [f.result() for f in concurrent.futures.as_completed(mine, timeout=60)]
+                results[k] = [0, sorted(seen)]
+
+        threads = [threading.Thread(target=waiter, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        out["threads"] = {k: [v[0], v[1] == [2 * i for i in range(k, 3000, 4)]]
+                          for k, v in sorted(results.items())}
+        callbacks = []
+        pending = [farm.submit(twice, i) for i in range(200)]
+        for f in pending:
+            f.add_done_callback(lambda f: callbacks.append(f.result()))
+        concurrent.futures.wait(pending, timeout=60)
+        deadline = time.monotonic() + 30
+        while len(callbacks) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        out["callbacks"] = sorted(callbacks) == [2 * i for i in range(200)]
+    # Completing twice, or after a cancel, is refused as by the stdlib's Future.
+    f = parc.Future(Driver(), 0)
+    f.set_result(1)
+    out["twice"] = outcome(lambda: f.set_result(2))
+    out["after_exception"] = outcome(lambda: f.set_exception(ValueError()))
+    out["kept"] = f.result()
+    c = parc.Future(Driver(), 1)
+    out["cancel"] = [c.cancel(), c.cancelled(), c.done(), outcome(lambda: c.set_result(3))[0],
+                     outcome(c.result)[0]]
+    e = parc.Future(Driver(), 2)
+    e.set_exception(KeyError("k"))
+    out["exception"] = [type(e.exception()).__name__, outcome(e.result)[0], e.done()]
+    emit(out)
+
+
+parc.run(main)
+'''
+
+
+def test_futures_are_light_until_waited_on(launch, mode):
+    r = report(launch(app(LIGHT_FUTURES), **mode, timeout=180))
+    assert r["results"] and r["conditions"] == 0
+    assert r["bad"] == ["ValueError", "ValueError", True, False, False]
+    assert r["cf_wait_done"] == [5, 0]
+    assert r["late_callback"] == [14]
+    assert r["repr"]
+    assert r["threads"] == {str(k): [0, True] for k in range(4)}
+    assert r["callbacks"]
+    assert r["twice"][0] == "InvalidStateError" and r["after_exception"][0] == "InvalidStateError"
+    assert r["kept"] == 1
+    assert r["cancel"] == [True, True, True, "InvalidStateError", "CancelledError"]
+    assert r["exception"] == ["KeyError", "KeyError", True]
+
+
 CANCEL = r'''
 LOG = sys.argv[1]
 

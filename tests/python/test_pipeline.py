@@ -424,3 +424,211 @@ def test_refused_inside_a_task_and_closed_by_its_with_block(launch, mode):
     assert "after close()" in r["run_after_close"]
     assert r["farm_after"] == [1, 2, 3]
     assert r["fresh"] == [2, 3, 4]
+
+
+# -- items in chunks ------------------------------------------------------------------
+# Under mpiexec items travel in chunks sized from the stages' measured times (as map's);
+# chunksize=k makes chunks of k in every mode (serial runs otherwise send items alone).
+# A stage function sees how it was called: by _task.run_chunk (in a chunk) or not.
+
+CHUNK_STAGES = r'''
+class Bad(Exception):
+    pass
+
+
+def caller():
+    return sys._getframe(2).f_code.co_name  # run_chunk, or execute for an item alone
+
+
+def tag(label, fail_on):
+    def stage(value):
+        item = value if isinstance(value, int) else value[0]
+        if item in fail_on:
+            raise Bad(f"{label} refused {item}")
+        if item == UNPICKLABLE and label == "b":
+            return threading.Lock()
+        trail = [value] if isinstance(value, int) else list(value)
+        return trail + [label, caller() == "run_chunk"]
+    stage.__name__ = stage.__qualname__ = label
+    return stage
+
+'''
+
+
+def chunk_app(body, unpicklable=-1):
+    return app(body, helpers=f"UNPICKLABLE = {unpicklable}\n" + CHUNK_STAGES)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_chunks_keep_order_and_pass_survivors_on_once(launch, mode):
+    # collect_all: the others of a chunk that failed in stage b go on to stage c alone
+    # (not through a or b again), and every output comes out in input order.
+    r = report(launch(chunk_app(r'''
+        def main():
+            out = {}
+            stages = [tag("a", {5}), parc.Stage(tag("b", {9, 10, 22}), workers=2),
+                      tag("c", {17, 23})]
+            pipe = parc.Pipeline(stages, policy="collect_all")
+            for ordered in (True, False):
+                got = []
+                try:
+                    for y in pipe.run(range(30), ordered=ordered, chunksize=4, window=12):
+                        got.append(y)
+                except* Bad as group:
+                    out[f"failed{ordered}"] = [[e.parc_index, e.parc_stage, str(e),
+                                                e.__notes__[0], e.__notes__[-1]]
+                                               for e in group.exceptions]
+                out[f"got{ordered}"] = got
+            emit(out)
+
+
+        parc.run(main)
+    '''), **mode))
+    failed = {5: 0, 9: 1, 10: 1, 22: 1, 17: 2, 23: 2}
+    wanted = [[i, "a", True, "b", True, "c", True] for i in range(30) if i not in failed]
+    assert r["gotTrue"] == wanted
+    assert sorted(r["gotFalse"]) == wanted
+    for ordered in ("True", "False"):
+        rows = r[f"failed{ordered}"]
+        assert [row[0] for row in rows] == sorted(failed)
+        for index, stage, message, where, last in rows:
+            assert stage == failed[index]
+            assert message == f"{'abc'[stage]} refused {index}"
+            assert where.startswith("rank ") and where.endswith(f", input #{index}"), where
+            assert f": {'abc'[stage]}(" in where, where
+            assert last == f"pipeline stage {stage + 1} of 3 ({'abc'[stage]}), item #{index}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_chunks_fail_fast(launch, mode):
+    r = report(launch(chunk_app(r'''
+        def main():
+            pulled = []
+
+            def items():
+                for i in itertools.count():
+                    pulled.append(i)
+                    yield i
+
+            got = []
+            pipe = parc.Pipeline([tag("a", ()), tag("b", {13})])
+            try:
+                for y in pipe.run(items(), chunksize=3, window=9):
+                    got.append(y[0])
+            except* Bad as group:
+                e, = group.exceptions
+                emit({"index": e.parc_index, "stage": e.parc_stage, "got": got,
+                      "pulled": len(pulled), "note": e.__notes__[-1],
+                      "call": e.__notes__[0], "group": str(group)})
+
+
+        parc.run(main)
+    '''), **mode))
+    assert r["index"] == 13 and r["stage"] == 1
+    assert r["note"] == "pipeline stage 2 of 2 (b), item #13"
+    assert r["call"].endswith("b([13, 'a', True]), input #13"), r["call"]
+    assert "failed on item #13" in r["group"]
+    assert r["got"] == list(range(len(r["got"]))) and len(r["got"]) <= 12
+    assert r["pulled"] <= 15 + 9, "fail_fast stopped reading the (unbounded) input"
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m.id in ("serial", "np2", "np4")])
+def test_chunks_stay_inside_the_window(launch, mode):
+    r = report(launch(chunk_app(r'''
+        def main():
+            pulled = 0
+
+            def items():
+                nonlocal pulled
+                for i in itertools.count():
+                    pulled += 1
+                    yield i
+
+            out = {}
+            pipe = parc.Pipeline([tag("a", ()), parc.Stage(tag("b", ()), workers=2)])
+            for window, chunksize in ((10, 4), (5, 50), (40, None)):
+                got, ahead = [], []
+                for y in pipe.run(items(), window=window, chunksize=chunksize):
+                    got.append(y[0])
+                    ahead.append(pulled - len(got))
+                    if len(got) == 500:
+                        break
+                pulled = 0
+                out[f"{window}"] = [got == list(range(500)), max(ahead)]
+            emit(out)
+
+
+        parc.run(main)
+    '''), **mode))
+    for window in (10, 5, 40):
+        ok, most_ahead = r[str(window)]
+        assert ok and most_ahead <= window, (window, most_ahead)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batched_automatically_where_a_chunk_changes_nothing(launch, mode):
+    # Under MPI short items go in chunks; serially, with retries or with a timeout each
+    # item is a task of its own (as in map).
+    r = report(launch(chunk_app(r'''
+        def main():
+            out = {}
+            stages = [tag("a", ()), tag("b", ())]
+            for name, options in (("plain", {}), ("retries", {"retries": 1}),
+                                  ("timeout", {"timeout": 30})):
+                got = list(parc.Pipeline(stages, **options).run(range(3000)))
+                out[name] = [[y[0] for y in got] == list(range(3000)),
+                             sum(y[2] and y[4] for y in got)]
+            emit(out)
+
+
+        parc.run(main)
+    '''), **mode))
+    for name in ("plain", "retries", "timeout"):
+        assert r[name][0], name
+    assert r["retries"][1] == 0 and r["timeout"][1] == 0
+    if is_mpi(mode):
+        assert r["plain"][1] > 2000, r["plain"]
+    else:
+        assert r["plain"][1] == 0
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m.id in ("serial", "np3")])
+def test_chunk_with_an_unpicklable_result(launch, mode):
+    r = report(launch(chunk_app(r'''
+        def main():
+            got = []
+            pipe = parc.Pipeline([tag("a", ()), tag("b", ()), tag("c", ())],
+                                 policy="collect_all")
+            try:
+                for y in pipe.run(range(8), chunksize=4):
+                    got.append(y[0])
+            except* TypeError as group:
+                emit({"got": got, "index": [e.parc_index for e in group.exceptions],
+                      "notes": [e.__notes__ for e in group.exceptions]})
+
+
+        parc.run(main)
+    ''', unpicklable=6), **mode))
+    assert r["got"] == [0, 1, 2, 3, 4, 5, 7]
+    assert r["index"] == [6]
+    notes = r["notes"][0]
+    assert any("cannot be pickled" in n for n in notes), notes
+    assert notes[-1] == "pipeline stage 2 of 3 (b), item #6"
+
+
+def test_bad_chunksize(launch):
+    r = report(launch(app(r'''
+        def main():
+            out = []
+            for bad in (0, -1, 2.5, True, "4"):
+                try:
+                    parc.Pipeline([abs]).run([1], chunksize=bad)
+                    out.append(None)
+                except ValueError as e:
+                    out.append(str(e))
+            emit(out)
+
+
+        parc.run(main)
+    ''')))
+    assert all(m and "chunksize must be a positive int" in m for m in r), r
