@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 namespace parc::detail {
 
@@ -191,7 +192,18 @@ void Scheduler::release(Task& task) {
 
 bool Scheduler::progress() {
   bool active = false;
+  const bool was_sending = sending_;
   sending_ = endpoint_.progress();
+  if (was_sending && !sending_) {
+    // Every batch sent so far has arrived: the run time of those whose large tails took
+    // a while starts now, not when they were posted.
+    const auto now = Clock::now();
+    for (Slot& slot : slots_) {
+      for (Batch& batch : slot.batches) {
+        if (std::exchange(batch.tail_on_the_way, false)) batch.sent = now;
+      }
+    }
+  }
   if (simulated_.empty()) {
     active = receive_results();
     // Only while answers are due: a probe costs a pass of MPI's progress engine.
@@ -411,6 +423,7 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
       Splices tails;
       if (const auto& large = batch.tasks.back().large_arguments) {
         tails.push_back(Splice{frame.size(), Tail{large, large->data(), large->size()}});
+        batch.tail_on_the_way = true;
       }
       const auto first_sent = queue_.begin() + static_cast<std::ptrdiff_t>(start);
       queue_.erase(first_sent, first_sent + static_cast<std::ptrdiff_t>(size));
