@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -106,6 +107,87 @@ TEST(Archive, TruncatedInputIsADecodeErrorNotACrash) {
   parc::ByteWriter(cereal_bytes).write(Labelled{"abcdef", {{"k", {1, 2, 3}}}});
   parc::ByteReader cut(cereal_bytes.data(), cereal_bytes.size() - 5);
   EXPECT_THROW(cut.read<Labelled>(), parc::DecodeError);
+}
+
+// What a writer that collects tails produces: the same bytes as a plain writer, once the
+// tails are put where their splices say.
+parc::Bytes spliced(const parc::Bytes& buffer, const parc::Splices& tails) {
+  parc::Bytes whole;
+  std::size_t from = 0;
+  for (const auto& splice : tails) {
+    parc::append(whole, buffer.data() + from, splice.at - from);
+    parc::append(whole, splice.tail.data, splice.tail.size);
+    from = splice.at;
+  }
+  parc::append(whole, buffer.data() + from, buffer.size() - from);
+  return whole;
+}
+
+TEST(Archive, LargeBlocksGoAsTailsWithTheSameBytes) {
+  const std::size_t big = parc::tail_bytes;
+  auto block = std::make_shared<std::vector<char>>(big + 3, 'b');
+  parc::Bytes plain;
+  parc::ByteWriter plain_out(plain);
+  parc::Bytes buffer;
+  parc::Splices tails;
+  parc::ByteWriter out(buffer, &tails);
+  for (parc::ByteWriter* w : {&plain_out, &out}) {
+    w->write(7);
+    w->write_tail(parc::Tail{block, block->data(), 10});  // small: copied
+    w->write_moved(std::vector<double>(big / 8, 2.5));    // large, moved: a tail
+    w->write_moved(std::string(100, 's'));                // small: copied
+    w->write_tail(parc::Tail{block, block->data(), block->size()});
+    w->write(std::vector<int>(big, 1));  // large but not given away: copied
+    w->write(8);
+  }
+  ASSERT_EQ(tails.size(), 2u);
+  EXPECT_EQ(tails[0].tail.size, big);  // the doubles, after their 8-byte length
+  EXPECT_EQ(tails[1].tail.data, block->data());
+  EXPECT_LT(buffer.size(), plain.size() - 2 * big);
+  EXPECT_EQ(spliced(buffer, tails), plain);
+
+  // A mark measures what follows it, tails included, and rewinding drops it all.
+  const auto mark = out.mark();
+  out.write(std::uint8_t{1});
+  out.write_tail(parc::Tail{block, block->data(), block->size()});
+  EXPECT_EQ(out.written_since(mark), 1 + block->size());
+  out.rewind(mark);
+  EXPECT_EQ(out.written_since(mark), 0u);
+  EXPECT_EQ(tails.size(), 2u);
+  EXPECT_EQ(spliced(buffer, tails), plain);
+
+  // Without a list of tails, everything is copied.
+  parc::Bytes copied;
+  parc::ByteWriter copy_out(copied);
+  copy_out.write_tail(parc::Tail{block, block->data(), block->size()});
+  EXPECT_EQ(copied.size(), block->size());
+}
+
+TEST(Loopback, PutsTailsInPlace) {
+  parc::LoopbackNetwork network(2);
+  auto first = std::make_shared<parc::Bytes>(parc::tail_bytes, 'x');
+  auto second = std::make_shared<parc::Bytes>(parc::tail_bytes + 1, 'y');
+  parc::Bytes frame = parc::begin_frame();
+  parc::Splices tails;
+  parc::ByteWriter out(frame, &tails);
+  out.write(1);
+  out.write_tail(parc::Tail{first, first->data(), first->size()});
+  out.write(2);
+  out.write_tail(parc::Tail{second, second->data(), second->size()});
+  ASSERT_EQ(tails.size(), 2u);
+  network.endpoint(0).send(parc::Traffic::tasks, 1, parc::MessageKind::task_batch, std::move(frame),
+                           std::move(tails));
+  auto m = network.endpoint(1).try_receive(parc::Traffic::tasks);
+  ASSERT_TRUE(m);
+  auto body = m->body();
+  EXPECT_EQ(body.read<int>(), 1);
+  auto x = body.take(first->size());
+  EXPECT_TRUE(std::all_of(x.begin(), x.end(), [](char c) { return c == 'x'; }));
+  EXPECT_EQ(body.read<int>(), 2);
+  auto y = body.take(second->size());
+  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](char c) { return c == 'y'; }));
+  EXPECT_EQ(body.remaining(), 0u);
+  EXPECT_EQ(first.use_count(), 1);  // copied: let go of at once
 }
 
 TEST(Frame, HeaderIsCheckedOnReceipt) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -259,6 +260,7 @@ class LoopbackNetwork::LoopbackEndpoint : public Endpoint {
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(network_.endpoints_.size()); }
 
+  using Endpoint::send;
   void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame) override {
     finish_frame(frame, kind);
     network_.endpoints_.at(static_cast<std::size_t>(dest))
@@ -266,10 +268,25 @@ class LoopbackNetwork::LoopbackEndpoint : public Endpoint {
         .push_back(Message{rank_, kind, std::move(frame)});
   }
 
-  void send(Traffic traffic, int dest, MessageKind kind, Bytes&& head,
-            std::shared_ptr<const Bytes> tail) override {
-    append(head, tail->data(), tail->size());  // in memory a copy is as fast as a send
-    send(traffic, dest, kind, std::move(head));
+  void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame, Splices tails) override {
+    if (tails.empty()) {
+      send(traffic, dest, kind, std::move(frame));
+      return;
+    }
+    // In memory a copy is as fast as a send: the tails are copied into one frame.
+    Bytes whole;
+    whole.reserve(frame.size() + spliced_size(tails));
+    std::size_t from = 0;
+    for (const Splice& splice : tails) {
+      if (splice.at < from || splice.at > frame.size()) {
+        throw std::logic_error("parc: a frame's tails are out of order or outside its buffer");
+      }
+      append(whole, frame.data() + from, splice.at - from);
+      append(whole, splice.tail.data, splice.tail.size);
+      from = splice.at;
+    }
+    append(whole, frame.data() + from, frame.size() - from);
+    send(traffic, dest, kind, std::move(whole));
   }
 
   std::optional<Message> try_receive(Traffic traffic) override {

@@ -34,20 +34,25 @@ void check_mpi(int code, const char* what) {
 namespace {
 
 struct PendingSend {
-  Bytes frame;
+  Bytes frame;  // a whole frame (without tails)
   MPI_Request request = MPI_REQUEST_NULL;
-  std::shared_ptr<const Bytes> tail;  // a frame's tail, sent as a message of its own
-  std::int64_t traced_since = -1;     // a large message's post time, for its trace event
+  // A part of a frame with tails, sent as a message of its own: the tail's owner, or the
+  // frame's buffer for a part of it.
+  std::shared_ptr<const void> part;
+  std::int64_t traced_since = -1;  // a large message's post time, for its trace event
+  std::size_t bytes = 0;
   int from = -1;
   int dest = -1;
 };
 
-// The tag of a frame's tail: it follows its head from the same sender on the same
-// communicator, so MPI's ordering matches it to the head just received (kinds are 1..8).
+// The tag of every message of a frame after its first (its tails, and the parts of its
+// buffer between and after them): they follow the first from the same sender on the same
+// communicator, so MPI's ordering matches them to the frame just received (kinds are
+// 1..10).
 constexpr int tail_tag = 64;
 using SendList = std::list<PendingSend>;  // stable addresses: MPI holds the buffers
 
-// A large send (a frame, or a frame's tail), from its post until this rank saw it complete.
+// A large send (a frame, or a part of one), from its post until this rank saw it complete.
 void trace_send(const PendingSend& send) {
   trace::Event event;
   event.category = trace::Category::message;
@@ -55,7 +60,7 @@ void trace_send(const PendingSend& send) {
   event.start_ns = send.traced_since;
   event.duration_ns = trace::now_ns() - send.traced_since;
   event.peer = send.dest;
-  event.bytes = static_cast<std::int64_t>(send.frame.size() + (send.tail ? send.tail->size() : 0));
+  event.bytes = static_cast<std::int64_t>(send.bytes);
   event.name = "send";
   trace::record(std::move(event));
 }
@@ -636,6 +641,7 @@ class MpiEndpoint : public Endpoint {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
+  using Endpoint::send;
   void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame) override {
     finish_frame(frame, kind);
     if (traffic == Traffic::steal) {  // see Traffic: no pending list shared between threads
@@ -646,6 +652,7 @@ class MpiEndpoint : public Endpoint {
     }
     pending_.push_back(PendingSend{std::move(frame), MPI_REQUEST_NULL, nullptr});
     PendingSend& pending = pending_.back();
+    pending.bytes = pending.frame.size();
     if (trace::enabled && pending.frame.size() >= trace::message_event_bytes) {
       pending.traced_since = trace::now_ns();
       pending.from = rank_;
@@ -656,29 +663,51 @@ class MpiEndpoint : public Endpoint {
               "MPI_Isend");
   }
 
-  void send(Traffic traffic, int dest, MessageKind kind, Bytes&& head,
-            std::shared_ptr<const Bytes> tail) override {
-    if (tail->size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
-      throw UsageError("parc: a message of " + std::to_string(tail->size()) +
-                       " bytes is larger than MPI's count limit (2 GiB): split the data");
+  void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame, Splices tails) override {
+    std::erase_if(tails, [](const Splice& splice) { return splice.tail.size == 0; });
+    if (tails.empty()) {
+      send(traffic, dest, kind, std::move(frame));
+      return;
     }
-    finish_frame(head, kind, tail->size());
-    pending_.push_back(PendingSend{std::move(head), MPI_REQUEST_NULL, nullptr});
-    PendingSend& first = pending_.back();
-    check_mpi(MPI_Isend(first.frame.data(), static_cast<int>(first.frame.size()), MPI_BYTE, dest,
-                        static_cast<int>(kind), comm(traffic), &first.request),
-              "MPI_Isend");
-    // Contiguous on its own, so MPI moves it without packing (a single copy within a node).
-    pending_.push_back(PendingSend{Bytes{}, MPI_REQUEST_NULL, std::move(tail)});
-    PendingSend& second = pending_.back();
-    if (trace::enabled && second.tail->size() >= trace::message_event_bytes) {
-      second.traced_since = trace::now_ns();
-      second.from = rank_;
-      second.dest = dest;
+    std::size_t at = sizeof(FrameHeader);
+    for (const Splice& splice : tails) {
+      if (splice.at < at || splice.at > frame.size()) {
+        throw std::logic_error("parc: a frame's tails are out of order or outside its buffer");
+      }
+      at = splice.at;
+      if (splice.tail.size > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+        throw UsageError("parc: a message of " + std::to_string(splice.tail.size) +
+                         " bytes is larger than MPI's count limit (2 GiB): split the data");
+      }
     }
-    check_mpi(MPI_Isend(second.tail->data(), static_cast<int>(second.tail->size()), MPI_BYTE, dest,
-                        tail_tag, comm(traffic), &second.request),
-              "MPI_Isend");
+    finish_frame(frame, kind, spliced_size(tails));
+    // The frame's first part goes on the kind's tag; every part after it (each tail, and
+    // the buffer's bytes between and after them) as a message of its own on tail_tag,
+    // each straight from where it lies: contiguous, so MPI moves it without packing (a
+    // single copy within a node).
+    auto buffer = std::make_shared<const Bytes>(std::move(frame));
+    int tag = static_cast<int>(kind);
+    const auto post = [&](const char* data, std::size_t size, std::shared_ptr<const void> part) {
+      pending_.push_back(PendingSend{Bytes{}, MPI_REQUEST_NULL, std::move(part)});
+      PendingSend& pending = pending_.back();
+      pending.bytes = size;
+      if (trace::enabled && size >= trace::message_event_bytes) {
+        pending.traced_since = trace::now_ns();
+        pending.from = rank_;
+        pending.dest = dest;
+      }
+      check_mpi(MPI_Isend(data, static_cast<int>(size), MPI_BYTE, dest, tag, comm(traffic),
+                          &pending.request),
+                "MPI_Isend");
+      tag = tail_tag;
+    };
+    std::size_t from = 0;
+    for (Splice& splice : tails) {
+      if (splice.at > from) post(buffer->data() + from, splice.at - from, buffer);
+      post(splice.tail.data, splice.tail.size, std::move(splice.tail.owner));
+      from = splice.at;
+    }
+    if (buffer->size() > from) post(buffer->data() + from, buffer->size() - from, buffer);
   }
 
   std::optional<Message> try_receive(Traffic traffic) override {
@@ -704,36 +733,57 @@ class MpiEndpoint : public Endpoint {
     return message;
   }
 
-  // A frame whose header announces more body than it carries is followed by its tail
-  // (see send); check_frame then rejects a frame that still falls short.
+  // A frame whose header announces more body than it carries is followed by the rest of
+  // it, in one or more messages (see send); check_frame then rejects a frame that still
+  // falls short.
   void receive_tail(Traffic traffic, Message& message) {
-    const std::size_t received = message.frame.size();
+    std::size_t received = message.frame.size();
     if (received < sizeof(FrameHeader) ||
         announced_body_size(message.frame) <= received - sizeof(FrameHeader)) {
       return;
     }
-    // The sender posts the tail right after the head, so it is announced at once; a frame
-    // that lies about its size must not hang this rank.
-    MPI_Message handle;
-    MPI_Status status;
-    int found = 0;
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!found) {
-      check_mpi(MPI_Improbe(message.source, tail_tag, comm(traffic), &found, &handle, &status),
-                "MPI_Improbe");
-      if (!found && std::chrono::steady_clock::now() > give_up) {
-        throw DecodeError(
-            "parc: a message from rank " + std::to_string(message.source) + " announces " +
-            std::to_string(announced_body_size(message.frame)) + " body bytes but carries " +
-            std::to_string(received - sizeof(FrameHeader)) + " and no continuation followed");
-      }
+    const std::uint64_t announced = announced_body_size(message.frame);
+    const auto lacking = [&] {
+      return "parc: a message from rank " + std::to_string(message.source) + " announces " +
+             std::to_string(announced) + " body bytes but carries " +
+             std::to_string(received - sizeof(FrameHeader));
+    };
+    // Room for all of it at once, so that no part is copied again as the frame grows.
+    try {
+      message.frame.reserve(sizeof(FrameHeader) + announced);
+    } catch (const std::exception&) {  // bad_alloc, length_error: a size no frame has
+      throw DecodeError(lacking());
     }
-    int count = 0;
-    MPI_Get_count(&status, MPI_BYTE, &count);
-    message.frame.resize(received + static_cast<std::size_t>(count));
-    check_mpi(
-        MPI_Mrecv(message.frame.data() + received, count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
-        "MPI_Mrecv");
+    // The sender posts every part right after the first, so each is announced at once; a
+    // frame that lies about its size must not hang this rank.
+    while (received - sizeof(FrameHeader) < announced) {
+      MPI_Message handle;
+      MPI_Status status;
+      int found = 0;
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!found) {
+        check_mpi(MPI_Improbe(message.source, tail_tag, comm(traffic), &found, &handle, &status),
+                  "MPI_Improbe");
+        if (!found && std::chrono::steady_clock::now() > give_up) {
+          throw DecodeError(lacking() + " and no continuation followed");
+        }
+      }
+      int count = 0;
+      MPI_Get_count(&status, MPI_BYTE, &count);
+      const auto part = static_cast<std::size_t>(count);
+      if (part > announced - (received - sizeof(FrameHeader))) {
+        // Receive it anyway (it must not match a later frame), then reject the frame.
+        Bytes discarded(part);
+        MPI_Mrecv(discarded.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE);
+        throw DecodeError(lacking() + " and continues with " + std::to_string(part) +
+                          " bytes more than that");
+      }
+      message.frame.resize(received + part);
+      check_mpi(
+          MPI_Mrecv(message.frame.data() + received, count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
+          "MPI_Mrecv");
+      received += part;
+    }
   }
 
   bool has_incoming() override {

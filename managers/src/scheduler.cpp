@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 namespace parc::detail {
 
@@ -29,8 +30,8 @@ constexpr double pipeline_below_ns = 1e6;
 constexpr std::size_t serial_batch = 32;
 // id, closure, farm, generation, flags, argument length
 constexpr std::size_t task_header_size = 8 + 4 + 4 + 4 + 1 + 8;
-// Arguments from this size on are not copied into a batch's frame but sent after it.
-constexpr std::size_t large_arguments_bytes = 64 * 1024;
+// Arguments from this size on are not copied into a batch's frame but sent as its tail.
+constexpr std::size_t large_arguments_bytes = tail_bytes;
 
 // "1.5", not std::to_string's "1.500000".
 std::string seconds_text(double seconds) {
@@ -191,7 +192,18 @@ void Scheduler::release(Task& task) {
 
 bool Scheduler::progress() {
   bool active = false;
+  const bool was_sending = sending_;
   sending_ = endpoint_.progress();
+  if (was_sending && !sending_) {
+    // Every batch sent so far has arrived: the run time of those whose large tails took
+    // a while starts now, not when they were posted.
+    const auto now = Clock::now();
+    for (Slot& slot : slots_) {
+      for (Batch& batch : slot.batches) {
+        if (std::exchange(batch.tail_on_the_way, false)) batch.sent = now;
+      }
+    }
+  }
   if (simulated_.empty()) {
     active = receive_results();
     // Only while answers are due: a probe costs a pass of MPI's progress engine.
@@ -408,7 +420,11 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
         out.write_bytes(task.arguments.data(), task.arguments.size());
         batch.tasks.push_back(std::move(task));
       }
-      std::shared_ptr<const Bytes> tail = batch.tasks.back().large_arguments;
+      Splices tails;
+      if (const auto& large = batch.tasks.back().large_arguments) {
+        tails.push_back(Splice{frame.size(), Tail{large, large->data(), large->size()}});
+        batch.tail_on_the_way = true;
+      }
       const auto first_sent = queue_.begin() + static_cast<std::ptrdiff_t>(start);
       queue_.erase(first_sent, first_sent + static_cast<std::ptrdiff_t>(size));
       batch.sent = Clock::now();
@@ -418,12 +434,8 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
         batch.expected_ns = it->second.mean_ns * static_cast<double>(size);
       ++counters_.batches_sent;
       counters_.tasks_sent += size;
-      if (tail) {
-        endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame),
-                       std::move(tail));
-      } else {
-        endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame));
-      }
+      endpoint_.send(Traffic::tasks, slot.rank, MessageKind::task_batch, std::move(frame),
+                     std::move(tails));
       slot.batches.push_back(std::move(batch));
     }
   }

@@ -237,6 +237,7 @@ void Worker::start_region(Message& message) {
     it = it->first <= region_->id ? early_control_.erase(it) : std::next(it);
   }
   ActiveRegion* active = region_.get();
+  return_lent(nullptr);
   if (simulated_) {
     active->thread = std::thread([this, active, closure, arguments] {
       active->reply = run_region(*active, closure, arguments);
@@ -327,13 +328,36 @@ bool Worker::begin_batch() {
   return given_back_.erase(++batches_taken_) == 0;
 }
 
+void Worker::return_lent(Splices* reply) {
+  if (reply != nullptr) {
+    for (Splice& splice : *reply) {
+      if (!splice.tail.borrowed) continue;
+      auto copy = std::make_shared<Bytes>();
+      append(*copy, splice.tail.data, splice.tail.size);
+      const char* data = copy->data();
+      splice.tail = Tail{std::move(copy), data, splice.tail.size};
+    }
+  }
+  if (!lent_in_flight_) return;
+  // The manager receives results at once, so this is about as long as copying them would
+  // have taken. A shutdown ends the wait: its results have no reader any more.
+  Backoff backoff;
+  while (endpoint_.progress() && !shut_down_) {
+    poll_control();
+    backoff.pause(true);
+  }
+  lent_in_flight_ = false;
+}
+
 void Worker::run_batch(Message& message) {
   const ActingAs acting(endpoint_.rank());  // serially: the proxies' simulated rank
   if (!begin_batch()) return;               // given back
   ByteReader body = message.take_body();
   const auto count = read_task_count(body, message.source);
   Bytes reply = begin_frame();
-  ByteWriter out(reply);
+  // Large results go as tails of the reply, from where they lie (see ByteWriter).
+  Splices tails;
+  ByteWriter out(reply, &tails);
   out.write(count);
   // Serially one record serves every simulated worker: a crash names this one.
   if (simulated_) flight::note_identity(endpoint_.rank(), host_, pid_);
@@ -353,7 +377,8 @@ void Worker::run_batch(Message& message) {
     out.write(TaskStatus::ok);
     out.write(std::uint64_t{0});
     out.write(std::uint64_t{0});
-    const std::size_t payload_at = reply.size();
+    const ByteWriter::Mark payload_at = out.mark();
+    return_lent(&tails);
     trace::Span span(trace::Category::task, endpoint_.rank(), {}, task_id);
     span.set_farm(farm);
     const auto start = std::chrono::steady_clock::now();
@@ -364,7 +389,7 @@ void Worker::run_batch(Message& message) {
       span.set_name(name);
       run_closure(closure, in, out);
     } catch (...) {
-      reply.resize(payload_at);
+      out.rewind(payload_at);
       status = TaskStatus::error;
       out.write(error_info(closure, task_id));
       if (flags & task_flag_fail_fast) cancel(farm, generation, task_id);  // the rest
@@ -374,14 +399,18 @@ void Worker::run_batch(Message& message) {
                                        std::chrono::steady_clock::now() - start)
                                        .count());
     output::end_task();  // its last partial line, as its own line
-    const std::uint64_t payload_size = reply.size() - payload_at;
+    const std::uint64_t payload_size = out.written_since(payload_at);
     char* header = reply.data() + header_at;
     std::memcpy(header, &status, sizeof status);
     std::memcpy(header + sizeof status, &duration_ns, sizeof duration_ns);
     std::memcpy(header + sizeof status + sizeof duration_ns, &payload_size, sizeof payload_size);
   }
   flight::note_task_done();
-  endpoint_.send(Traffic::tasks, message.source, MessageKind::result_batch, std::move(reply));
+  const bool lent = std::any_of(tails.begin(), tails.end(),
+                                [](const Splice& splice) { return splice.tail.borrowed; });
+  endpoint_.send(Traffic::tasks, message.source, MessageKind::result_batch, std::move(reply),
+                 std::move(tails));
+  lent_in_flight_ = lent_in_flight_ || lent;
 }
 
 }  // namespace parc::detail

@@ -1,6 +1,7 @@
 // parc._core: the C++ runtime, scheduler and worker under the Python package.
 
 #include "core.hpp"
+#include "parts.hpp"
 
 #include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
@@ -71,8 +72,7 @@ void invoke_python(const void* target, ByteReader& in, ByteWriter& out) {
     throw ForeignException(py::str(e.type().attr("__name__")), e.what(), "");
   }
   if (outcome[0].cast<bool>()) {
-    for_each_part(outcome[1],
-                  [&](const char* data, std::size_t size) { out.write_bytes(data, size); });
+    write_parts(outcome[1], out);  // large buffers as tails, not copied
     return;
   }
   throw ForeignException(outcome[1].cast<std::string>(), outcome[2].cast<std::string>(),

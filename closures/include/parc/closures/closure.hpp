@@ -95,7 +95,7 @@ void invoke_closure(const void* target, ByteReader& in, ByteWriter& out) {
   if constexpr (std::is_void_v<typename Traits::result>) {
     call();
   } else {
-    out.write(call());
+    out.write_moved(call());  // a large contiguous result goes as a tail, not copied
   }
 }
 

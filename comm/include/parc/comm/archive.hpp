@@ -82,6 +82,35 @@ inline void append(Bytes& out, const void* data, std::size_t size) {
   std::memcpy(out.data() + at, data, size);
 }
 
+// Bytes that go into a message without being copied into its buffer: the endpoint sends
+// them from where they lie, as a tail of their frame (see Endpoint::send), and `owner`
+// keeps them alive until that send completes.
+struct Tail {
+  std::shared_ptr<const void> owner;
+  const char* data = nullptr;
+  std::size_t size = 0;
+  // Memory that its owner (a Python object) may still change: nothing of the host
+  // language may run on this rank until the send completes (see Worker::run_batch).
+  bool borrowed = false;
+};
+// A tail and where it goes: after the first `at` bytes of its frame's buffer.
+struct Splice {
+  std::size_t at = 0;
+  Tail tail;
+};
+using Splices = std::vector<Splice>;
+
+// From this size on, a block a ByteWriter is given by reference (write_tail, write_moved)
+// goes as a tail; smaller ones are copied, since each tail costs a message of its own.
+inline constexpr std::size_t tail_bytes = 64 * 1024;
+
+// The bytes a frame carries in all: its buffer and its tails.
+inline std::size_t spliced_size(const Splices& splices) {
+  std::size_t total = 0;
+  for (const Splice& splice : splices) total += splice.tail.size;
+  return total;
+}
+
 // A received message did not decode: truncated, corrupt, or from a different build.
 class DecodeError : public std::runtime_error {
  public:
@@ -203,9 +232,61 @@ class AppendBuf : public std::streambuf {
 
 class ByteWriter {
  public:
-  explicit ByteWriter(Bytes& out) : out_(out) {}
+  // With `tails`, large blocks given by reference are not copied into `out` but recorded
+  // there, each at its place (the endpoint sends them from where they lie); without,
+  // everything is copied into `out`.
+  explicit ByteWriter(Bytes& out, Splices* tails = nullptr) : out_(out), tails_(tails) {}
 
   void write_bytes(const void* data, std::size_t size) { append(out_, data, size); }
+
+  // `tail`'s bytes, at this point of the message: as a tail when this writer collects
+  // them and it is large, else copied.
+  void write_tail(Tail tail) {
+    if (tails_ == nullptr || tail.size < tail_bytes) {
+      write_bytes(tail.data, tail.size);
+      return;
+    }
+    tails_->push_back(Splice{out_.size(), std::move(tail)});
+  }
+
+  // A value the caller gives up (a closure's result): as write(value), except that a
+  // large contiguous one is moved into the message's keeping and goes as a tail.
+  template <class T>
+  void write_moved(T&& value) {
+    using Value = std::remove_cvref_t<T>;
+    if constexpr (!std::is_const_v<std::remove_reference_t<T>> && std::is_rvalue_reference_v<T&&> &&
+                  detail::is_raw_contiguous<Value>::value) {
+      const std::size_t size = value.size() * sizeof(typename Value::value_type);
+      if (tails_ != nullptr && size >= tail_bytes) {
+        write(static_cast<std::uint64_t>(value.size()));
+        auto kept = std::make_shared<const Value>(std::move(value));
+        const char* data = reinterpret_cast<const char*>(kept->data());
+        write_tail(Tail{std::move(kept), data, size});
+        return;
+      }
+    }
+    write(value);
+  }
+
+  // Where the message stands, to measure or drop what is written after.
+  struct Mark {
+    std::size_t bytes = 0;
+    std::size_t tails = 0;
+  };
+  Mark mark() const { return Mark{out_.size(), tails_ != nullptr ? tails_->size() : 0}; }
+  // The bytes written since `mark`, tails included.
+  std::size_t written_since(const Mark& mark) const {
+    std::size_t total = out_.size() - mark.bytes;
+    if (tails_ != nullptr) {
+      for (std::size_t i = mark.tails; i < tails_->size(); ++i) total += (*tails_)[i].tail.size;
+    }
+    return total;
+  }
+  // Drops what was written since `mark` (a task that failed half-way through its result).
+  void rewind(const Mark& mark) {
+    out_.resize(mark.bytes);
+    if (tails_ != nullptr) tails_->resize(mark.tails);
+  }
 
   template <class T>
   void write(const T& value) {
@@ -231,6 +312,7 @@ class ByteWriter {
 
  private:
   Bytes& out_;
+  Splices* tails_;
 };
 
 class ByteReader {

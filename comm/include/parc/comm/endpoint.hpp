@@ -31,11 +31,20 @@ class Endpoint {
   virtual int size() const = 0;
   // Takes a frame from begin_frame(); returns at once (the send completes in progress()).
   virtual void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame) = 0;
-  // The same, with `tail` appended to the frame's body without copying it (large task
-  // arguments): the receiver gets one frame. The endpoint shares `tail` until the send
+  // The same, with `tails` spliced into the frame's body without copying them (large task
+  // arguments and results; see ByteWriter): each goes where its splice says, and the
+  // receiver gets one frame. The endpoint keeps each tail's owner until the send
   // completes, so the caller may keep it too (for a retry).
-  virtual void send(Traffic traffic, int dest, MessageKind kind, Bytes&& head,
-                    std::shared_ptr<const Bytes> tail) = 0;
+  virtual void send(Traffic traffic, int dest, MessageKind kind, Bytes&& frame, Splices tails) = 0;
+  // One tail at the end of the frame.
+  void send(Traffic traffic, int dest, MessageKind kind, Bytes&& head,
+            std::shared_ptr<const Bytes> tail) {
+    const char* data = tail->data();
+    const std::size_t size = tail->size();
+    Splices tails;
+    tails.push_back(Splice{head.size(), Tail{std::move(tail), data, size}});
+    send(traffic, dest, kind, std::move(head), std::move(tails));
+  }
   virtual std::optional<Message> try_receive(Traffic traffic) = 0;
   // Completes finished sends; true while some are still in flight.
   virtual bool progress() = 0;

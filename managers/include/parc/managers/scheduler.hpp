@@ -132,6 +132,9 @@ class Scheduler {
     bool timed_out = false;
     bool revoke_sent = false;
     std::uint64_t sequence = 0;  // the slot's how-manieth batch (revokes name it)
+    // Sent with a large tail still on its way: `sent` is reset when every send completed,
+    // so that its answer is expected a run time after the worker has it (answer_due).
+    bool tail_on_the_way = false;
   };
   struct Slot {
     int rank;

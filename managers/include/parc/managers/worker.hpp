@@ -66,6 +66,10 @@ class Worker {
   void answer_revokes();
   bool begin_batch();
   void cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t after_task);
+  // Before a closure runs: no result's memory lent by the host language may still be
+  // read (see Tail::borrowed). Those in `reply` (not sent yet) are copied; those of
+  // replies sent are waited for.
+  void return_lent(Splices* reply);
 
   Endpoint& endpoint_;
   std::string host_;
@@ -84,7 +88,8 @@ class Worker {
   std::set<std::uint64_t> given_back_;  // sequence numbers revoked before they came in
   std::uint64_t batches_taken_ = 0;     // task batches the main thread has taken in
   bool shut_down_ = false;
-  bool sending_ = false;  // a result still being sent: serve() must not sleep
+  bool sending_ = false;         // a result still being sent: serve() must not sleep
+  bool lent_in_flight_ = false;  // a reply sent may still read memory lent by a task
   int exit_code_ = 0;
 };
 
