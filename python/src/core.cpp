@@ -162,13 +162,23 @@ class Farm {
       for_each_part(py::reinterpret_borrow<py::iterable>(payload),
                     [&](const char* data, std::size_t size) { append(bytes, data, size); });
     }
-    py::gil_scoped_release release;
-    std::lock_guard lock(scheduler_mutex);
-    auto& scheduler = started().scheduler();
-    for (std::size_t i = 0; i < arguments.size(); ++i) {
-      scheduler.submit(id_, closure, std::move(arguments[i]), collector_, first_index + i);
+    auto queue = [&] {
+      auto& scheduler = started().scheduler();
+      for (std::size_t i = 0; i < arguments.size(); ++i) {
+        scheduler.submit(id_, closure, std::move(arguments[i]), collector_, first_index + i);
+      }
+      scheduler.dispatch();  // runs no task: this thread may keep the GIL
+    };
+    // With the lock free, queue without giving the GIL up: giving it up lets the engine
+    // thread take it (to deliver outcomes) and makes this thread wait to get it back, once
+    // per submit. Blocking on the lock with the GIL held could deadlock (core.hpp).
+    if (std::unique_lock lock(scheduler_mutex, std::try_to_lock); lock.owns_lock()) {
+      queue();
+    } else {
+      py::gil_scoped_release release;
+      lock.lock();
+      queue();
     }
-    scheduler.dispatch();
     engine::wake();
   }
 

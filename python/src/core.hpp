@@ -1,9 +1,10 @@
 #pragma once
 // Internals of parc._core shared by its binding files (core.cpp, spmd.cpp, pipeline.cpp).
 //
-// Threading: every call into the scheduler releases the GIL first and then takes
-// `scheduler_mutex` (the progress engine's lock), never the other way round: in serial
-// mode the scheduler runs Python tasks inline, and they take the GIL back.
+// Threading: no thread blocks on `scheduler_mutex` (the progress engine's lock) while it
+// holds the GIL: the thread holding the lock may be running Python tasks inline (serial
+// mode) or need the GIL for a retry filter. Calls release the GIL, then lock; a submit
+// may try_lock with the GIL held, and releases it only when the lock is taken.
 
 #include <parc/parc.hpp>
 
