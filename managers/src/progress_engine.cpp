@@ -106,10 +106,11 @@ void ProgressEngine::engine_main() {
         return stopping_ || (waiters_ == 0 && (outstanding_ || work_ticket_ != ticket_seen));
       };
       if (!ready()) {
-        // Shortly after work, look every millisecond (submits then need not wake it);
-        // after that, sleep until wake().
+        // Shortly after work, look every millisecond (submits then need not wake it), or
+        // every 10 while a thread waits inside parc (it drives; the last one to leave
+        // wakes the engine if work is left); after that, sleep until wake().
         if (Clock::now() - last_work < std::chrono::milliseconds(100)) {
-          engine_cv_.wait_for(lock, std::chrono::milliseconds(1), ready);
+          engine_cv_.wait_for(lock, std::chrono::milliseconds(waiters_ > 0 ? 10 : 1), ready);
         } else {
           deep_sleep_ = true;
           engine_cv_.wait(lock, ready);
@@ -184,11 +185,9 @@ void ProgressEngine::stop() {
 }
 
 void ProgressEngine::wake() {
-  {
-    std::lock_guard lock(engine_mutex_);
-    ++work_ticket_;
-    if (!deep_sleep_) return;  // it looks again within a millisecond
-  }
+  ++work_ticket_;
+  if (!deep_sleep_) return;                 // it looks again within a millisecond
+  { std::lock_guard lock(engine_mutex_); }  // the engine between its check and its wait
   engine_cv_.notify_all();
 }
 

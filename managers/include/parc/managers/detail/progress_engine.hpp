@@ -116,8 +116,10 @@ class ProgressEngine {
   std::condition_variable engine_cv_;
   std::thread engine_thread_;
   bool stopping_ = false;
-  bool deep_sleep_ = false;               // the engine waits for wake() alone
-  std::uint64_t work_ticket_ = 0;         // bumped by wake()
+  // wake() bumps the ticket without the mutex, and notifies only an engine in deep sleep
+  // (both sequentially consistent: one of the two sides sees the other's write).
+  std::atomic<bool> deep_sleep_{false};  // the engine waits for wake() alone
+  std::atomic<std::uint64_t> work_ticket_{0};
   std::atomic<bool> outstanding_{false};  // the last round left work in progress
   std::atomic<int> waiters_{0};           // threads in wait_until: the engine leaves them the drive
 
