@@ -261,7 +261,9 @@ TEST(Exceptions, FailFastCancelsQueuedFutures) {
   parc::TaskFarm farm(rt());
   std::vector<parc::Future<std::int64_t>> slow;
   auto bad = farm.submit(app::fail_on_multiples_of_3, 3);
-  for (int i = 0; i < 200; ++i) slow.push_back(farm.submit(app::sleep_then_pid, 5));
+  // 50 ms each: the failure must be seen well before the workers could run half of them,
+  // even when its batch waits behind another test's at a slow (ASan, np4) worker.
+  for (int i = 0; i < 200; ++i) slow.push_back(farm.submit(app::sleep_then_pid, 50));
   EXPECT_THROW(bad.get(), app::BadInput);
   int cancelled = 0;
   for (auto& f : slow) {
