@@ -4,7 +4,7 @@
 #include "fuzz.hpp"
 #include "sample_closures.hpp"
 
-#include <parc/managers/wire.hpp>
+#include <parc/managers/detail/wire.hpp>
 
 #include <string>
 

@@ -5,7 +5,7 @@
 
 #include "fuzz.hpp"
 
-#include <parc/managers/wire.hpp>
+#include <parc/managers/detail/wire.hpp>
 
 #include <cstring>
 #include <map>
@@ -25,29 +25,17 @@ Bytes seed(MessageKind kind, const Bytes& body) {
 }  // namespace
 
 std::vector<Bytes> seeds() {
-  std::vector<Bytes> out;
-  Bytes cancel;
-  ByteWriter(cancel).write(std::uint32_t{1});
-  ByteWriter(cancel).write(std::uint32_t{4});
-  ByteWriter(cancel).write(std::uint64_t{17});
-  out.push_back(seed(MessageKind::cancel, cancel));
-  Bytes shutdown;
-  ByteWriter(shutdown).write(std::int32_t{3});
-  out.push_back(seed(MessageKind::shutdown, shutdown));
-  Bytes region_cancel;
-  ByteWriter(region_cancel).write(std::uint64_t{9});
-  ByteWriter(region_cancel).write(std::string("region rank 1 raised std::runtime_error: boom"));
-  out.push_back(seed(MessageKind::region_cancel, region_cancel));
-  Bytes region_done;  // as the MPI region's finish() sends it
-  ByteWriter writer(region_done);
-  writer.write(std::uint64_t{9});
-  writer.write(std::int32_t{2});
-  writer.write(std::uint64_t{6});
-  writer.write(std::map<int, std::uint64_t>{{0, 3}, {1, 1}});
-  out.push_back(seed(MessageKind::region_done, region_done));
   const auto body_of = [](const Bytes& frame) {
     return Bytes(frame.begin() + sizeof(FrameHeader), frame.end());
   };
+  std::vector<Bytes> out;
+  out.push_back(seed(MessageKind::cancel, body_of(detail::write_cancel(1, 4, 17))));
+  out.push_back(seed(MessageKind::shutdown, body_of(detail::write_shutdown(3))));
+  out.push_back(seed(
+      MessageKind::region_cancel,
+      body_of(detail::write_region_cancel({9, "region rank 1 raised std::runtime_error: boom"}))));
+  out.push_back(seed(MessageKind::region_done,
+                     body_of(detail::write_region_done({9, 2, 6, {{0, 3}, {1, 1}}}))));
   out.push_back(seed(MessageKind::revoke, body_of(detail::write_revoke({41, 3}))));
   out.push_back(seed(MessageKind::revoke_answer, body_of(detail::write_revoke_answer({41, true}))));
   return out;

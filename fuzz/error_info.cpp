@@ -6,8 +6,8 @@
 #include "sample_error.hpp"
 
 #include <parc/exceptions/registry.hpp>
+#include <parc/managers/detail/wire.hpp>
 #include <parc/managers/proxy.hpp>
-#include <parc/managers/wire.hpp>
 
 namespace parc::fuzz {
 

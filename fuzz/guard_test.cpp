@@ -2,7 +2,7 @@
 // A corrupt size tag must be a DecodeError before anything is allocated; counts and enum
 // values are checked, naming the peer.
 
-#include <parc/managers/wire.hpp>
+#include <parc/managers/detail/wire.hpp>
 
 #include <atomic>
 #include <cstdio>

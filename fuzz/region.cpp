@@ -8,7 +8,7 @@
 
 #include <parc/exceptions/errors.hpp>
 #include <parc/exceptions/registry.hpp>
-#include <parc/managers/wire.hpp>
+#include <parc/managers/detail/wire.hpp>
 
 namespace parc::fuzz {
 
@@ -16,26 +16,23 @@ std::vector<Bytes> seeds() {
   const auto calls = sample_calls();
   std::vector<Bytes> out;
   for (const auto& [closure, arguments] : calls) {  // region_start, as the scheduler sends it
+    const Bytes frame =
+        detail::write_region_start({5,
+                                    closure,
+                                    {1, 2, 3},
+                                    KeptCommunicator::release,
+                                    ByteReader(arguments.data(), arguments.size())});
     Bytes body{0};
-    ByteWriter writer(body);
-    writer.write(std::uint64_t{5});
-    writer.write(closure);
-    writer.write(std::vector<int>{1, 2, 3});
-    writer.write(static_cast<std::uint8_t>(KeptCommunicator::release));
-    writer.write(static_cast<std::uint64_t>(arguments.size()));
-    writer.write_bytes(arguments.data(), arguments.size());
+    body.insert(body.end(), frame.begin() + sizeof(FrameHeader), frame.end());
     out.push_back(std::move(body));
   }
   auto result = [&](detail::TaskStatus status, const Bytes& payload) {  // as run_region writes
     Bytes body{1};
     ByteWriter writer(body);
-    writer.write(std::uint64_t{5});
-    writer.write(status);
-    writer.write(static_cast<std::uint64_t>(payload.size()));
+    const detail::OpenOutcome open = detail::open_region_outcome(writer, 5);
     writer.write_bytes(payload.data(), payload.size());
-    writer.write(static_cast<std::uint8_t>(status == detail::TaskStatus::ok));
-    writer.write(std::vector<std::uint64_t>{0, 2, 1});
-    writer.write(std::vector<std::uint64_t>{1, 0, 3});
+    detail::close_region_outcome(body, writer, open, status, status == detail::TaskStatus::ok,
+                                 {0, 2, 1}, {1, 0, 3});
     out.push_back(std::move(body));
   };
   Bytes ok;

@@ -5,21 +5,19 @@
 #include "sample_error.hpp"
 
 #include <parc/exceptions/registry.hpp>
-#include <parc/managers/wire.hpp>
+#include <parc/managers/detail/wire.hpp>
 
 namespace parc::fuzz {
 
 std::vector<Bytes> seeds() {
   std::vector<Bytes> out;
-  Bytes body;
+  Bytes body;  // as the worker writes them
   ByteWriter writer(body);
-  writer.write(std::uint32_t{3});
+  detail::write_outcome_count(writer, 3);
   auto outcome = [&](std::uint64_t id, detail::TaskStatus status, const Bytes& payload) {
-    writer.write(id);
-    writer.write(status);
-    writer.write(std::uint64_t{1500});
-    writer.write(static_cast<std::uint64_t>(payload.size()));
+    const detail::OpenOutcome open = detail::open_outcome(writer, id);
     writer.write_bytes(payload.data(), payload.size());
+    detail::close_outcome(body, writer, open, status, 1500);
   };
   Bytes ok;
   ByteWriter(ok).write(std::string("result"));
@@ -27,13 +25,10 @@ std::vector<Bytes> seeds() {
   ByteWriter(error).write(sample_error());
   outcome(1, detail::TaskStatus::ok, ok);
   outcome(2, detail::TaskStatus::error, error);
-  outcome(3, detail::TaskStatus::cancelled, {});
+  detail::write_empty_outcome(writer, 3, detail::TaskStatus::cancelled);
   out.push_back(std::move(body));
-
-  Bytes rejected;  // a worker that could not decode the batch
-  ByteWriter(rejected).write(detail::batch_rejected);
-  ByteWriter(rejected).write(std::string("rank 1 could not decode a task batch"));
-  out.push_back(std::move(rejected));
+  const Bytes rejected = detail::write_batch_rejected("rank 1 could not decode a task batch");
+  out.emplace_back(rejected.begin() + sizeof(FrameHeader), rejected.end());
   return out;
 }
 

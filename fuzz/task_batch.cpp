@@ -5,26 +5,22 @@
 #include "sample_closures.hpp"
 
 #include <parc/exceptions/errors.hpp>
-#include <parc/managers/wire.hpp>
+#include <parc/managers/detail/wire.hpp>
 
 namespace parc::fuzz {
 
 std::vector<Bytes> seeds() {
   const auto calls = sample_calls();
   std::vector<Bytes> out;
-  // One batch of every sample call, then one batch per call; laid out as the scheduler does.
+  // One batch of every sample call, then one batch per call; written as the scheduler does.
   auto batch = [&](std::size_t first, std::size_t count) {
     Bytes body;
     ByteWriter writer(body);
-    writer.write(static_cast<std::uint32_t>(count));
+    detail::write_task_count(writer, static_cast<std::uint32_t>(count));
     for (std::size_t i = first; i < first + count; ++i) {
-      writer.write(std::uint64_t{100 + i});       // task id
-      writer.write(calls[i].first);               // closure
-      writer.write(std::uint32_t{1});             // farm
-      writer.write(std::uint32_t{0});             // generation
-      writer.write(detail::task_flag_fail_fast);  // flags
-      writer.write(static_cast<std::uint64_t>(calls[i].second.size()));
-      writer.write_bytes(calls[i].second.data(), calls[i].second.size());
+      const Bytes& arguments = calls[i].second;
+      detail::write_task(writer, {100 + i, calls[i].first, 1, 0, detail::task_flag_fail_fast,
+                                  ByteReader(arguments.data(), arguments.size())});
     }
     out.push_back(std::move(body));
   };

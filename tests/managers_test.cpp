@@ -1,9 +1,9 @@
 // The manager and worker protocol over an in-process network, with broken messages
 // that a correct peer never sends: nothing may wait forever because of them.
 
-#include <parc/managers/scheduler.hpp>
-#include <parc/managers/wire.hpp>
-#include <parc/managers/worker.hpp>
+#include <parc/managers/detail/scheduler.hpp>
+#include <parc/managers/detail/wire.hpp>
+#include <parc/managers/detail/worker.hpp>
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,6 @@
 
 #include <parc/comm/endpoint.hpp>
 #include <parc/comm/environment.hpp>
-#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/exceptions/errors.hpp>
 
@@ -105,7 +104,7 @@ void freeze(int) {
 // launcher itself (PMI-1 on MPICH's socket: the barrier, unless MPICH was seen waiting in
 // it, then finalize), and exits with its status: its peers go on, and the launcher sees a
 // job that ended well. A rank blocked in the launcher's barrier keeps waiting.
-void finalize_with_timeout(int exit_code) {
+void finalize_with_timeout(int exit_code, const std::function<void()>& abandoned) {
   std::mutex mutex;
   std::condition_variable finished;
   bool done = false;
@@ -136,7 +135,7 @@ void finalize_with_timeout(int exit_code) {
     log().flush();
     std::fflush(stdout);
     std::fflush(stderr);
-    flight::note_finalize_abandoned();
+    if (abandoned) abandoned();
     struct sigaction stop {};
     stop.sa_handler = freeze;
     sigaction(SIGRTMIN + 7, &stop, nullptr);
@@ -208,12 +207,13 @@ struct Environment::Impl {
   int thread_level = MPI_THREAD_SINGLE;
 };
 
-Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>()) {
+Environment::Environment(int* argc, char*** argv, EnvironmentHooks hooks)
+    : impl_(std::make_unique<Impl>()), hooks_(std::move(hooks)) {
   check_launcher();
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
-    flight::start_watcher();  // before MPI exists, so the watcher holds none of it
+    if (hooks_.before_mpi_init) hooks_.before_mpi_init();
     int provided = 0;
     // MULTIPLE: the proxy service's progress thread calls MPI alongside the main thread.
     check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
@@ -227,7 +227,7 @@ Environment::Environment(int* argc, char*** argv) : impl_(std::make_unique<Impl>
   gethostname(name.data(), name.size() - 1);
   host_ = name.data();
   pid_ = static_cast<std::int64_t>(getpid());
-  flight::note_identity(rank_, host_, pid_);
+  if (hooks_.started) hooks_.started(rank_, host_, pid_);
   // A pickled proxy names its job (another job's rank 2 is not this one's).
   std::random_device entropy;
   job_id_ = std::uint64_t{entropy()} << 32 | entropy();
@@ -239,11 +239,11 @@ Environment::~Environment() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) {
-    flight::note_activity("finalizing MPI, its work done");
+    if (hooks_.finalizing) hooks_.finalizing();
     if (size_ > 1) MPI_Barrier(MPI_COMM_WORLD);  // from here on only MPI_Finalize is left
-    finalize_with_timeout(exit_code_);
+    finalize_with_timeout(exit_code_, hooks_.finalize_abandoned);
   }
-  flight::note_finalized();
+  if (hooks_.finalized) hooks_.finalized();
 }
 
 std::vector<std::uint64_t> Environment::allgather(std::uint64_t value) const {
@@ -345,8 +345,7 @@ std::unique_ptr<ProxyService> Environment::make_proxy_service() const {
 void Environment::abort(int code) const {
   log().flush();
   std::fflush(stderr);
-  flight::wait_until_stderr_is_read();
-  flight::note_aborting();  // the reason is logged: the watchers need not speak
+  if (hooks_.aborting) hooks_.aborting();
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
 }

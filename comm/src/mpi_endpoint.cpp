@@ -1,6 +1,7 @@
 #include "mpi_endpoint.hpp"
 
 #include <parc/comm/backoff.hpp>
+#include <parc/comm/detail/region_wire.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
@@ -946,17 +947,11 @@ void MpiRegion::finish() {
   if (cancelled()) return;
   for (int peer = 0; peer < size(); ++peer) {
     if (peer == rank_) continue;
-    std::map<int, std::uint64_t> sends;
+    detail::RegionDone done{id_, static_cast<std::int32_t>(rank_), collectives_, {}};
     for (auto it = sent_.lower_bound({peer, 0}); it != sent_.end() && it->first.first == peer; ++it)
-      sends[it->first.second] = it->second;
-    Bytes frame = begin_frame();
-    ByteWriter out(frame);
-    out.write(id_);
-    out.write(static_cast<std::int32_t>(rank_));
-    out.write(collectives_);
-    out.write(sends);
+      done.sends[it->first.second] = it->second;
     endpoint_.send(Traffic::control, members_[static_cast<std::size_t>(peer)],
-                   MessageKind::region_done, std::move(frame));
+                   MessageKind::region_done, detail::write_region_done(done));
   }
 }
 
@@ -964,14 +959,11 @@ void MpiRegion::cancel_all(const std::string& reason) {
   cancel(reason);
   if (announced_) return;
   announced_ = true;
-  const std::string first_reason = this->reason();
+  const detail::RegionCancel cancel{id_, this->reason()};
   for (const int member : members_) {
     if (member == members_[static_cast<std::size_t>(rank_)]) continue;
-    Bytes frame = begin_frame();
-    ByteWriter out(frame);
-    out.write(id_);
-    out.write(first_reason);
-    endpoint_.send(Traffic::control, member, MessageKind::region_cancel, std::move(frame));
+    endpoint_.send(Traffic::control, member, MessageKind::region_cancel,
+                   detail::write_region_cancel(cancel));
   }
 }
 

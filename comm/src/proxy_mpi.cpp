@@ -14,11 +14,11 @@
 #include "proxy_wire.hpp"
 
 #include <parc/comm/backoff.hpp>
-#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/proxy_service.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
+#include <parc/monitor/flight_record.hpp>
 
 #include <mpi.h>
 

@@ -1,6 +1,6 @@
 #include <parc/exceptions/registry.hpp>
+#include <parc/managers/detail/wire.hpp>
 #include <parc/managers/proxy.hpp>
-#include <parc/managers/wire.hpp>
 
 #include <unistd.h>
 

@@ -1,14 +1,14 @@
 #include <parc/comm/backoff.hpp>
 #include <parc/comm/environment.hpp>
-#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/output.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
+#include <parc/managers/detail/wire.hpp>
+#include <parc/managers/detail/worker.hpp>
 #include <parc/managers/proxy.hpp>
 #include <parc/managers/runtime.hpp>
-#include <parc/managers/wire.hpp>
-#include <parc/managers/worker.hpp>
+#include <parc/monitor/flight_record.hpp>
 
 #include <sched.h>
 
@@ -74,6 +74,24 @@ void settle_regions(Endpoint* endpoint) {
   }
 }
 
+// The flight record hears MPI's life from the environment (the watcher is forked before
+// MPI starts, so that it holds none of MPI's state).
+EnvironmentHooks flight_record_hooks() {
+  EnvironmentHooks hooks;
+  hooks.before_mpi_init = [] { flight::start_watcher(); };
+  hooks.started = [](int rank, const std::string& host, std::int64_t pid) {
+    flight::note_identity(rank, host, pid);
+  };
+  hooks.finalizing = [] { flight::note_activity("finalizing MPI, its work done"); };
+  hooks.finalized = [] { flight::note_finalized(); };
+  hooks.finalize_abandoned = [] { flight::note_finalize_abandoned(); };
+  hooks.aborting = [] {
+    flight::wait_until_stderr_is_read();
+    flight::note_aborting();  // the reason is logged: the watchers need not speak
+  };
+  return hooks;
+}
+
 }  // namespace
 
 Runtime::Runtime(int argc, char** argv, OnStartupError on_error) {
@@ -101,7 +119,7 @@ void Runtime::start(int argc, char** argv) {
   const int serial_workers = serial_workers_requested();
   const auto oversubscribed = oversubscribed_requested();
   const bool prefix_output = output::prefix_requested();
-  environment_ = std::make_unique<Environment>(&argc, &argv);
+  environment_ = std::make_unique<Environment>(&argc, &argv, flight_record_hooks());
   if (environment_->size() == 1) check_world_of_one();
   start_trace();
   detail::ClosureRegistry::instance().seal();
@@ -288,9 +306,8 @@ void Runtime::shut_down_workers(int exit_code) {
     }
   }
   for (int worker = 1; worker < size(); ++worker) {
-    Bytes frame = begin_frame();
-    ByteWriter(frame).write(static_cast<std::int32_t>(exit_code));
-    endpoint_->send(Traffic::control, worker, MessageKind::shutdown, std::move(frame));
+    endpoint_->send(Traffic::control, worker, MessageKind::shutdown,
+                    detail::write_shutdown(exit_code));
   }
   Backoff backoff;
   while (endpoint_->progress()) backoff.pause();

@@ -2,9 +2,9 @@
 #include <parc/comm/trace.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/exceptions/registry.hpp>
-#include <parc/managers/scheduler.hpp>
-#include <parc/managers/wire.hpp>
-#include <parc/managers/worker.hpp>
+#include <parc/managers/detail/scheduler.hpp>
+#include <parc/managers/detail/wire.hpp>
+#include <parc/managers/detail/worker.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -28,8 +28,6 @@ constexpr double pipeline_below_ns = 1e6;
 // Several simulated workers: batches of a fair share of the queue, at most this many (a
 // fail_fast map's batches already sent still run after a failure).
 constexpr std::size_t serial_batch = 32;
-// id, closure, farm, generation, flags, argument length
-constexpr std::size_t task_header_size = 8 + 4 + 4 + 4 + 1 + 8;
 // Arguments from this size on are not copied into a batch's frame but sent as its tail.
 constexpr std::size_t large_arguments_bytes = tail_bytes;
 
@@ -404,20 +402,17 @@ void Scheduler::dispatch_to(std::size_t s, std::size_t depth) {
       Bytes frame = begin_frame();
       std::size_t frame_size = frame.size() + sizeof(std::uint32_t);
       for (std::size_t i = start; i < start + size; ++i)
-        frame_size += task_header_size + queue_[i].arguments.size();
+        frame_size += task_record_header_size + queue_[i].arguments.size();
       frame.reserve(frame_size);  // one allocation
       ByteWriter out(frame);
-      out.write(static_cast<std::uint32_t>(size));
+      write_task_count(out, static_cast<std::uint32_t>(size));
       for (std::size_t i = start; i < start + size; ++i) {
         Task& task = queue_[i];
         ++task.attempts;
-        out.write(task.id);
-        out.write(task.closure);
-        out.write(task.farm);
-        out.write(task.generation);
-        out.write(task_flags(task));
-        out.write(static_cast<std::uint64_t>(task.arguments_size()));
-        out.write_bytes(task.arguments.data(), task.arguments.size());
+        write_task(out,
+                   {task.id, task.closure, task.farm, task.generation, task_flags(task),
+                    ByteReader(task.arguments.data(), task.arguments.size())},
+                   task.arguments_size() - task.arguments.size());
         batch.tasks.push_back(std::move(task));
       }
       Splices tails;
@@ -681,19 +676,14 @@ void Scheduler::start_regions() {
     region.sent.assign(region.members.size(), {});
     region.received.assign(region.members.size(), {});
     for (int rank : region.members) {
-      Bytes frame = begin_frame();
-      ByteWriter out(frame);
-      out.write(id);
-      out.write(region.closure);
-      out.write(region.members);
       const KeptCommunicator kept = reuse ? KeptCommunicator::reuse
                                     : clean_communicator_of_[rank].empty()
                                         ? KeptCommunicator::abandon
                                         : KeptCommunicator::release;
-      out.write(static_cast<std::uint8_t>(kept));
-      out.write(static_cast<std::uint64_t>(region.arguments.size()));
-      out.write_bytes(region.arguments.data(), region.arguments.size());
-      endpoint_.send(Traffic::tasks, rank, MessageKind::region_start, std::move(frame));
+      endpoint_.send(
+          Traffic::tasks, rank, MessageKind::region_start,
+          write_region_start({id, region.closure, region.members, kept,
+                              ByteReader(region.arguments.data(), region.arguments.size())}));
     }
     region.arguments = Bytes{};  // sent: the region may run for long
   }
@@ -702,12 +692,8 @@ void Scheduler::start_regions() {
 void Scheduler::send_region_cancel(const Region& region, const std::string& reason) {
   for (std::size_t i = 0; i < region.members.size(); ++i) {
     if (region.answered[i]) continue;
-    Bytes frame = begin_frame();
-    ByteWriter out(frame);
-    out.write(region.id);
-    out.write(reason);
     endpoint_.send(Traffic::control, region.members[i], MessageKind::region_cancel,
-                   std::move(frame));
+                   write_region_cancel({region.id, reason}));
   }
 }
 

@@ -1,5 +1,8 @@
-#include <parc/managers/wire.hpp>
+#include <parc/managers/detail/wire.hpp>
 
+#include <parc/comm/frame.hpp>
+
+#include <cstring>
 #include <set>
 #include <sstream>
 
@@ -33,7 +36,30 @@ std::set<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+// Status, then the u64s that follow it in the header, in place.
+template <class... U64>
+void patch_header(Bytes& frame, std::size_t at, TaskStatus status, U64... values) {
+  char* header = frame.data() + at;
+  std::memcpy(header, &status, sizeof status);
+  header += sizeof status;
+  ((std::memcpy(header, &values, sizeof(std::uint64_t)), header += sizeof(std::uint64_t)), ...);
+}
+
 }  // namespace
+
+void write_task_count(ByteWriter& out, std::uint32_t count) { out.write(count); }
+
+void write_task(ByteWriter& out, const TaskRecord& task, std::uint64_t tail_size) {
+  out.write(task.task_id);
+  out.write(task.closure);
+  out.write(task.farm);
+  out.write(task.generation);
+  out.write(task.flags);
+  const std::size_t inline_size = task.arguments.remaining();
+  out.write(static_cast<std::uint64_t>(inline_size + tail_size));
+  ByteReader arguments = task.arguments;
+  out.write_bytes(arguments.take(inline_size).data(), inline_size);
+}
 
 std::uint32_t read_task_count(ByteReader& body, int source) {
   const auto count = body.read<std::uint32_t>();
@@ -63,6 +89,40 @@ std::uint32_t read_outcome_count(ByteReader& body, int source) {
   return count;
 }
 
+void write_outcome_count(ByteWriter& out, std::uint32_t count) { out.write(count); }
+
+OpenOutcome open_outcome(ByteWriter& out, std::uint64_t task_id) {
+  out.write(task_id);
+  OpenOutcome open;
+  open.header_at = out.mark().bytes;
+  out.write(TaskStatus::ok);
+  out.write(std::uint64_t{0});  // duration
+  out.write(std::uint64_t{0});  // payload size
+  open.payload_at = out.mark();
+  return open;
+}
+
+void close_outcome(Bytes& frame, const ByteWriter& out, const OpenOutcome& open, TaskStatus status,
+                   std::uint64_t duration_ns) {
+  patch_header(frame, open.header_at, status, duration_ns,
+               static_cast<std::uint64_t>(out.written_since(open.payload_at)));
+}
+
+void write_empty_outcome(ByteWriter& out, std::uint64_t task_id, TaskStatus status) {
+  out.write(task_id);
+  out.write(status);
+  out.write(std::uint64_t{0});
+  out.write(std::uint64_t{0});
+}
+
+Bytes write_batch_rejected(const std::string& reason) {
+  Bytes frame = begin_frame();
+  ByteWriter out(frame);
+  out.write(batch_rejected);
+  out.write(reason);
+  return frame;
+}
+
 TaskOutcome read_outcome(ByteReader& body, int source) {
   TaskOutcome outcome;
   outcome.task_id = body.read<std::uint64_t>();
@@ -86,6 +146,20 @@ ErrorInfo read_error_info(ByteReader& payload, int source) {
   return info;
 }
 
+Bytes write_region_start(const RegionStart& start) {
+  Bytes frame = begin_frame();
+  ByteWriter out(frame);
+  out.write(start.id);
+  out.write(start.closure);
+  out.write(start.members);
+  out.write(static_cast<std::uint8_t>(start.kept));
+  ByteReader arguments = start.arguments;
+  const std::size_t size = arguments.remaining();
+  out.write(static_cast<std::uint64_t>(size));
+  out.write_bytes(arguments.take(size).data(), size);
+  return frame;
+}
+
 RegionStart read_region_start(ByteReader& body, int source) {
   RegionStart start;
   start.id = body.read<std::uint64_t>();
@@ -102,6 +176,26 @@ RegionStart read_region_start(ByteReader& body, int source) {
   return start;
 }
 
+OpenOutcome open_region_outcome(ByteWriter& out, std::uint64_t region) {
+  out.write(region);
+  OpenOutcome open;
+  open.header_at = out.mark().bytes;
+  out.write(TaskStatus::ok);
+  out.write(std::uint64_t{0});  // payload size
+  open.payload_at = out.mark();
+  return open;
+}
+
+void close_region_outcome(Bytes& frame, ByteWriter& out, const OpenOutcome& open, TaskStatus status,
+                          bool reusable, const std::vector<std::uint64_t>& sent,
+                          const std::vector<std::uint64_t>& received) {
+  patch_header(frame, open.header_at, status,
+               static_cast<std::uint64_t>(out.written_since(open.payload_at)));
+  out.write(static_cast<std::uint8_t>(reusable));
+  out.write(sent);
+  out.write(received);
+}
+
 void read_region_outcome(ByteReader& body, int source, RegionOutcome& outcome) {
   outcome.status = checked_status(body.read<std::uint8_t>(), source, "a region outcome");
   outcome.payload = body.sub_reader(body.read<std::uint64_t>());
@@ -116,6 +210,12 @@ Bytes write_cancel(std::uint32_t farm, std::uint32_t generation, std::uint64_t a
   out.write(farm);
   out.write(generation);
   out.write(after_task);
+  return frame;
+}
+
+Bytes write_shutdown(std::int32_t exit_code) {
+  Bytes frame = begin_frame();
+  ByteWriter(frame).write(exit_code);
   return frame;
 }
 
@@ -174,16 +274,20 @@ ControlMessage read_control(const Message& message) {
     case MessageKind::shutdown:
       control.exit_code = body.read<std::int32_t>();
       return control;
-    case MessageKind::region_cancel:
-      control.region = body.read<std::uint64_t>();
-      control.reason = body.read<std::string>();
+    case MessageKind::region_cancel: {
+      auto cancel = read_region_cancel(body);
+      control.region = cancel.region;
+      control.reason = std::move(cancel.reason);
       return control;
-    case MessageKind::region_done:
-      control.region = body.read<std::uint64_t>();
-      control.region_rank = body.read<std::int32_t>();
-      control.collectives = body.read<std::uint64_t>();
-      control.sends = body.read<std::map<int, std::uint64_t>>();
+    }
+    case MessageKind::region_done: {
+      auto done = read_region_done(body);
+      control.region = done.region;
+      control.region_rank = done.region_rank;
+      control.collectives = done.collectives;
+      control.sends = std::move(done.sends);
       return control;
+    }
     default:
       break;
   }

@@ -1,12 +1,12 @@
 #include <parc/closures/call.hpp>
 #include <parc/comm/backoff.hpp>
-#include <parc/comm/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/output.hpp>
 #include <parc/comm/proxy_service.hpp>
 #include <parc/comm/trace.hpp>
-#include <parc/managers/wire.hpp>
-#include <parc/managers/worker.hpp>
+#include <parc/managers/detail/wire.hpp>
+#include <parc/managers/detail/worker.hpp>
+#include <parc/monitor/flight_record.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -33,20 +33,14 @@ bool is_cancellation(const std::exception_ptr& error) {
   return false;
 }
 
-void patch_outcome(Bytes& reply, std::size_t header_at, TaskStatus status,
-                   std::uint64_t payload_size) {
-  char* header = reply.data() + header_at;
-  std::memcpy(header, &status, sizeof status);
-  std::memcpy(header + sizeof status, &payload_size, sizeof payload_size);
-}
-
-// After a region's outcome: whether this rank can reuse its communicator, and the messages
-// it sent to and received from each region rank (the manager checks that none is left).
-void write_region_hygiene(ByteWriter& out, const RegionComm* comm, TaskStatus status) {
+// A region's outcome, closed with this rank's communicator hygiene (none when it failed to
+// start).
+void close_region(Bytes& reply, ByteWriter& out, const OpenOutcome& open, const RegionComm* comm,
+                  TaskStatus status) {
   const bool reusable = comm != nullptr && status == TaskStatus::ok && !comm->cancelled();
-  out.write(static_cast<std::uint8_t>(reusable));
-  out.write(comm != nullptr ? comm->messages_sent() : std::vector<std::uint64_t>{});
-  out.write(comm != nullptr ? comm->messages_received() : std::vector<std::uint64_t>{});
+  close_region_outcome(reply, out, open, status, reusable,
+                       comm != nullptr ? comm->messages_sent() : std::vector<std::uint64_t>{},
+                       comm != nullptr ? comm->messages_received() : std::vector<std::uint64_t>{});
 }
 
 }  // namespace
@@ -83,12 +77,9 @@ bool Worker::step() {
     log().error("rejected a task batch{}: {}",
                 tasks ? " from rank " + std::to_string(tasks->source) : std::string(), e.what());
     if (tasks) {
-      Bytes reply = begin_frame();
-      ByteWriter out(reply);
-      out.write(batch_rejected);
-      out.write("rank " + std::to_string(endpoint_.rank()) +
-                " could not decode a task batch: " + e.what());
-      endpoint_.send(Traffic::tasks, tasks->source, MessageKind::result_batch, std::move(reply));
+      endpoint_.send(Traffic::tasks, tasks->source, MessageKind::result_batch,
+                     write_batch_rejected("rank " + std::to_string(endpoint_.rank()) +
+                                          " could not decode a task batch: " + e.what()));
     }
   }
   return tasks.has_value() || region_finished;
@@ -192,14 +183,9 @@ void Worker::start_region(Message& message) {
   const auto fail_region = [&](ClosureId closure) {
     Bytes reply = begin_frame();
     ByteWriter out(reply);
-    out.write(region->id);
-    const std::size_t header_at = reply.size();
-    out.write(TaskStatus::error);
-    out.write(std::uint64_t{0});
-    const std::size_t payload_at = reply.size();
+    const OpenOutcome open = open_region_outcome(out, region->id);
     out.write(error_info(closure, region->id));
-    patch_outcome(reply, header_at, TaskStatus::error, reply.size() - payload_at);
-    write_region_hygiene(out, nullptr, TaskStatus::error);
+    close_region(reply, out, open, nullptr, TaskStatus::error);
     endpoint_.send(Traffic::tasks, message.source, MessageKind::region_result, std::move(reply));
   };
   RegionStart start;
@@ -254,11 +240,7 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
   const ActingAs acting(endpoint_.rank());  // serially: the proxies' simulated rank
   Bytes reply = begin_frame();
   ByteWriter out(reply);
-  out.write(region.id);
-  const std::size_t header_at = reply.size();
-  out.write(TaskStatus::ok);
-  out.write(std::uint64_t{0});
-  const std::size_t payload_at = reply.size();
+  const OpenOutcome open = open_region_outcome(out, region.id);
   TaskStatus status = TaskStatus::ok;
   SpmdContext context(*region.comm, region.id);
   current_spmd_context() = &context;
@@ -272,7 +254,7 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
     run_closure(closure, arguments, out);
     region.comm->finish();
   } catch (...) {
-    reply.resize(payload_at);
+    out.rewind(open.payload_at);
     if (region.comm->cancelled() && is_cancellation(std::current_exception())) {
       status = TaskStatus::cancelled;
     } else {
@@ -286,8 +268,7 @@ Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arg
   }
   current_spmd_context() = nullptr;
   output::end_task();
-  patch_outcome(reply, header_at, status, reply.size() - payload_at);
-  write_region_hygiene(out, region.comm.get(), status);
+  close_region(reply, out, open, region.comm.get(), status);
   if (!simulated_) flight::note_activity("waiting for work");
   return reply;
 }
@@ -358,26 +339,18 @@ void Worker::run_batch(Message& message) {
   // Large results go as tails of the reply, from where they lie (see ByteWriter).
   Splices tails;
   ByteWriter out(reply, &tails);
-  out.write(count);
+  write_outcome_count(out, count);
   // Serially one record serves every simulated worker: a crash names this one.
   if (simulated_) flight::note_identity(endpoint_.rank(), host_, pid_);
   for (std::uint32_t i = 0; i < count; ++i) {
     auto [task_id, closure, farm, generation, flags, in] = read_task(body, message.source);
 
     poll_control();
-    out.write(task_id);
     if (cancelled(farm, generation, task_id)) {
-      out.write(TaskStatus::cancelled);
-      out.write(std::uint64_t{0});
-      out.write(std::uint64_t{0});
+      write_empty_outcome(out, task_id, TaskStatus::cancelled);
       continue;
     }
-    // Status, duration and length are patched in once the task has run.
-    const std::size_t header_at = reply.size();
-    out.write(TaskStatus::ok);
-    out.write(std::uint64_t{0});
-    out.write(std::uint64_t{0});
-    const ByteWriter::Mark payload_at = out.mark();
+    const OpenOutcome open = open_outcome(out, task_id);
     return_lent(&tails);
     trace::Span span(trace::Category::task, endpoint_.rank(), {}, task_id);
     span.set_farm(farm);
@@ -389,7 +362,7 @@ void Worker::run_batch(Message& message) {
       span.set_name(name);
       run_closure(closure, in, out);
     } catch (...) {
-      out.rewind(payload_at);
+      out.rewind(open.payload_at);
       status = TaskStatus::error;
       out.write(error_info(closure, task_id));
       if (flags & task_flag_fail_fast) cancel(farm, generation, task_id);  // the rest
@@ -399,11 +372,7 @@ void Worker::run_batch(Message& message) {
                                        std::chrono::steady_clock::now() - start)
                                        .count());
     output::end_task();  // its last partial line, as its own line
-    const std::uint64_t payload_size = out.written_since(payload_at);
-    char* header = reply.data() + header_at;
-    std::memcpy(header, &status, sizeof status);
-    std::memcpy(header + sizeof status, &duration_ns, sizeof duration_ns);
-    std::memcpy(header + sizeof status + sizeof duration_ns, &payload_size, sizeof payload_size);
+    close_outcome(reply, out, open, status, duration_ns);
   }
   flight::note_task_done();
   const bool lent = std::any_of(tails.begin(), tails.end(),

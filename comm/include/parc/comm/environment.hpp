@@ -4,6 +4,7 @@
 #include <parc/comm/archive.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,11 +14,24 @@ namespace parc {
 class Endpoint;
 class ProxyService;
 
+// What the rank's monitor (the flight record, which the runtime starts) hears of MPI's
+// life: comm keeps no record of its own. Any hook may be empty.
+struct EnvironmentHooks {
+  std::function<void()> before_mpi_init;  // only when this Environment initializes MPI
+  std::function<void(int rank, const std::string& host, std::int64_t pid)> started;
+  std::function<void()> finalizing;  // before the last barrier and MPI_Finalize
+  std::function<void()> finalized;
+  // From the finalize watchdog's thread: MPI_Finalize hung and the rank leaves without it.
+  std::function<void()> finalize_abandoned;
+  // abort(): the reason is logged and about to reach the launcher.
+  std::function<void()> aborting;
+};
+
 class Environment {
  public:
   // Initializes MPI unless it already is; throws StartupError when the program was
   // started by a launcher of another MPI implementation.
-  Environment(int* argc, char*** argv);
+  explicit Environment(int* argc, char*** argv, EnvironmentHooks hooks = {});
   ~Environment();
   Environment(const Environment&) = delete;
   Environment& operator=(const Environment&) = delete;
@@ -52,6 +66,7 @@ class Environment {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  EnvironmentHooks hooks_;
   int rank_ = 0;
   int size_ = 1;
   std::string host_;

@@ -7,7 +7,7 @@
 #include <parc/comm/backoff.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/managers/detail/progress_engine.hpp>
-#include <parc/managers/scheduler.hpp>
+#include <parc/managers/detail/scheduler.hpp>
 
 #include <atomic>
 #include <chrono>

@@ -4,7 +4,7 @@
 
 #include <parc/comm/proxy_service.hpp>
 #include <parc/managers/detail/progress_engine.hpp>
-#include <parc/managers/scheduler.hpp>
+#include <parc/managers/detail/scheduler.hpp>
 
 #include <functional>
 #include <memory>

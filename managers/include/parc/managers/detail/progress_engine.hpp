@@ -9,7 +9,7 @@
 // drives); what must run outside it (done-callbacks, Python's deliveries) is queued as a
 // Handoff and run by the driving thread after its round.
 
-#include <parc/managers/scheduler.hpp>
+#include <parc/managers/detail/scheduler.hpp>
 
 #include <atomic>
 #include <chrono>

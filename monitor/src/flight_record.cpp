@@ -1,4 +1,4 @@
-#include <parc/comm/flight_record.hpp>
+#include <parc/monitor/flight_record.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -17,14 +17,6 @@
 
 namespace parc::detail {
 
-// Wire records shared by the scheduler and the worker.
-enum class TaskStatus : std::uint8_t { ok = 0, error = 1, cancelled = 2 };
-// A failure of this task cancels the rest of its farm generation on the worker too.
-inline constexpr std::uint8_t task_flag_fail_fast = 1;
-// A result batch with this count carries only a message: the worker could not decode
-// the task batch, and every task of it failed.
-inline constexpr std::uint32_t batch_rejected = 0xFFFFFFFF;
-
 class Worker {
  public:
   // A simulated worker (serial mode) runs SPMD regions on a thread of its own, since the
