@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <utility>
 
 namespace parc::detail {
@@ -30,52 +29,22 @@ constexpr double pipeline_below_ns = 1e6;
 constexpr std::size_t serial_batch = 32;
 // Arguments from this size on are not copied into a batch's frame but sent as its tail.
 constexpr std::size_t large_arguments_bytes = tail_bytes;
-
-// "1.5", not std::to_string's "1.500000".
-std::string seconds_text(double seconds) {
-  std::ostringstream text;
-  text << seconds;
-  return text.str();
-}
 }  // namespace
 
 Scheduler::Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated)
-    : endpoint_(endpoint), simulated_(std::move(simulated)) {
-  const int workers =
-      simulated_.empty() ? endpoint_.size() - 1 : static_cast<int>(simulated_.size());
-  for (int rank = 1; rank <= workers; ++rank) slots_.push_back(Slot{rank, "", 0, {}});
-}
+    : endpoint_(endpoint),
+      simulated_(std::move(simulated)),
+      slots_(simulated_.empty() ? endpoint_.size() - 1 : static_cast<int>(simulated_.size())) {}
 
 Scheduler::~Scheduler() = default;
 
 void Scheduler::set_worker_identity(int rank, std::string host, std::int64_t pid) {
-  for (Slot& slot : slots_) {
-    if (slot.rank == rank) {
-      slot.host = std::move(host);
-      slot.pid = pid;
-    }
-  }
+  slots_.set_identity(rank, std::move(host), pid);
 }
 
 ErrorInfo Scheduler::manager_error(const Task& task, int rank, const std::string& type,
                                    const std::string& message) const {
-  return manager_error(task.id, task.closure, rank, type, message);
-}
-
-ErrorInfo Scheduler::manager_error(std::uint64_t task_id, ClosureId closure, int rank,
-                                   const std::string& type, const std::string& message) const {
-  ErrorInfo info;
-  info.chain = {{type, message, true}};
-  info.rank = rank;
-  info.task_id = task_id;
-  info.closure = ClosureRegistry::instance().entry(closure).name;
-  for (const Slot& slot : slots_) {
-    if (slot.rank == rank) {
-      info.host = slot.host;
-      info.pid = slot.pid;
-    }
-  }
-  return info;
+  return slots_.manager_error(task.id, task.closure, rank, type, message);
 }
 
 std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
@@ -87,13 +56,13 @@ std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
   if (!options.ranks.empty()) {
     farm.allowed.assign(slots_.size(), false);
     for (int rank : options.ranks) {
-      Slot* slot = slot_of(rank);
+      Slot* slot = slots_.slot_of(rank);
       if (slot == nullptr) {
         throw UsageError("parc: rank " + std::to_string(rank) +
                          " is not a worker; the workers are ranks 1 to " +
                          std::to_string(slots_.size()));
       }
-      farm.allowed[static_cast<std::size_t>(slot - slots_.data())] = true;
+      farm.allowed[slots_.index_of(*slot)] = true;
     }
     ++farms_with_ranks_;
   }
@@ -103,18 +72,7 @@ std::uint32_t Scheduler::open_farm(const FarmOptions& options) {
   return id;
 }
 
-Scheduler::Slot* Scheduler::slot_of(int rank) {
-  for (Slot& slot : slots_) {
-    if (slot.rank == rank) return &slot;
-  }
-  return nullptr;
-}
-
-std::vector<int> Scheduler::worker_ranks() const {
-  std::vector<int> ranks;
-  for (const Slot& slot : slots_) ranks.push_back(slot.rank);
-  return ranks;
-}
+std::vector<int> Scheduler::worker_ranks() const { return slots_.ranks(); }
 
 bool Scheduler::allowed_on(const Task& task, std::size_t slot) const {
   const auto& allowed = farms_.at(task.farm).allowed;
@@ -232,10 +190,7 @@ bool Scheduler::progress() {
     }
   }
   check_timeouts();
-  if (!regions_.empty()) {
-    check_region_timeouts();
-    start_regions();
-  }
+  regions_.progress();
   const std::size_t queued = queue_.size();
   dispatch();
   return active || queue_.size() != queued;
@@ -247,7 +202,7 @@ bool Scheduler::receive_results() {
     trace::Span span(trace::Category::schedule, endpoint_.rank(), "results");
     span.set_peer(message->source);
     if (message->kind == MessageKind::region_result) {
-      handle_region_result(*message);
+      regions_.handle_result(*message);
     } else {
       handle_results(*message);
     }
@@ -336,7 +291,7 @@ bool Scheduler::receive_revoke_answers() {
       continue;
     }
     if (!answer.given_back) continue;  // it had started: its results will come
-    Slot* slot = slot_of(message->source);
+    Slot* slot = slots_.slot_of(message->source);
     if (slot == nullptr) continue;
     // The newest batch of that name (a retried task may lead a later batch too).
     auto it = std::find_if(slot->batches.rbegin(), slot->batches.rend(), [&](const Batch& b) {
@@ -619,237 +574,13 @@ void Scheduler::check_timeouts() {
 std::uint64_t Scheduler::open_region(ClosureId closure, std::vector<int> members, Bytes arguments,
                                      std::shared_ptr<Sink> sink,
                                      std::chrono::duration<double> timeout) {
-  if (members.empty()) {
-    throw UsageError("parc: an SPMD region needs at least one worker rank" +
-                     std::string(slots_.empty() ? " and this runtime has none (run under "
-                                                  "mpiexec with 2 or more ranks, or serially)"
-                                                : ""));
-  }
-  if (timeout.count() < 0) throw UsageError("parc: timeout must be >= 0 seconds");
-  std::vector<int> seen;
-  for (int rank : members) {
-    if (slot_of(rank) == nullptr) {
-      throw UsageError("parc: rank " + std::to_string(rank) +
-                       " cannot be in an SPMD region: the worker ranks are 1 to " +
-                       std::to_string(slots_.size()) + " (rank 0 runs the managers)");
-    }
-    if (std::find(seen.begin(), seen.end(), rank) != seen.end()) {
-      throw UsageError("parc: rank " + std::to_string(rank) +
-                       " is given twice for one SPMD region; list each rank once");
-    }
-    seen.push_back(rank);
-  }
-  const std::uint64_t id = next_task_++;
-  Region region;
-  region.id = id;
-  region.closure = closure;
-  region.members = std::move(members);
-  region.arguments = std::move(arguments);
-  region.sink = std::move(sink);
-  region.timeout = timeout;
-  region.answered.assign(region.members.size(), false);
-  for (int rank : region.members) {
-    Slot* slot = slot_of(rank);
-    if (slot->region == 0) slot->region = id;  // farms stop sending it work
-  }
-  regions_.emplace(id, std::move(region));
-  start_regions();
-  return id;
+  return regions_.open(closure, std::move(members), std::move(arguments), std::move(sink), timeout);
 }
 
-void Scheduler::start_regions() {
-  for (auto& [id, region] : regions_) {
-    if (region.started) continue;
-    // Named captures: clang 14 cannot capture structured bindings.
-    const bool ready =
-        std::all_of(region.members.begin(), region.members.end(), [&, id = id](int rank) {
-          const Slot* slot = slot_of(rank);
-          return slot->region == id && slot->batches.empty();
-        });
-    if (!ready) continue;
-    region.started = true;
-    region.start_time = Clock::now();
-    const bool reuse = std::all_of(region.members.begin(), region.members.end(),
-                                   [&, &members = region.members](int rank) {
-                                     return clean_communicator_of_[rank] == members;
-                                   });
-    region.sent.assign(region.members.size(), {});
-    region.received.assign(region.members.size(), {});
-    for (int rank : region.members) {
-      const KeptCommunicator kept = reuse ? KeptCommunicator::reuse
-                                    : clean_communicator_of_[rank].empty()
-                                        ? KeptCommunicator::abandon
-                                        : KeptCommunicator::release;
-      endpoint_.send(
-          Traffic::tasks, rank, MessageKind::region_start,
-          write_region_start({id, region.closure, region.members, kept,
-                              ByteReader(region.arguments.data(), region.arguments.size())}));
-    }
-    region.arguments = Bytes{};  // sent: the region may run for long
-  }
-}
+bool Scheduler::region_finished(std::uint64_t region) const { return regions_.finished(region); }
 
-void Scheduler::send_region_cancel(const Region& region, const std::string& reason) {
-  for (std::size_t i = 0; i < region.members.size(); ++i) {
-    if (region.answered[i]) continue;
-    endpoint_.send(Traffic::control, region.members[i], MessageKind::region_cancel,
-                   write_region_cancel({region.id, reason}));
-  }
-}
-
-void Scheduler::release_region_slots(const Region& region) {
-  for (int rank : region.members) release_region_slot(region, rank);
-}
-
-void Scheduler::release_region_slot(const Region& region, int rank) {
-  Slot* slot = slot_of(rank);
-  if (slot->region != region.id) return;
-  slot->region = 0;
-  // The next region waiting for this worker holds it from now on.
-  for (const auto& [id, other] : regions_) {
-    if (id != region.id && !other.started &&
-        std::find(other.members.begin(), other.members.end(), rank) != other.members.end()) {
-      slot->region = id;
-      break;
-    }
-  }
-}
-
-void Scheduler::handle_region_result(Message& message) {
-  ByteReader body = message.take_body();
-  if (body.remaining() < sizeof(std::uint64_t)) {
-    log().error("an outcome of a region from rank {} is too short to name its region; dropped",
-                message.source);
-    return;
-  }
-  const auto id = body.read<std::uint64_t>();
-  auto it = regions_.find(id);
-  if (it == regions_.end()) {
-    log().error("an outcome of region {} from rank {}, which has no such region; dropped", id,
-                message.source);
-    return;
-  }
-  Region& region = it->second;
-  const auto at = std::find(region.members.begin(), region.members.end(), message.source);
-  const auto index = static_cast<std::size_t>(at - region.members.begin());
-  if (at == region.members.end() || region.answered[index]) {
-    log().error("an unexpected outcome of region {} from rank {}; dropped", id, message.source);
-    return;
-  }
-  region.answered[index] = true;
-  ++region.answers;
-  if (region.timed_out) {  // its outcome is reported: the rank may serve other work now
-    clean_communicator_of_[message.source] = {};
-    release_region_slot(region, message.source);
-  }
-  RegionOutcome outcome;
-  std::string unreadable;  // this rank's part failed: its report does not decode
-  try {
-    read_region_outcome(body, message.source, outcome);
-  } catch (const DecodeError& e) {
-    log().error("{}", e.what());
-    outcome.status = TaskStatus::error;
-    unreadable = e.what();
-  }
-  region.sent[index] = std::move(outcome.sent);
-  region.received[index] = std::move(outcome.received);
-  region.clean = region.clean && outcome.reusable && !region.timed_out;
-  if (!region.timed_out) {  // after a timeout the region's failure is already reported
-    if (outcome.status == TaskStatus::ok) {
-      try {  // a result that does not decode fails this rank, and the region still ends
-        region.sink->on_result(index, outcome.payload);
-      } catch (const std::exception&) {
-        ErrorInfo info = manager_error(id, region.closure, message.source, "", "");
-        info.chain = record_chain(std::current_exception());
-        region.sink->on_error(index, TaskError(info, std::current_exception()));
-      }
-    } else if (outcome.status == TaskStatus::error) {
-      ErrorInfo info;
-      try {
-        if (!unreadable.empty()) throw DecodeError(unreadable);
-        info = read_error_info(outcome.payload, message.source);
-      } catch (const DecodeError& e) {
-        info = manager_error(id, region.closure, message.source, "parc::DecodeError", e.what());
-      }
-      region.sink->on_error(index, TaskError(info, rebuild_exception(info)));
-      // A rank that failed before joining the region (its start did not decode, its
-      // communicator could not be made) cannot release the others from their collectives.
-      if (region.sent[index].empty()) {
-        send_region_cancel(region, "region rank " + std::to_string(index) + " (world rank " +
-                                       std::to_string(message.source) +
-                                       ") could not join the region");
-      }
-    } else {
-      region.sink->on_cancel(index);
-    }
-  }
-  if (region.answers == region.members.size()) {
-    // The next region over these members reuses the communicator only when nothing of
-    // this one can reach it: no failure, and every message sent was received.
-    const std::size_t n = region.members.size();
-    bool clean = region.clean;
-    for (std::size_t a = 0; clean && a < n; ++a) {
-      for (std::size_t b = 0; clean && b < n; ++b) {
-        const auto sent = b < region.sent[a].size() ? region.sent[a][b] : 0;
-        const auto received = a < region.received[b].size() ? region.received[b][a] : 0;
-        clean = sent == received;
-      }
-    }
-    for (int rank : region.members) {
-      clean_communicator_of_[rank] = clean ? region.members : std::vector<int>{};
-    }
-    release_region_slots(region);
-    regions_.erase(it);
-  }
-}
-
-void Scheduler::check_region_timeouts() {
-  const auto now = Clock::now();
-  for (auto& [id, region] : regions_) {
-    if (!region.started || region.timed_out || region.timeout.count() <= 0 ||
-        now - region.start_time <= region.timeout) {
-      continue;
-    }
-    region.timed_out = true;
-    region.timed_out_at = now;
-    std::string running;
-    std::size_t first = region.members.size();
-    for (std::size_t i = 0; i < region.members.size(); ++i) {
-      if (region.answered[i]) continue;
-      if (first == region.members.size()) first = i;
-      running += (running.empty() ? "" : ", ") + std::to_string(i);
-    }
-    const std::string message =
-        "SPMD region " + std::to_string(id) + " ran longer than its timeout of " +
-        seconds_text(region.timeout.count()) + " s; region ranks still running: " + running;
-    log().warn("{}", message);
-    send_region_cancel(region, "the region timed out");
-    const ErrorInfo info =
-        manager_error(id, region.closure, region.members[first], "parc::TaskTimeout", message);
-    region.sink->on_error(first, TaskError(info, rebuild_exception(info)));
-  }
-}
-
-bool Scheduler::region_finished(std::uint64_t id) const {
-  auto it = regions_.find(id);
-  if (it == regions_.end()) return true;
-  // Ranks busy outside any parc call cannot see the cancellation; the manager stops
-  // waiting for them after a grace period (they stay reserved until they answer).
-  constexpr auto grace = std::chrono::seconds(2);
-  return it->second.timed_out && Clock::now() - it->second.timed_out_at > grace;
-}
-
-void Scheduler::cancel_region(std::uint64_t id, const std::string& reason) {
-  auto it = regions_.find(id);
-  if (it == regions_.end()) return;
-  if (!it->second.started) {
-    for (std::size_t i = 0; i < it->second.members.size(); ++i) it->second.sink->on_cancel(i);
-    Region region = std::move(it->second);
-    regions_.erase(it);
-    release_region_slots(region);
-    return;
-  }
-  send_region_cancel(it->second, reason);
+void Scheduler::cancel_region(std::uint64_t region, const std::string& reason) {
+  regions_.cancel(region, reason);
 }
 
 Scheduler::Clock::duration Scheduler::answer_due() const {
@@ -882,13 +613,7 @@ std::vector<std::pair<int, std::string>> Scheduler::stuck_workers() const {
                          "task " + std::to_string(slot.batches.front().tasks.front().id));
     }
   }
-  for (const auto& [id, region] : regions_) {
-    if (!region.timed_out) continue;
-    for (std::size_t i = 0; i < region.members.size(); ++i) {
-      if (!region.answered[i])
-        stuck.emplace_back(region.members[i], "SPMD region " + std::to_string(id));
-    }
-  }
+  regions_.add_stuck(stuck);
   return stuck;
 }
 

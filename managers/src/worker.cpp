@@ -19,55 +19,32 @@ namespace {
 // for its messages: their sleeps are as long by then (5 ms), so a wake-up comes as soon.
 constexpr auto park_after = std::chrono::seconds(1);
 
-// A rank released from a region (not a failure of its own): parc::CancelledError, or its
-// host-language form (Python's parc._core.CancelledError).
-bool is_cancellation(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const CancelledError&) {
-    return true;
-  } catch (const ForeignException& e) {
-    return e.type_name().ends_with("CancelledError");
-  } catch (...) {
-  }
-  return false;
-}
-
-// A region's outcome, closed with this rank's communicator hygiene (none when it failed to
-// start).
-void close_region(Bytes& reply, ByteWriter& out, const OpenOutcome& open, const RegionComm* comm,
-                  TaskStatus status) {
-  const bool reusable = comm != nullptr && status == TaskStatus::ok && !comm->cancelled();
-  close_region_outcome(reply, out, open, status, reusable,
-                       comm != nullptr ? comm->messages_sent() : std::vector<std::uint64_t>{},
-                       comm != nullptr ? comm->messages_received() : std::vector<std::uint64_t>{});
-}
-
 }  // namespace
 
 Worker::Worker(Endpoint& endpoint, std::string host, std::int64_t pid, bool simulated)
-    : endpoint_(endpoint), host_(std::move(host)), pid_(pid), simulated_(simulated) {}
+    : endpoint_(endpoint),
+      host_(std::move(host)),
+      pid_(pid),
+      simulated_(simulated),
+      regions_(endpoint, simulated,
+               {[this] { poll_control(); }, [this] { return_lent(nullptr); },
+                [this](ClosureId closure, std::uint64_t id) { return error_info(closure, id); }}) {}
 
-Worker::~Worker() {
-  if (region_ && region_->thread.joinable()) {
-    region_->comm->cancel("the runtime is shutting down");
-    region_->thread.join();
-  }
-}
+Worker::~Worker() = default;
 
 bool Worker::step() {
   sending_ = endpoint_.progress();
-  const bool region_finished = finish_region();
+  const bool region_finished = regions_.finish();
   if (auto control = endpoint_.try_receive(Traffic::control)) {
     handle_control(*control);
     return true;
   }
-  if (region_) return region_finished;  // the manager sends nothing else meanwhile
+  if (regions_.active()) return region_finished;  // the manager sends nothing else meanwhile
   std::optional<Message> tasks;
   try {
     tasks = endpoint_.try_receive(Traffic::tasks);
     if (tasks && tasks->kind == MessageKind::region_start) {
-      start_region(*tasks);
+      regions_.start(*tasks);
     } else if (tasks) {
       run_batch(*tasks);
     }
@@ -99,8 +76,8 @@ int Worker::serve(ProxyService* proxies) {
   while (!shut_down_) {
     if (step()) {
       backoff.reset();
-    } else if (proxies != nullptr && !sending_ && !region_ && backoff.idle_for() > park_after &&
-               proxies->park_until(message_waits)) {
+    } else if (proxies != nullptr && !sending_ && !regions_.active() &&
+               backoff.idle_for() > park_after && proxies->park_until(message_waits)) {
       backoff.reset();  // a message came: answer it, and what follows, without sleeping
     } else {
       backoff.pause(sending_);
@@ -125,20 +102,11 @@ void Worker::handle_control(const Message& message) {
     cancel(control.farm, control.generation, control.after_task);
   } else if (control.kind == MessageKind::region_cancel ||
              control.kind == MessageKind::region_done) {
-    const auto id = control.region;
-    if (region_ && region_->id == id) {
-      if (control.kind == MessageKind::region_cancel) {
-        region_->comm->cancel(control.reason);
-      } else {
-        region_->comm->peer_finished(control.region_rank, control.collectives, control.sends);
-      }
-    } else if (id > last_region_) {  // overtook its region_start (another channel)
-      early_control_[id].push_back(message);
-    }
+    regions_.on_control(message, control);
   } else {  // shutdown
     exit_code_ = control.exit_code;
     shut_down_ = true;
-    if (region_) region_->comm->cancel("the job is shutting down");
+    regions_.shut_down("the job is shutting down");
     log().debug("shutdown received, exit code {}", exit_code_);
   }
 }
@@ -173,113 +141,6 @@ ErrorInfo Worker::error_info(ClosureId closure, std::uint64_t task_id) const {
     info.closure = "<unknown closure " + std::to_string(closure) + ">";
   }
   return info;
-}
-
-void Worker::start_region(Message& message) {
-  auto region = std::make_unique<ActiveRegion>();
-  region->manager = message.source;
-  // The region fails on this rank, which keeps serving: the manager learns it now instead
-  // of at the region's timeout (or never, without one).
-  const auto fail_region = [&](ClosureId closure) {
-    Bytes reply = begin_frame();
-    ByteWriter out(reply);
-    const OpenOutcome open = open_region_outcome(out, region->id);
-    out.write(error_info(closure, region->id));
-    close_region(reply, out, open, nullptr, TaskStatus::error);
-    endpoint_.send(Traffic::tasks, message.source, MessageKind::region_result, std::move(reply));
-  };
-  RegionStart start;
-  ByteReader body = message.take_body();
-  ByteReader named = body;  // its first field names the region, even when the rest is bad
-  try {
-    start = read_region_start(body, message.source);
-  } catch (const DecodeError& e) {
-    if (named.remaining() < sizeof(std::uint64_t)) throw;  // nameless: rejected as a batch
-    region->id = named.read<std::uint64_t>();
-    const ClosureId closure =
-        named.remaining() >= sizeof(ClosureId) ? named.read<ClosureId>() : ClosureId{};
-    log().error("rejected the start of region {}: {}", region->id, e.what());
-    fail_region(closure);
-    return;
-  }
-  region->id = start.id;
-  const auto closure = start.closure;
-  const auto& members = start.members;
-  const auto kept = start.kept;
-  ByteReader arguments = start.arguments;
-  last_region_ = region->id;
-  try {
-    region->comm = endpoint_.open_region(
-        region->id, members, [this] { poll_control(); }, kept);
-  } catch (...) {
-    fail_region(closure);
-    return;
-  }
-  region_ = std::move(region);
-  for (auto it = early_control_.begin(); it != early_control_.end();) {
-    if (it->first == region_->id) {
-      for (const Message& early : it->second) handle_control(early);
-    }
-    it = it->first <= region_->id ? early_control_.erase(it) : std::next(it);
-  }
-  ActiveRegion* active = region_.get();
-  return_lent(nullptr);
-  if (simulated_) {
-    active->thread = std::thread([this, active, closure, arguments] {
-      active->reply = run_region(*active, closure, arguments);
-      active->done = true;
-    });
-  } else {
-    active->reply = run_region(*active, closure, arguments);
-    active->done = true;
-    finish_region();
-  }
-}
-
-Bytes Worker::run_region(ActiveRegion& region, ClosureId closure, ByteReader arguments) {
-  const ActingAs acting(endpoint_.rank());  // serially: the proxies' simulated rank
-  Bytes reply = begin_frame();
-  ByteWriter out(reply);
-  const OpenOutcome open = open_region_outcome(out, region.id);
-  TaskStatus status = TaskStatus::ok;
-  SpmdContext context(*region.comm, region.id);
-  current_spmd_context() = &context;
-  trace::Span span(trace::Category::region, endpoint_.rank(), {}, region.id);
-  if (!simulated_) {  // serially, regions run on threads of their own: no single writer
-    flight::note_activity("running SPMD region " + std::to_string(region.id) + " (" +
-                          ClosureRegistry::instance().entry(closure).name + ")");
-  }
-  try {
-    span.set_name(ClosureRegistry::instance().entry(closure).name);
-    run_closure(closure, arguments, out);
-    region.comm->finish();
-  } catch (...) {
-    out.rewind(open.payload_at);
-    if (region.comm->cancelled() && is_cancellation(std::current_exception())) {
-      status = TaskStatus::cancelled;
-    } else {
-      status = TaskStatus::error;
-      const ErrorInfo info = error_info(closure, region.id);
-      out.write(info);
-      region.comm->cancel_all("region rank " + std::to_string(region.comm->rank()) +
-                              " (world rank " + std::to_string(endpoint_.rank()) + ") raised " +
-                              info.type_name() + ": " + info.message());
-    }
-  }
-  current_spmd_context() = nullptr;
-  output::end_task();
-  close_region(reply, out, open, region.comm.get(), status);
-  if (!simulated_) flight::note_activity("waiting for work");
-  return reply;
-}
-
-bool Worker::finish_region() {
-  if (!region_ || !region_->done) return false;
-  if (region_->thread.joinable()) region_->thread.join();
-  endpoint_.send(Traffic::tasks, region_->manager, MessageKind::region_result,
-                 std::move(region_->reply));
-  region_.reset();
-  return true;
 }
 
 void Worker::answer_revokes() {

@@ -1,10 +1,14 @@
 #pragma once
 // The manager side of task execution, shared by every farm of a runtime: the queue,
-// batching, dispatch to free workers, retries, timeouts and cancellation.
+// batching, dispatch to free workers, retries, timeouts and cancellation. SPMD regions
+// are the RegionCoordinator's, over the same slot table; the scheduler's progress()
+// drives both.
 
 #include <parc/closures/closure.hpp>
 #include <parc/comm/backoff.hpp>
 #include <parc/comm/endpoint.hpp>
+#include <parc/managers/detail/region_coordinator.hpp>
+#include <parc/managers/detail/slot_table.hpp>
 #include <parc/managers/options.hpp>
 
 #include <chrono>
@@ -18,20 +22,11 @@
 
 namespace parc::detail {
 
-// Receives the outcomes of tasks; `index` is the one given at submit.
-class Sink {
- public:
-  virtual ~Sink() = default;
-  virtual void on_result(std::size_t index, ByteReader& result) = 0;
-  virtual void on_error(std::size_t index, TaskError error) = 0;
-  virtual void on_cancel(std::size_t index) = 0;
-};
-
 class Worker;
 
 class Scheduler {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = detail::Clock;
 
   // `endpoint` is rank 0's; in serial mode `simulated` are the in-process workers.
   Scheduler(Endpoint& endpoint, std::vector<std::unique_ptr<Worker>> simulated);
@@ -105,45 +100,6 @@ class Scheduler {
   std::vector<std::pair<int, std::string>> stuck_workers() const;
 
  private:
-  struct Task {
-    std::uint64_t id;
-    ClosureId closure;
-    std::uint32_t farm;
-    std::uint32_t generation;
-    Bytes arguments;  // small ones: copied into their batch's frame
-    int attempts = 0;
-    std::shared_ptr<Sink> sink;
-    std::size_t index;
-    // Large ones (see large_arguments_bytes): sent as the frame's tail without a copy, and
-    // shared with the endpoint so that a retry can send them again.
-    std::shared_ptr<const Bytes> large_arguments;
-    // Given back once by a worker: a batch it leads is not revoked again, so that a
-    // batch's name (its first task's id) is never revoked twice.
-    bool given_back = false;
-
-    std::size_t arguments_size() const {
-      return large_arguments ? large_arguments->size() : arguments.size();
-    }
-  };
-  struct Batch {
-    std::vector<Task> tasks;
-    Clock::time_point sent;
-    double expected_ns = 0;  // the tasks' usual run time; 0: unknown
-    bool timed_out = false;
-    bool revoke_sent = false;
-    std::uint64_t sequence = 0;  // the slot's how-manieth batch (revokes name it)
-    // Sent with a large tail still on its way: `sent` is reset when every send completed,
-    // so that its answer is expected a run time after the worker has it (answer_due).
-    bool tail_on_the_way = false;
-  };
-  struct Slot {
-    int rank;
-    std::string host;
-    std::int64_t pid = 0;
-    std::deque<Batch> batches;  // in flight, oldest first: workers answer in order
-    std::uint64_t region = 0;   // the region that has (or waits for) this worker
-    std::uint64_t batches_sent = 0;
-  };
   struct Farm {
     FarmOptions options;
     std::uint32_t generation = 0;
@@ -152,37 +108,12 @@ class Scheduler {
     // Each cancel: the generation it ended and the task after which it applies (0: all).
     std::vector<std::pair<std::uint32_t, std::uint64_t>> cancels;
   };
-  struct Region {
-    std::uint64_t id = 0;
-    ClosureId closure = 0;
-    std::vector<int> members;
-    Bytes arguments;
-    std::shared_ptr<Sink> sink;
-    std::chrono::duration<double> timeout{0};
-    bool started = false;
-    Clock::time_point start_time{};
-    std::vector<bool> answered;
-    std::size_t answers = 0;
-    bool timed_out = false;
-    Clock::time_point timed_out_at{};
-    // Whether its communicator may serve the next region over the same members: every
-    // rank finished cleanly and every message sent was received.
-    bool clean = true;
-    std::vector<std::vector<std::uint64_t>> sent, received;  // by region rank, per peer
-  };
   struct ClosureStats {
     double mean_ns = 0;
     std::uint64_t samples = 0;
   };
 
   bool receive_results();
-  void start_regions();
-  void handle_region_result(Message& message);
-  void check_region_timeouts();
-  void send_region_cancel(const Region& region, const std::string& reason);
-  void release_region_slots(const Region& region);
-  void release_region_slot(const Region& region, int rank);
-  Slot* slot_of(int rank);
   bool allowed_on(const Task& task, std::size_t slot) const;
   std::uint8_t task_flags(const Task& task) const;
   void handle_results(Message& message);
@@ -206,31 +137,25 @@ class Scheduler {
   bool cancelled_since_sent(const Task& task) const;
   Farm& farm(std::uint32_t id);
   void release(Task& task);
-  // An error the manager reports on behalf of worker `rank` (timeouts, bad replies).
+  // An error the manager reports on behalf of worker `rank` about `task`.
   ErrorInfo manager_error(const Task& task, int rank, const std::string& type,
                           const std::string& message) const;
-  ErrorInfo manager_error(std::uint64_t task_id, ClosureId closure, int rank,
-                          const std::string& type, const std::string& message) const;
 
   Endpoint& endpoint_;
   std::vector<std::unique_ptr<Worker>> simulated_;
-  std::vector<Slot> slots_;
+  SlotTable slots_;
   std::deque<Task> queue_;
   std::map<std::uint32_t, Farm> farms_;
   std::unordered_map<ClosureId, ClosureStats> stats_;
   Counters counters_;
   bool revocable_ = false;
   std::size_t revokes_pending_ = 0;
-  std::map<std::uint64_t, Region> regions_;
-  // Per worker: the members of the last region it ran, when that region was clean on
-  // every rank (the worker kept its communicator, which may then be reused or freed);
-  // empty otherwise.
-  std::map<int, std::vector<int>> clean_communicator_of_;
   std::size_t farms_with_timeout_ = 0;  // check_timeouts() reads the clock only when needed
   std::size_t farms_with_ranks_ = 0;    // dispatch() looks past the queue's front only then
   std::uint32_t next_farm_ = 1;
   std::uint64_t next_task_ = 1;
   bool sending_ = false;
+  RegionCoordinator regions_{endpoint_, slots_, next_task_};
 };
 
 }  // namespace parc::detail

@@ -1,8 +1,10 @@
 #pragma once
-// The worker side: runs task batches from the manager, reports every outcome.
+// The worker side: runs task batches from the manager, reports every outcome; its
+// RegionMember runs this rank's part of SPMD regions.
 
 #include <parc/comm/endpoint.hpp>
 #include <parc/comm/proxy_service.hpp>
+#include <parc/managers/detail/region_member.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -36,19 +38,7 @@ class Worker {
   int exit_code() const { return exit_code_; }
 
  private:
-  struct ActiveRegion {
-    std::uint64_t id = 0;
-    int manager = 0;
-    std::unique_ptr<RegionComm> comm;
-    std::thread thread;
-    std::atomic<bool> done{false};
-    Bytes reply;
-  };
-
   void run_batch(Message& message);
-  void start_region(Message& message);
-  Bytes run_region(ActiveRegion& region, ClosureId closure, ByteReader arguments);
-  bool finish_region();
   ErrorInfo error_info(ClosureId closure, std::uint64_t task_id) const;
   void poll_control();
   void handle_control(const Message& message);
@@ -72,10 +62,6 @@ class Worker {
     std::uint64_t after_task;  // for tasks with a larger id (0: all)
   };
   std::map<std::uint32_t, std::vector<Cancelled>> cancelled_;  // by farm
-  std::unique_ptr<ActiveRegion> region_;
-  std::uint64_t last_region_ = 0;
-  // Control messages of regions that have not begun here yet (they travel apart).
-  std::map<std::uint64_t, std::vector<Message>> early_control_;
   std::mutex start_mutex_;
   std::set<std::uint64_t> given_back_;  // sequence numbers revoked before they came in
   std::uint64_t batches_taken_ = 0;     // task batches the main thread has taken in
@@ -83,6 +69,7 @@ class Worker {
   bool sending_ = false;         // a result still being sent: serve() must not sleep
   bool lent_in_flight_ = false;  // a reply sent may still read memory lent by a task
   int exit_code_ = 0;
+  RegionMember regions_;  // last: its hooks call into the members above
 };
 
 }  // namespace parc::detail
