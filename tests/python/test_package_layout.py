@@ -154,6 +154,7 @@ def test_each_side_imports_only_the_sides_below_it():
 def documented_arrows():
     """{module: set of modules} from the arrows block of docs/architecture.md."""
     text = ARCHITECTURE.read_text()
+    assert "## The Python package" in text, "docs/architecture.md has no Python package section"
     section = text[text.index("## The Python package"):]
     block = re.search(r"```text\n(.*?)```", section, re.S).group(1)
     arrows = {}
