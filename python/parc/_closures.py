@@ -14,7 +14,7 @@ import threading
 import types
 import weakref
 
-from . import _core, _task
+from . import _codec, _core
 from ._cpp import CppClosure
 from ._errors import UsageError
 
@@ -82,6 +82,11 @@ def on_start():
     _ids = {name: entry[0] for name, entry in _core.closure_table().items()}
 
 
+def declared_count():
+    """How many Python closures this rank declared."""
+    return len(_declared)
+
+
 def closure_table():
     """{name: (id, signature)} of every closure this rank declared (C++ and Python)."""
     return dict(_core.closure_table())
@@ -103,7 +108,7 @@ def _pickle_by_value(function):
     return cloudpickle.dumps(function, protocol=5)
 
 
-def _pickle_callable(function):
+def pickle_callable(function):
     qualname = getattr(function, "__qualname__", "")
     module = getattr(function, "__module__", None)
     local = "<locals>" in qualname or "<lambda>" in qualname
@@ -140,7 +145,7 @@ def _ship(blob):
         total = sum(len(b) for b in _shipped.values())
         while total > _SHIPPED_BYTES and len(_shipped) > 1:
             total -= len(_shipped.popitem(last=False)[1])
-    return bytes([_task.FLAG_CALLABLE_DIGEST]) + digest
+    return bytes([_codec.FLAG_CALLABLE_DIGEST]) + digest
 
 
 def shipped_callable(digest):
@@ -245,12 +250,12 @@ def resolve(function):
     if name is not None and name in _ids:
         resolved = (_ids[name], bytes([0]))
     else:
-        blob = _pickle_callable(function)
+        blob = pickle_callable(function)
         if len(blob) >= SHIP_BY_DIGEST:
             resolved = (_ids[_PYTHON_CALL], _ship(blob))
         else:
             resolved = (_ids[_PYTHON_CALL],
-                        _CALLABLE.pack(_task.FLAG_CALLABLE, len(blob)) + blob)
+                        _CALLABLE.pack(_codec.FLAG_CALLABLE, len(blob)) + blob)
     if not isinstance(function, types.MethodType):  # a new object at every access
         try:
             _prefixes[function] = resolved

@@ -1,4 +1,6 @@
-"""The bytes of arguments and results: pickle protocol 5, buffers out-of-band.
+"""The bytes of arguments and results: pickle protocol 5, buffers out-of-band; and the
+flags byte that starts a Python task's payload (written by the managers, read by
+_worker).
 
 A message is   u32 nbuf | u64 pickle length | u64 length per buffer | pickle | buffers
 so that numpy arrays and other contiguous buffers are never copied into the pickle
@@ -11,6 +13,20 @@ import struct
 _COUNT = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
 _SMALL_HEAD = struct.Struct("<IQ")  # no buffers: the common case, one pack
+
+# Task payload: a flags byte, the callable when it is not a declared closure, then the
+# arguments (see encode): args, or (args, kwargs) when FLAG_KWARGS.
+FLAG_CALLABLE = 1
+FLAG_KWARGS = 2
+FLAG_SINGLE = 4  # the arguments are one value (a pipeline item): function(value)
+FLAG_SPMD = 8  # an SPMD region's closure: called as function(ctx, *args, **kwargs)
+FLAG_CALLABLE_DIGEST = 16  # the callable's digest instead: fetched once (see _closures)
+FLAG_CHUNK = 32  # the arguments are (chunk,): a run of a map's inputs, see _worker.run_chunk
+FLAG_CHUNK_STAR = 64  # ... each input an argument tuple
+FLAG_CHUNK_STOP = 128  # ... stopping at the first failure (fail_fast)
+# With FLAG_SINGLE, FLAG_CHUNK is a pipeline's chunk of items: the argument is
+# (stages to pass it through untouched, the longest stage's seconds so far, items), and
+# the result the same triple for the next stage (see _manager_pipeline).
 
 
 def encode(obj):

@@ -1,7 +1,11 @@
-"""parc's exception types, and the rebuilding of remote failures on the manager."""
+"""parc's exception types; a failure encoded where it happened (a worker's task, a
+proxy owner's request) and rebuilt where it is reported."""
 
 import concurrent.futures
 import pickle
+import reprlib
+import sys
+import traceback
 
 from . import _core
 
@@ -138,7 +142,7 @@ def _rebuild_link(link):
                        link.get("traceback", "")), problem
 
 
-def _rebuild_python(record):
+def rebuild_python(record):
     links = record["links"]
     rebuilt, problems = zip(*[_rebuild_link(link) for link in links])
     for outer, inner, link in zip(rebuilt, rebuilt[1:], links[1:]):
@@ -182,7 +186,7 @@ def rebuild(error, index=None):
     """The exception of a failed task, from _core's error tuple."""
     foreign, chain, rank, host, pid, task, closure, attempts = error
     if foreign:
-        exc, call, traceback_text = _rebuild_python(pickle.loads(foreign))
+        exc, call, traceback_text = rebuild_python(pickle.loads(foreign))
     else:
         exc, call, traceback_text = _rebuild_cpp(chain, closure)
     where = f"rank {rank} (host {host}, pid {pid}), task {task}: {call}"
@@ -204,6 +208,83 @@ def rebuild(error, index=None):
 
 def qualified_name(kind):
     return f"{kind.__module__}.{kind.__qualname__}"
+
+
+# -- where a failure happens: its encoding ------------------------------------------------
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+
+
+def describe_call(function, args, kwargs):
+    """How a call reads in an error and in the flight record: simulate(3, seed=1)."""
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
+    name = name or type(function).__name__
+    shown = [_repr.repr(a) for a in args] + [f"{k}={_repr.repr(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(shown)})"
+
+
+def importable_class(kind):
+    """The class importable under kind's name (module + qualified name), or None. A closure
+    or class sent by value (cloudpickle) brings its own copies of its module's classes."""
+    found = sys.modules.get(kind.__module__)
+    for part in kind.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found if isinstance(found, type) else None
+
+
+def _importable_twin(kind):
+    """The importable exception class when kind is a copy of it."""
+    found = importable_class(kind)
+    if found is not None and found is not kind and issubclass(found, BaseException):
+        return found
+    return None
+
+
+def _link(exc, how):
+    link = {"type": qualified_name(type(exc)), "message": str(exc), "how": how,
+            "args": _repr.repr(exc.args), "pickled": None}
+    if not isinstance(exc, Exception):  # SystemExit & co cannot join an ExceptionGroup
+        link["problem"] = f"{type(exc).__name__} is not an Exception"
+        if isinstance(exc, SystemExit):
+            link["message"] = f"the task called sys.exit({exc.code!r})"
+        return link
+    twin = _importable_twin(type(exc))
+    if twin is not None:
+        try:
+            exc.__class__ = twin  # so that it pickles by reference, as the manager knows it
+        except TypeError:
+            pass
+    try:
+        pickled = pickle.dumps(exc, protocol=5)
+        pickle.loads(pickled)  # an __init__ with extra required arguments fails here
+        link["pickled"] = pickled
+    except Exception as error:
+        link["problem"] = f"{type(error).__name__}: {error}"
+    return link
+
+
+def encode_failure(exc, call, remember):
+    """(type name, message, encoded record) of a failed call. `remember` (serial mode)
+    keeps the live exception, so that the rebuilt one gets its traceback (pdb lands
+    there); its frames keep their callers' locals alive meanwhile."""
+    links, seen, current, how = [], set(), exc, None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        links.append(_link(current, how))
+        if current.__cause__ is not None:
+            current, how = current.__cause__, "cause"
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, how = current.__context__, "context"
+        else:
+            current = None
+    text = "".join(traceback.format_exception(exc))
+    for link in links:
+        link["traceback"] = text
+    record = {"links": links, "call": call, "traceback": text,
+              "token": remember_live(exc) if remember else None}
+    return links[0]["type"], links[0]["message"], pickle.dumps(record, protocol=5)
 
 
 def rebuild_chunk(error, first_index):

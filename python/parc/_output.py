@@ -13,7 +13,8 @@ import select
 import sys
 import threading
 
-from . import _core, _task
+from . import _core
+from ._errors import StartupError
 
 _BATCH = getattr(select, "PIPE_BUF", 4096)  # writes up to this size are atomic on a pipe
 
@@ -25,15 +26,12 @@ def prefix_requested():
         return False
     if value == "prefix":
         return True
-    from ._errors import StartupError
     raise StartupError(f"parc: PARC_OUTPUT={value} is not an output mode; set it to prefix "
                        "(each line of output starts with its rank: [rank 2] ...), plain, or "
                        "unset it")
 
 
-def _rank_now():
-    # Serially a task's rank is its simulated worker's (as in its error reports).
-    return _core.proxy_here() if _task.running() else _core.rank()
+_rank_now = None  # the rank a line is tagged with: given by install()
 
 
 class LineWriter(io.TextIOBase):
@@ -139,9 +137,12 @@ def end_task():
         writer.close_pending()
 
 
-def install():
+def install(rank_now):
     """Called once at start-up, after MPI: whole lines on every rank of a job of several
-    ranks; serially only when PARC_OUTPUT=prefix asks for rank prefixes."""
+    ranks; serially only when PARC_OUTPUT=prefix asks for rank prefixes, which
+    rank_now() gives."""
+    global _rank_now
+    _rank_now = rank_now
     prefix = prefix_requested()
     if _core.size() == 1 and not prefix:
         return

@@ -1,18 +1,23 @@
-"""Start-up, parc.run, rank/size, and log lines that match the C++ core's."""
+"""Start-up, parc.run, rank/size, whether a task runs in this thread, and log lines that
+match the C++ core's."""
 
 import atexit
 import faulthandler
 import logging
 import os
 import sys
+import threading
 import time
 
-from . import _closures, _core, _output, _task
+from . import _closures, _core, _output
 from ._errors import StartupError, UsageError
 
 log = logging.getLogger("parc")
 _running = False  # inside parc.run's main on rank 0
 _stopped = False  # parc.run has returned: the workers are gone
+# A task runs in this thread now (managers cannot start inside one). Per thread: serial
+# SPMD regions run their ranks on threads of their own. Set by _worker.
+_task_thread = threading.local()
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
            "warning": logging.WARNING, "error": logging.ERROR, "off": logging.CRITICAL + 10}
@@ -72,17 +77,30 @@ def start():
         sys.stderr.flush()
         raise SystemExit(2) from None
     _closures.on_start()
-    _task.serial = _core.serial()
-    if _task.serial and not faulthandler.is_enabled():
+    if _core.serial() and not faulthandler.is_enabled():
         # A task that crashes the process shows its Python stack, after parc's line
         # naming the task (the core's handler, installed at start, runs next).
         faulthandler.enable()
     _set_log_rank(_core.rank())
-    _output.install()
+    _output.install(_rank_now)
     atexit.register(_core.finalize)
     log.debug("python package ready: %d closures declared, cloudpickle %s",
-              len(_closures._declared),
+              _closures.declared_count(),
               "available" if _closures.cloudpickle is not None else "missing")
+
+
+def in_task():
+    """True while a task runs in this thread."""
+    return getattr(_task_thread, "running", False)
+
+
+def set_in_task(running):
+    _task_thread.running = running
+
+
+def _rank_now():
+    # Serially a task's rank is its simulated worker's (as in its error reports).
+    return _core.proxy_here() if in_task() else _core.rank()
 
 
 def rank():
@@ -90,7 +108,7 @@ def rank():
     the simulated worker's (1 to PARC_SERIAL), as the task's error reports say; outside
     tasks, serially, 0."""
     start()
-    return _core.proxy_here() if _task.running() else _core.rank()
+    return _rank_now()
 
 
 def size():
@@ -159,7 +177,7 @@ def stopped():
 
 def check_manager(what):
     start()
-    if _task.running():
+    if in_task():
         raise UsageError(f"{what} inside a task: tasks run on workers, which cannot manage "
                          "other workers. Return what the task found and submit the next "
                          "tasks from the manager (rank 0).")

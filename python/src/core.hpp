@@ -1,5 +1,7 @@
 #pragma once
-// Internals of parc._core shared by its binding files (core.cpp, spmd.cpp, pipeline.cpp).
+// Internals of parc._core shared by its binding files: core.cpp assembles the module from
+// the export_* functions of runtime.cpp, worker.cpp, farm.cpp, spmd.cpp, pipeline.cpp and
+// proxy.cpp; engine.cpp and parts.cpp serve them.
 //
 // Threading: no thread blocks on `scheduler_mutex` (the progress engine's lock) while it
 // holds the GIL: the thread holding the lock may be running Python tasks inline (serial
@@ -82,12 +84,13 @@ py::tuple error_tuple(const TaskError& error);
 FarmOptions farm_options(const std::string& policy, int retries, py::object retry_filter,
                          double timeout);
 
-// The outcomes of one parc.TaskFarm operation's tasks, gathered by whichever thread
-// drives the scheduler, and handed to its Python side (`deliver`, a weakref.WeakMethod
-// called with the GIL) after the round that gathered them.
-class Collector : public detail::Sink,
-                  public detail::Handoff,
-                  public std::enable_shared_from_this<Collector> {
+// The scheduler's Sink for one parc.TaskFarm operation: the outcomes of its tasks,
+// gathered by whichever thread drives the scheduler, and handed to its Python side
+// (`deliver`, a weakref.WeakMethod called with the GIL, which passes each on to the sink
+// of its index there) after the round that gathered them.
+class FarmSink : public detail::Sink,
+                 public detail::Handoff,
+                 public std::enable_shared_from_this<FarmSink> {
  public:
   enum Kind { result = 0, error = 1, cancelled = 2 };
   struct Outcome {
@@ -131,8 +134,14 @@ void wake();
 void progress_until(const std::function<bool()>& done, double timeout,
                     const py::object* python_done = nullptr);
 
-void bind_spmd(py::module_& m);
-void bind_pipeline(py::module_& m);
-void bind_proxies(py::module_& m);
+// What each binding file adds to the module. The package registers its hooks through
+// export_worker's register_worker and export_proxies' register_proxy_owner: _core imports
+// no parc module.
+void export_runtime(py::module_& m);
+void export_worker(py::module_& m);
+void export_farm(py::module_& m);
+void export_spmd(py::module_& m);
+void export_pipeline(py::module_& m);
+void export_proxies(py::module_& m);
 
 }  // namespace parc::python

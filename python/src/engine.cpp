@@ -16,13 +16,13 @@ detail::ProgressEngine* manager_engine() {
   return runtime && runtime->rank() == 0 ? &runtime->engine() : nullptr;
 }
 
-py::list outcome_list(std::vector<Collector::Outcome>& outcomes) {
+py::list outcome_list(std::vector<FarmSink::Outcome>& outcomes) {
   py::list list;
   for (auto& outcome : outcomes) {
     py::object data = py::none();
-    if (outcome.kind == Collector::result) {
+    if (outcome.kind == FarmSink::result) {
       data = py::cast(Buffer(outcome.owner, outcome.data, outcome.size));
-    } else if (outcome.kind == Collector::error) {
+    } else if (outcome.kind == FarmSink::error) {
       data = error_tuple(*outcome.failure);
     }
     list.append(py::make_tuple(outcome.index, static_cast<int>(outcome.kind), data));
@@ -44,7 +44,7 @@ void run_with_gil(std::vector<std::function<void()>>& handoffs) {
       }
     }
   }
-  handoffs.clear();  // with the GIL: a collector may die here
+  handoffs.clear();  // with the GIL: a sink may die here
 }
 
 // The engine thread's Python thread state, made on that thread and given back at its end.
@@ -53,25 +53,25 @@ thread_local PyThreadState* engine_thread_state = nullptr;
 
 }  // namespace
 
-void Collector::add(Outcome outcome) {
+void FarmSink::add(Outcome outcome) {
   outcomes.push_back(std::move(outcome));
   if (outcomes.size() == 1) {
     if (auto* engine = manager_engine()) engine->hand_off(shared_from_this());
   }
 }
 
-void Collector::on_result(std::size_t index, ByteReader& reader) {
+void FarmSink::on_result(std::size_t index, ByteReader& reader) {
   const std::size_t size = reader.remaining();
   add({index, result, reader.owner(), reader.take(size).data(), size, {}});
 }
 
-void Collector::on_error(std::size_t index, TaskError failure) {
+void FarmSink::on_error(std::size_t index, TaskError failure) {
   add({index, error, {}, nullptr, 0, std::move(failure)});
 }
 
-void Collector::on_cancel(std::size_t index) { add({index, cancelled, {}, nullptr, 0, {}}); }
+void FarmSink::on_cancel(std::size_t index) { add({index, cancelled, {}, nullptr, 0, {}}); }
 
-std::function<void()> Collector::take() {
+std::function<void()> FarmSink::take() {
   std::vector<Outcome> taken;
   taken.swap(outcomes);
   return [self = shared_from_this(), taken = std::move(taken)]() mutable {

@@ -153,7 +153,7 @@ class Pipeline {
 
 }  // namespace
 
-void bind_pipeline(py::module_& m) {
+void export_pipeline(py::module_& m) {
   py::class_<Pipeline>(m, "Pipeline")
       .def(py::init<const py::list&, const std::string&, int, py::object, double, std::size_t,
                     bool>())

@@ -1,6 +1,7 @@
-// Python objects owned for proxies (parc._proxy holds the Python half): requests run with
-// the GIL on the owner's progress thread; raw reads of numpy arrays are answered from the
-// array's memory without it.
+// Python objects owned for proxies: requests run with the GIL on the owner's progress
+// thread, through the hooks parc._proxy_owner registers; raw reads of numpy arrays are
+// answered from the array's memory without it. The proxy_* functions are the caller's
+// side (parc._proxy_caller).
 
 #include "core.hpp"
 
@@ -14,9 +15,29 @@ namespace {
 
 ProxyService& service() { return started().proxies(); }
 
-py::object& proxy_module() {
-  static py::object* module = new py::object(py::module_::import("parc._proxy"));  // leaked:
-  return *module;  // outlives interpreter teardown, as the task hook does
+// The owner's side in Python, registered by parc/__init__.py: _core imports no parc
+// module, so that the package imports one way.
+struct OwnerHooks {
+  py::object build;       // (arguments) -> (True, object) or (False, failure parts)
+  py::object serve;       // (object, request) -> (ok, reply or failure parts)
+  py::object describe;    // (object) -> pickled (type name, methods, raw layout)
+  py::object raw_layout;  // (object) -> (rows, row bytes) or None
+};
+
+OwnerHooks& owner_hooks() {
+  static auto* hooks = new OwnerHooks();  // leaked: outlives interpreter teardown
+  return *hooks;
+}
+
+// With the GIL.
+const py::object& owner_hook(py::object OwnerHooks::*which) {
+  const py::object& hook = owner_hooks().*which;
+  if (!hook) {
+    throw UsageError(
+        "parc._core: no proxy owner hooks registered; import parc (its "
+        "__init__ registers parc._proxy_owner's), not parc._core alone");
+  }
+  return hook;
 }
 
 // The progress thread keeps its Python thread state: making one per request would cost
@@ -55,7 +76,7 @@ class PythonObject final : public OwnedObject {
   Outcome handle(ByteReader& request) override {
     py::gil_scoped_acquire gil;
     keep_thread_state(gil);
-    py::tuple outcome = proxy_module().attr("_serve")(object_, buffer_of(request));
+    py::tuple outcome = owner_hook(&OwnerHooks::serve)(object_, buffer_of(request));
     Outcome result;
     result.ok = outcome[0].cast<bool>();
     result.bytes = join_parts(outcome[1]);
@@ -66,7 +87,7 @@ class PythonObject final : public OwnedObject {
 
   Bytes describe() const override {
     py::gil_scoped_acquire gil;
-    py::bytes described = proxy_module().attr("_describe_bytes")(object_);
+    py::bytes described = owner_hook(&OwnerHooks::describe)(object_);
     const std::string_view text = described;
     return Bytes(text.begin(), text.end());
   }
@@ -80,7 +101,7 @@ class PythonObject final : public OwnedObject {
 };
 
 std::optional<std::pair<std::uint64_t, std::uint64_t>> raw_layout(const py::object& object) {
-  py::object layout = proxy_module().attr("_raw_layout")(object);
+  py::object layout = owner_hook(&OwnerHooks::raw_layout)(object);
   if (layout.is_none()) return std::nullopt;
   return layout.cast<std::pair<std::uint64_t, std::uint64_t>>();
 }
@@ -93,7 +114,7 @@ std::shared_ptr<OwnedObject> own(py::object object) {
 // Builds an object from a create request (at the owner, with the GIL).
 std::shared_ptr<OwnedObject> build_python(ByteReader& arguments, Outcome& failure) {
   py::gil_scoped_acquire gil;
-  py::tuple outcome = proxy_module().attr("_build")(buffer_of(arguments));
+  py::tuple outcome = owner_hook(&OwnerHooks::build)(buffer_of(arguments));
   if (!outcome[0].cast<bool>()) {
     failure.ok = false;
     failure.bytes = join_parts(outcome[1]);
@@ -171,7 +192,7 @@ class Pending {
 
 }  // namespace
 
-void bind_proxies(py::module_& m) {
+void export_proxies(py::module_& m) {
   py::register_exception<ProxyError>(m, "ProxyError", PyExc_ReferenceError);
 
   py::class_<Handle>(m, "ProxyHandle")
@@ -184,6 +205,14 @@ void bind_proxies(py::module_& m) {
       .def("outcome", &Pending::outcome);
 
   ProxyService::set_factory(FactoryKind::python, &build_python);
+  m.def(
+      "register_proxy_owner",
+      [](py::object build, py::object serve, py::object describe, py::object raw_layout) {
+        owner_hooks() = OwnerHooks{std::move(build), std::move(serve), std::move(describe),
+                                   std::move(raw_layout)};
+      },
+      py::arg("build"), py::arg("serve"), py::arg("describe"), py::arg("raw_layout"),
+      "The owner's side of proxies in Python, called on the owner's progress thread.");
   m.def("proxy_setup", [] { return py::make_tuple(service().rank(), service().owners()); });
 
   // (ok, handle or failure bytes)

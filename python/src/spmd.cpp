@@ -1,5 +1,5 @@
 // parc._core bindings of SPMD regions: the manager's handle on a region, and the
-// collectives of the region this thread runs (parc._spmd.Context calls them).
+// collectives of the region this thread runs (parc._worker_spmd.Context calls them).
 
 #include "core.hpp"
 
@@ -10,8 +10,9 @@
 namespace parc::python {
 namespace {
 
-// Per region rank: (index, kind, data) as Farm.wait gives them.
-class RegionCollector : public detail::Sink {
+// The scheduler's Sink for one region: its ranks' results, errors and cancellations,
+// until Region::outcomes takes them.
+class RegionSink : public detail::Sink {
  public:
   void on_result(std::size_t index, ByteReader& reader) override {
     const std::size_t size = reader.remaining();
@@ -31,14 +32,14 @@ class RegionCollector : public detail::Sink {
 class Region {
  public:
   Region(ClosureId closure, std::vector<int> ranks, const py::iterable& payload, double timeout)
-      : collector_(std::make_shared<RegionCollector>()) {
+      : sink_(std::make_shared<RegionSink>()) {
     Bytes arguments = join_parts(payload);
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);
     auto& scheduler = started().scheduler();
     if (ranks.empty()) ranks = scheduler.worker_ranks();
     ranks_ = ranks;
-    id_ = scheduler.open_region(closure, std::move(ranks), std::move(arguments), collector_,
+    id_ = scheduler.open_region(closure, std::move(ranks), std::move(arguments), sink_,
                                 std::chrono::duration<double>(timeout));
     engine::wake();
   }
@@ -55,13 +56,13 @@ class Region {
 
   // ([(rank, Buffer)], [(rank, error tuple)], [rank]) of the ranks that answered so far.
   py::tuple outcomes() {
-    RegionCollector taken;
+    RegionSink taken;
     {
       py::gil_scoped_release release;
       std::lock_guard lock(scheduler_mutex);
-      std::swap(taken.results, collector_->results);
-      std::swap(taken.errors, collector_->errors);
-      std::swap(taken.cancelled, collector_->cancelled);
+      std::swap(taken.results, sink_->results);
+      std::swap(taken.errors, sink_->errors);
+      std::swap(taken.cancelled, sink_->cancelled);
     }
     py::list results, errors;
     for (auto& [index, buffer] : taken.results) results.append(py::make_tuple(index, buffer));
@@ -77,7 +78,7 @@ class Region {
   }
 
  private:
-  std::shared_ptr<RegionCollector> collector_;
+  std::shared_ptr<RegionSink> sink_;
   std::vector<int> ranks_;
   std::uint64_t id_ = 0;
 };
@@ -137,7 +138,7 @@ void reduce_buffer(const py::buffer& array, const std::string& code, Reduce redu
 
 }  // namespace
 
-void bind_spmd(py::module_& m) {
+void export_spmd(py::module_& m) {
   py::register_exception<CancelledError>(
       m, "CancelledError", py::module_::import("concurrent.futures").attr("CancelledError").ptr());
 

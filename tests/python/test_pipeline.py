@@ -429,7 +429,7 @@ def test_refused_inside_a_task_and_closed_by_its_with_block(launch, mode):
 # -- items in chunks ------------------------------------------------------------------
 # Under mpiexec items travel in chunks sized from the stages' measured times (as map's);
 # chunksize=k makes chunks of k in every mode (serial runs otherwise send items alone).
-# A stage function sees how it was called: by _task.run_chunk (in a chunk) or not.
+# A stage function sees how it was called: by _worker.run_chunk (in a chunk) or not.
 
 CHUNK_STAGES = r'''
 class Bad(Exception):

@@ -1,28 +1,26 @@
-"""parc.Proxy: a handle to an object owned by one rank (PyGAS's proxy objects).
+"""parc.Proxy, the caller's side: a handle to an object owned by one rank (PyGAS's proxy
+objects), used on any rank that holds one.
 
 Attribute reads and writes, method calls and item access through a proxy run at the
-owner, whoever calls; the owner's progress thread answers while the owner is busy. A
-proxy pickles as a reference, so it travels in task arguments, results, SPMD messages and
-other proxied objects; the owner drops the object once no proxy on any rank names it.
+owner, whoever calls; the owner's progress thread answers while the owner is busy
+(_proxy_owner). A proxy pickles as a reference, so it travels in task arguments,
+results, SPMD messages and other proxied objects; the owner drops the object once no
+proxy on any rank names it.
 """
 
 import contextlib
-import os
 import pickle
-import socket
 import threading
 import weakref
 
-from . import _closures, _codec, _core, _errors, _runtime, _task
+from . import _closures, _codec, _core, _errors, _proxy_owner, _runtime
 from ._errors import UsageError
-from ._farm import Future
-
-# Request operations, the first item of every request.
-_GET, _SET, _CALL, _RESOLVE, _GETITEM, _SETITEM, _DELITEM, _LEN, _CONTAINS, _INVOKE = range(10)
+from ._futures import Future
+from ._proxy_owner import (CALL, CONTAINS, DELITEM, GET, GETITEM, INVOKE, LEN, RESOLVE,
+                           SET, SETITEM)
 
 _RESERVED = ("owner", "resolve", "async_", "create")
 _state = threading.local()  # uses: how many loads the pickles made now are for
-_host, _pid = socket.gethostname(), os.getpid()
 
 
 @contextlib.contextmanager
@@ -50,25 +48,26 @@ class Proxy:
         _runtime.start()
         _check_owner(owner)
         if owner == _core.proxy_here():
-            return _adopt(factory(*args, **kwargs))
+            return adopt(factory(*args, **kwargs))
         try:
-            blob = _closures._pickle_callable(factory)
+            blob = _closures.pickle_callable(factory)
         except UsageError:
             raise
         except Exception as error:
             raise TypeError(
-                f"parc: {_task.describe_call(factory, (), {})[:-2]} cannot be sent to rank "
+                f"parc: {_errors.describe_call(factory, (), {})[:-2]} cannot be sent to rank "
                 f"{owner}: {error}. Classes and functions of __main__ travel by value, with "
                 "the globals they use: move it to a module every rank imports, or keep its "
                 "unpicklable globals (locks, files) out of it") from error
         try:
             payload = _codec.encode((blob, args, kwargs))
         except Exception as error:
-            raise TypeError(f"parc: the arguments of {_task.describe_call(factory, args, kwargs)} "
-                            f"cannot be pickled to send them to rank {owner}: {error}") from error
+            call = _errors.describe_call(factory, args, kwargs)
+            raise TypeError(f"parc: the arguments of {call} cannot be pickled to send them to "
+                            f"rank {owner}: {error}") from error
         ok, result = _core.proxy_create(owner, payload)
         if not ok:
-            raise _rebuild(result, owner, _task.describe_call(factory, args, kwargs))
+            raise _rebuild(result, owner, _errors.describe_call(factory, args, kwargs))
         handle, described = result
         return _make(handle, pickle.loads(bytes(described)))
 
@@ -86,7 +85,7 @@ class Proxy:
         raw = self._parc_info[2]
         if raw is not None:
             return _read_rows(self, raw, 0, _rows(raw))
-        return _call(self, _RESOLVE)
+        return _call(self, RESOLVE)
 
     @property
     def async_(self):
@@ -104,7 +103,7 @@ class Proxy:
         local = _local(self)
         if local is not None:
             return getattr(local, name)
-        return _call(self, _GET, name)
+        return _call(self, GET, name)
 
     def __setattr__(self, name, value):
         if name.startswith("_parc_"):
@@ -117,7 +116,7 @@ class Proxy:
         if local is not None:
             setattr(local, name, value)
             return
-        _call(self, _SET, name, (value,))
+        _call(self, SET, name, (value,))
 
     def __getitem__(self, key):
         local = _local(self)
@@ -127,29 +126,29 @@ class Proxy:
         rows = _row_range(raw, key)
         if rows is not None:
             return _read_rows(self, raw, *rows)
-        return _call(self, _GETITEM, None, (key,))
+        return _call(self, GETITEM, None, (key,))
 
     def __setitem__(self, key, value):
         local = _local(self)
         if local is not None:
             local[key] = value
             return
-        _call(self, _SETITEM, None, (key, value))
+        _call(self, SETITEM, None, (key, value))
 
     def __delitem__(self, key):
         local = _local(self)
         if local is not None:
             del local[key]
             return
-        _call(self, _DELITEM, None, (key,))
+        _call(self, DELITEM, None, (key,))
 
     def __len__(self):
         local = _local(self)
-        return len(local) if local is not None else _call(self, _LEN)
+        return len(local) if local is not None else _call(self, LEN)
 
     def __contains__(self, key):
         local = _local(self)
-        return key in local if local is not None else _call(self, _CONTAINS, None, (key,))
+        return key in local if local is not None else _call(self, CONTAINS, None, (key,))
 
     def __iter__(self):
         # Python would otherwise iterate with p[0], p[1], ...: a round trip per item.
@@ -161,7 +160,7 @@ class Proxy:
         local = _local(self)
         if local is not None:
             return local(*args, **kwargs)
-        return _call(self, _INVOKE, None, args, kwargs)
+        return _call(self, INVOKE, None, args, kwargs)
 
     def __reduce__(self):
         handle = self._parc_handle
@@ -200,7 +199,7 @@ class _Method:
         local = _local(self._proxy)
         if local is not None:
             return getattr(local, self._name)(*args, **kwargs)
-        return _call(self._proxy, _CALL, self._name, args, kwargs)
+        return _call(self._proxy, CALL, self._name, args, kwargs)
 
     def __repr__(self):
         return f"<method {self._name} of {self._proxy!r}>"
@@ -217,22 +216,22 @@ class _Async:
     def __getattr__(self, name):
         proxy = self._proxy
         if name in proxy._parc_info[1]:
-            return lambda *args, **kwargs: _submit(proxy, _CALL, name, args, kwargs)
-        return _submit(proxy, _GET, name)
+            return lambda *args, **kwargs: _submit(proxy, CALL, name, args, kwargs)
+        return _submit(proxy, GET, name)
 
     def resolve(self):
         proxy = self._proxy
         raw = proxy._parc_info[2]
         if raw is not None and _local(proxy) is None:
             return _submit_read(proxy, raw, 0, _rows(raw))
-        return _submit(proxy, _RESOLVE)
+        return _submit(proxy, RESOLVE)
 
     def __getitem__(self, key):
         proxy = self._proxy
         rows = _row_range(proxy._parc_info[2], key)
         if rows is not None and _local(proxy) is None:
             return _submit_read(proxy, proxy._parc_info[2], *rows)
-        return _submit(proxy, _GETITEM, None, (key,))
+        return _submit(proxy, GETITEM, None, (key,))
 
 
 def is_local(proxy):
@@ -249,8 +248,6 @@ def live_objects(rank):
     _check_owner(rank)
     return _core.proxy_live_objects(rank)
 
-
-# --- the caller's side -------------------------------------------------------------------
 
 def _check_owner(owner):
     if isinstance(owner, bool) or not isinstance(owner, int):
@@ -282,12 +279,12 @@ def _make(handle, info):
     return proxy
 
 
-def _adopt(obj):
+def adopt(obj):
     """A proxy to obj, which this rank owns from now on."""
     _setup()
     if isinstance(obj, Proxy):
         return obj
-    return _make(_core.proxy_adopt(obj), _describe(obj))
+    return _make(_core.proxy_adopt(obj), _proxy_owner.describe(obj))
 
 
 def _load(owner, serial, token, info, job):
@@ -383,7 +380,7 @@ def _submit(proxy, op, name=None, args=(), kwargs=None):
     if local is not None:
         future = Future(_Reply(None, None), None)
         try:
-            future.set_result(_serve_local(local, op, name, args, kwargs or {}))
+            future.set_result(_proxy_owner.serve_local(local, op, name, args, kwargs or {}))
         except Exception as error:
             future.set_exception(error)
         return future
@@ -433,27 +430,13 @@ def _submit_read(proxy, raw, begin, end):
 
 
 def _describe_op(proxy, op, name, args, kwargs):
-    return _describe_request(proxy._parc_info[0].rpartition(".")[2], op, name, args, kwargs)
-
-
-def _describe_request(kind, op, name, args, kwargs):
-    """How a request reads in an error: Counter.add(5), Counter.value, Counter[3] ..."""
-    shown = _task.describe_call(lambda: None, args, kwargs or {})
-    shown = shown[shown.index("("):]
-    if op == _CALL:
-        return f"{kind}.{name}{shown}"
-    if op == _GET:
-        return f"{kind}.{name}"
-    if op == _SET:
-        return f"{kind}.{name} = {shown[1:-1]}"
-    if op in (_GETITEM, _SETITEM, _DELITEM):
-        return f"{kind}[{shown[1:-1]}]"
-    return f"{kind}: {('get', 'set', 'call', 'resolve', 'getitem', 'setitem', 'delitem', 'len', 'contains', 'call')[op]}{shown}"
+    return _proxy_owner.describe_request(proxy._parc_info[0].rpartition(".")[2], op, name,
+                                         args, kwargs)
 
 
 def _rebuild(data, owner, call):
     record, host, pid = _codec.decode(memoryview(data))
-    exc, _, traceback_text = _errors._rebuild_python(pickle.loads(record))
+    exc, _, traceback_text = _errors.rebuild_python(pickle.loads(record))
     exc.add_note(f"rank {owner} (host {host}, pid {pid}), proxy call: {call}")
     if traceback_text:
         exc.add_note("remote traceback:\n" + traceback_text.rstrip("\n"))
@@ -463,116 +446,4 @@ def _rebuild(data, owner, call):
     return exc
 
 
-# --- the owner's side (called by _core, with the GIL) ------------------------------------
-
-_types = {}  # type -> (name, method names): described once per type
-
-
-def _describe(obj):
-    """(type name, method names, raw layout) that proxies to obj carry."""
-    kind = type(obj)
-    known = _types.get(kind)
-    if known is None:
-        methods = frozenset(name for name in dir(kind)
-                            if not name.startswith("__") and callable(getattr(kind, name, None)))
-        known = _types[kind] = (f"{kind.__module__}.{kind.__qualname__}", methods)
-    raw = None
-    if _raw_layout(obj) is not None:
-        raw = (obj.dtype, tuple(obj.shape))
-    return (*known, raw)
-
-
-def _raw_layout(obj):
-    """(rows, bytes per row) when obj is an array readable in place, else None."""
-    kind = type(obj)
-    if kind.__module__ != "numpy" or kind.__name__ != "ndarray":
-        return None
-    if not obj.flags.c_contiguous or obj.dtype.hasobject:
-        return None
-    rows = obj.shape[0] if obj.ndim else 1
-    return rows, (obj.nbytes // rows if rows else obj.itemsize * _product(obj.shape[1:]))
-
-
-def _product(values):
-    result = 1
-    for value in values:
-        result *= value
-    return result
-
-
-def _failure(exc, call):
-    # Not remembered: its frames would keep the caller's proxies alive (serial mode).
-    return _codec.encode((_task.encode_failure(exc, call, remember=False)[2], _host, _pid))
-
-
-def _build(view):
-    """(True, object) or (False, failure parts), for a create request."""
-    call = "<factory>"
-    try:
-        blob, args, kwargs = _codec.decode(memoryview(view))
-        factory = pickle.loads(blob)
-        if isinstance(factory, type):  # a class of __main__ arrives by value: its objects
-            factory = _task.importable_class(factory) or factory  # pickle by reference
-        call = _task.describe_call(factory, args, kwargs)
-        return True, factory(*args, **kwargs)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # sys.exit too: a failure of this request, as in a task
-        return False, _failure(exc, call)
-
-
-def _describe_bytes(obj):
-    return pickle.dumps(_describe(obj), protocol=5)
-
-
-def _serve_local(obj, op, name, args, kwargs):
-    if op == _GET:
-        return getattr(obj, name)
-    if op == _SET:
-        setattr(obj, name, args[0])
-        return None
-    if op == _CALL:
-        return getattr(obj, name)(*args, **kwargs)
-    if op == _RESOLVE:
-        return obj
-    if op == _GETITEM:
-        return obj[args[0]]
-    if op == _SETITEM:
-        obj[args[0]] = args[1]
-        return None
-    if op == _DELITEM:
-        del obj[args[0]]
-        return None
-    if op == _LEN:
-        return len(obj)
-    if op == _CONTAINS:
-        return args[0] in obj
-    if op == _INVOKE:
-        return obj(*args, **kwargs)
-    raise UsageError(f"parc: unknown proxy operation {op}")
-
-
-def _serve(obj, view):
-    """(True, reply parts) or (False, failure parts), for one request to obj."""
-    op = name = None
-    args, kwargs = (), {}
-    try:
-        op, name, args, kwargs = _codec.decode(memoryview(view))
-        return True, _codec.encode(_serve_local(obj, op, name, args, kwargs))
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # sys.exit too: a failure of this request, as in a task
-        return False, _failure(
-            exc, _describe_request(type(obj).__qualname__, op, name, args, kwargs))
-
-
-def _fetch_callable(digest):
-    """A worker's copy of a large pickled callable, from rank 0 (which runs the task
-    itself serially)."""
-    if _core.serial():
-        return _closures.shipped_callable(digest)
-    return Proxy.create(_closures.shipped_callable, digest, owner=0).resolve()
-
-
-_task.fetch_callable = _fetch_callable
 Proxy.__module__ = "parc"

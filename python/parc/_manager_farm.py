@@ -1,12 +1,11 @@
-"""parc.TaskFarm, a concurrent.futures.Executor over the workers, and parc.Future.
+"""parc.TaskFarm, a concurrent.futures.Executor over the workers (rank 0).
 
 The manager makes progress in the thread that waits (result(), map's iteration,
-as_completed, wait, done()), with the GIL released while it waits for MPI.
+as_completed, wait, done()), with the GIL released while it waits for MPI; parc's
+progress engine completes the futures (_futures) meanwhile.
 """
 
-import bisect
 import concurrent.futures
-from concurrent.futures import _base
 import functools
 import itertools
 import pickle
@@ -14,16 +13,10 @@ import threading
 import time
 import weakref
 
-from . import _closures, _codec, _core, _errors, _progress, _runtime, _task
+from . import _closures, _codec, _core, _errors, _manager_progress, _runtime
 from ._cpp import CppClosure
-from ._errors import ParallelException
-
-_POLICIES = ("fail_fast", "collect_all")
-_RESULT, _ERROR, _CANCELLED = 0, 1, 2
-
-
-def _name_of(fn):
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+from ._futures import ERROR, RESULT, Future, cancel_unstarted, set_outcome
+from ._manager import ChunkSizer, failure_options, name_of
 
 
 def _decoder(fn):
@@ -37,7 +30,7 @@ def _encode_call(fn, prefix, args, kwargs):
         return fn.encode(args, kwargs)
     try:
         if kwargs:
-            return [bytes([prefix[0] | _task.FLAG_KWARGS]), prefix[1:],
+            return [bytes([prefix[0] | _codec.FLAG_KWARGS]), prefix[1:],
                     *_codec.encode((args, kwargs))]
         return [prefix, *_codec.encode(args)]
     except Exception as error:
@@ -49,47 +42,11 @@ def _encode_call(fn, prefix, args, kwargs):
                 which = (f"argument {position + 1}" if isinstance(position, int)
                          else f"keyword argument {position!r}")
                 raise TypeError(
-                    f"parc: {which} of {_name_of(fn)} ({type(value).__name__}) cannot be "
+                    f"parc: {which} of {name_of(fn)} ({type(value).__name__}) cannot be "
                     f"pickled, so it cannot be sent to a worker: {problem}. Pass picklable "
                     "values (or what the worker needs to rebuild them).") from error
-        raise TypeError(f"parc: the arguments of {_name_of(fn)} cannot be pickled: {error}") \
+        raise TypeError(f"parc: the arguments of {name_of(fn)} cannot be pickled: {error}") \
             from error
-
-
-def failure_options(manager, policy, retries, retry_on, timeout):
-    """Checks the failure options every manager takes (policy, retries, retry_on,
-    timeout); returns the retry filter _core calls with an error tuple, or None."""
-    if policy not in _POLICIES:
-        raise ValueError(f"{manager}: policy must be one of {_POLICIES}, got {policy!r}")
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ValueError(f"{manager}: retries must be an int >= 0, got {retries!r}")
-    if retry_on is None:
-        retry_on = ()
-    if isinstance(retry_on, type):
-        retry_on = (retry_on,)
-    retry_on = tuple(retry_on)
-    for kind in retry_on:
-        if not (isinstance(kind, type) and issubclass(kind, BaseException)):
-            raise TypeError(f"{manager}: retry_on takes exception types, got {kind!r}")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f"{manager}: timeout must be a number of seconds > 0 or None, got "
-                         f"{timeout!r}")
-    if not retry_on:
-        return None
-
-    def retry_filter(error):
-        chunk = _errors.rebuild_chunk(error, 0)  # a map chunk: retried if any input matches
-        members = [e for _, e in chunk[0]] if chunk is not None else [_errors.rebuild(error)]
-        return any(isinstance(member, retry_on) for member in members)
-
-    return retry_filter
-
-
-def _raise_group(message, errors):
-    group = _errors.parallel_exception(message, errors)
-    # Serial mode: the first member carries the closure's live traceback; raising the
-    # group on top of it lets pdb's post-mortem stop at the line that raised.
-    raise group.with_traceback(errors[0].__traceback__)
 
 
 # Operations that still have tasks to run: a farm shut down with wait=False, or whose
@@ -100,42 +57,46 @@ _live_operations = set()
 class _Operation:
     """One farm operation's tasks in the scheduler: every submit of a farm (independent,
     as in the stdlib), one submit_batch, or one map. Its failure policy covers only its
-    own tasks. Outcomes reach it through deliver(), from whichever thread drives."""
+    own tasks. Outcomes reach it through deliver(), from whichever thread drives, and
+    go on to the sink of their index: a Future, or the map or batch run they belong to
+    (what the C++ scheduler calls a Sink is this operation's _core.Farm)."""
+
+    completes_on_its_own = True  # its futures need no polling (see _futures.wait)
 
     def __init__(self, farm, policy, batching=True, ordered=False):
         self.farm = farm
         self.lock = farm._lock
         self.core = _core.Farm(policy, farm._retries, farm._retry_filter, farm._timeout,
                                self.deliver, batching, ordered)
-        self.routes = {}  # index -> Future, or the _MapRun
+        self.sinks = {}  # index -> its Future, or the _MapRun or _BatchRun
         self.next_index = 0
         self.sealed = False  # no more tasks will be added
         self.closed = False
         _live_operations.add(self)
 
-    def add(self, route, count):
-        """Reserves `count` indexes routed to `route`; returns the first."""
+    def add(self, sink, count):
+        """Reserves `count` indexes whose outcomes go to `sink`; returns the first."""
         first = self.next_index
         for index in range(first, first + count):
-            self.routes[index] = route
+            self.sinks[index] = sink
         self.next_index += count
         return first
 
     def deliver(self, outcomes):
         with self.lock:
-            taken = [(self.routes.pop(index, None), index, kind, data)
+            taken = [(self.sinks.pop(index, None), index, kind, data)
                      for index, kind, data in outcomes]
-            finished = self.sealed and not self.routes
-        for route, index, kind, data in taken:
-            if route is not None:  # None: a map that has already raised or returned
-                route._parc_complete(index, kind, data)
+            finished = self.sealed and not self.sinks
+        for sink, index, kind, data in taken:
+            if sink is not None:  # None: a map that has already raised or returned
+                sink._parc_complete(index, kind, data)
         if finished:
             self.close()
 
     def seal(self):
         with self.lock:
             self.sealed = True
-            finished = not self.routes
+            finished = not self.sinks
         if finished:
             self.close()
 
@@ -145,7 +106,7 @@ class _Operation:
             if self.closed:
                 return
             self.closed = True
-            self.routes.clear()
+            self.sinks.clear()
         _live_operations.discard(self)
         self.core.close()
 
@@ -161,178 +122,17 @@ class _Operation:
         with self.lock:
             if self.closed or not self.core.cancel(index):
                 return False
-            self.routes.pop(index, None)
-            finished = self.sealed and not self.routes
+            self.sinks.pop(index, None)
+            finished = self.sealed and not self.sinks
         if finished:
             self.close()
         return True
 
 
-_PENDING, _RUNNING, _FINISHED = _base.PENDING, _base.RUNNING, _base.FINISHED
-_CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
-_DONE_STATES = frozenset((*_CANCELLED_STATES, _FINISHED))
-# Taken by a future's first completion while it has no Condition, and to create one: a
-# waiter that creates it then sees the state set, or the completion sees the Condition.
-_birth = threading.Lock()
-
-
-class Future(concurrent.futures.Future):
-    """concurrent.futures.Future of one task. It completes on its own (parc's progress
-    engine); waiting on it from the manager drives the scheduler directly.
-
-    Lighter than the stdlib's: its threading.Condition is made only when something waits
-    on it through the Condition (concurrent.futures.wait, as_completed, a done callback,
-    cancel), not for every task; until then completing it takes one short global lock,
-    and done(), result() and exception() of a finished future take none."""
-
-    def __init__(self, driver, index, decode=_codec.decode, position=None):
-        # concurrent.futures.Future.__init__ but for its Condition (see __getattr__)
-        self._state = _PENDING
-        self._result = None
-        self._exception = None
-        self._waiters = []
-        self._done_callbacks = []
-        self._parc_driver = driver
-        self._parc_index = index
-        self._parc_decode = decode
-        self._parc_position = position  # in its submit_batch: named in its error
-
-    def __getattr__(self, name):
-        if name != "_condition":
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-        with _birth:  # one Condition, even when two threads ask at once
-            return self.__dict__.setdefault("_condition", threading.Condition())
-
-    def _set_quietly(self, result, exception):
-        """Completes a future nobody waits on through its Condition: True, or False when
-        it has a Condition (the stdlib's way then notifies its waiters)."""
-        with _birth:
-            if "_condition" in self.__dict__:
-                return False
-            state = self._state
-            if state not in _DONE_STATES:
-                self._result = result
-                self._exception = exception
-                self._state = _FINISHED  # last: a reader that sees it sees the outcome
-                return True  # no waiters nor callbacks: they come with the Condition
-        raise concurrent.futures.InvalidStateError(f"{state}: {self!r}")
-
-    def set_result(self, result):
-        if not self._set_quietly(result, None):
-            super().set_result(result)
-
-    def set_exception(self, exception):
-        if not self._set_quietly(None, exception):
-            super().set_exception(exception)
-
-    def done(self):
-        if self._state in _DONE_STATES:
-            return True
-        self._parc_driver._poll()
-        return self._state in _DONE_STATES
-
-    def cancelled(self):
-        return self._state in _CANCELLED_STATES
-
-    def running(self):
-        return self._state == _RUNNING
-
-    def _parc_wait(self, timeout):
-        if self._state not in _DONE_STATES:
-            self._parc_driver._wait_for(lambda: self._state in _DONE_STATES, timeout)
-
-    def result(self, timeout=None):
-        if self._state != _FINISHED:
-            self._parc_wait(timeout)
-        if self._state == _FINISHED and self._exception is None:
-            return self._result
-        return super().result(timeout=0)  # raises, as the stdlib's says
-
-    def exception(self, timeout=None):
-        if self._state != _FINISHED:
-            self._parc_wait(timeout)
-        if self._state == _FINISHED:
-            return self._exception
-        return super().exception(timeout=0)
-
-    def cancel(self):
-        """Cancels the task if no worker has it yet; False once it runs or ran."""
-        if self._state in _DONE_STATES:
-            return self.cancelled()
-        if self._parc_driver._cancel(self._parc_index):
-            return _cancelled(self)
-        return False
-
-    def _parc_complete(self, index, kind, data):
-        if self._state in _DONE_STATES:
-            return
-        try:
-            if kind == _RESULT:
-                try:
-                    value = self._parc_decode(memoryview(data))
-                except Exception as error:
-                    error.add_note(f"parc: the result of task #{index} could not be "
-                                   "unpickled on the manager")
-                    self.set_exception(error)
-                    return
-                self.set_result(value)
-            elif kind == _ERROR:
-                self.set_exception(_errors.rebuild(data, self._parc_position))
-            else:
-                _cancelled(self)
-        except concurrent.futures.InvalidStateError:
-            pass  # cancelled by the user meanwhile
-
-
-class _ChunkSizer:
-    """How many inputs the next chunk of a map or a submit_batch carries: single inputs
-    (two per worker in flight) until a chunk's time per input is known, then about
-    chunk_seconds of work, at most max_chunk inputs; with a known remainder, a share for
-    every worker at the tail, though not below tail_seconds of work. The time per input
-    is the worker's (calls only) and is remembered per function and farm."""
-
-    chunk_seconds = 2e-3
-    tail_seconds = 50e-6  # the least work a chunk carries at the tail
-    max_chunk = 8192  # inputs; past this the per-chunk cost is already < 1%
-
-    def __init__(self, farm, fn, workers, fixed=None):
-        self.farm = farm
-        self.fn = fn
-        self.workers = workers
-        self.fixed = fixed  # chunksize=k
-        self.per_input = farm._seconds_per_input(fn)
-        self.sums = (0.0, 0.0)  # decaying sums of (seconds, inputs)
-
-    def size(self, tasks_in_flight, remaining=None):
-        """0: none until a result says how long an input takes (failures say nothing: a
-        run whose inputs all fail goes one by one)."""
-        if self.fixed is not None:
-            return self.fixed
-        if self.per_input is None:
-            return 1 if tasks_in_flight < 2 * self.workers else 0
-        per_input = max(self.per_input, 1e-8)
-        size = min(int(self.chunk_seconds / per_input), self.max_chunk)
-        if remaining is not None:  # leave work for every worker at the tail ...
-            size = min(size, -(-remaining // (2 * self.workers)))
-            # ... but not in chunks so short that sending them costs more than they do
-            size = max(size, min(int(self.tail_seconds / per_input), self.max_chunk))
-        return max(1, size)
-
-    def measured(self, seconds, count):
-        """A chunk's calls took `seconds` for `count` inputs (the larger chunks weigh more)."""
-        if count:
-            self.sums = (0.5 * self.sums[0] + seconds, 0.5 * self.sums[1] + count)
-            self.per_input = self.sums[0] / self.sums[1]
-
-    def remember(self):
-        if self.fixed is None and self.per_input is not None:
-            self.farm._remember_seconds_per_input(self.fn, self.per_input)
-
-
 def _chunk_flags(star, policy):
-    """The payload flags of a chunk of inputs (see _task.run_chunk)."""
-    return _task.FLAG_CHUNK | (_task.FLAG_CHUNK_STAR if star else 0) | (
-        _task.FLAG_CHUNK_STOP if policy == "fail_fast" else 0)
+    """The payload flags of a chunk of inputs (see _worker.run_chunk)."""
+    return _codec.FLAG_CHUNK | (_codec.FLAG_CHUNK_STAR if star else 0) | (
+        _codec.FLAG_CHUNK_STOP if policy == "fail_fast" else 0)
 
 
 class _MapRun:
@@ -350,7 +150,7 @@ class _MapRun:
     def __init__(self, farm, fn, iterables, timeout, chunksize, progress):
         self.farm = farm
         self.policy = farm._policy
-        self.name = _name_of(fn)
+        self.name = name_of(fn)
         self.fn = fn
         if chunksize is not None:
             if isinstance(fn, CppClosure):
@@ -365,7 +165,7 @@ class _MapRun:
         self.chunked = chunksize is not None or not (
             isinstance(fn, CppClosure) or timeout is not None or farm._timeout
             or farm._retries or _core.serial())
-        self.total = _progress.length_of(iterables)  # inputs, when known
+        self.total = _manager_progress.length_of(iterables)  # inputs, when known
         self.closure, self.prefix = _closures.resolve(fn)
         self.decode = _decoder(fn)
         if self.chunked:
@@ -373,11 +173,11 @@ class _MapRun:
             self.prefix = bytes([self.prefix[0] | _chunk_flags(star, self.policy)]) + \
                 self.prefix[1:]
             self.items = zip(*iterables) if star else iter(iterables[0])
-            self.sizer = _ChunkSizer(farm, fn, self.workers, chunksize)
+            self.sizer = farm._chunk_sizer(fn, self.workers, chunksize)
         else:
             self.items = zip(*iterables)
         self.deadline = None if timeout is None else time.monotonic() + timeout
-        self.bar = _progress.bar(self.total, progress, self.name)
+        self.bar = _manager_progress.bar(self.total, progress, self.name)
         self.window = max(512, 2048 * self.workers)  # tasks ahead of the consumer
         # The map's own operation numbers its tasks: a task's index is its position. With
         # a deadline, each result comes back on its own (not held by a slower one batched
@@ -441,7 +241,7 @@ class _MapRun:
         try:
             return _encode_call(self.fn, self.prefix, (chunk,), None)
         except TypeError:  # names the input that cannot be pickled
-            star = self.prefix[0] & _task.FLAG_CHUNK_STAR
+            star = self.prefix[0] & _codec.FLAG_CHUNK_STAR
             for item in chunk:
                 _encode_call(self.fn, self.prefix, item if star else (item,), None)
             raise
@@ -453,9 +253,9 @@ class _MapRun:
         with self.op.lock:
             if self.bar is not None:
                 self.bar.update(self.chunks[position][1] if self.chunked else 1)
-            if kind == _RESULT:
+            if kind == RESULT:
                 self.ready[position] = data
-            elif kind == _ERROR:
+            elif kind == ERROR:
                 if self.chunked:
                     self._chunk_failed(position, data)
                 else:
@@ -552,13 +352,13 @@ class _MapRun:
     def drain(self):
         """collect_all after a failure: run every remaining input; their results are
         kept for the ParallelException's `results`."""
-        while not (self.exhausted and not self.op.routes):
+        while not (self.exhausted and not self.op.sinks):
             seen = self.delivered
             if not self.exhausted:
                 self.next_out = self.submitted  # the window slides; results are kept
                 self.consumed = self.inputs
                 self.fill()
-            if self.op.routes:
+            if self.op.sinks:
                 self.wait(seen)
 
     def fail(self):
@@ -604,7 +404,7 @@ class _MapRun:
 
 class _BatchRun:
     """One submit_batch of a Python function, fed to the workers in chunks of inputs
-    (sized by a _ChunkSizer): its futures exist at once, its inputs are pickled and sent
+    (sized by a ChunkSizer): its futures exist at once, its inputs are pickled and sent
     as results come back (on whichever thread hands them over), so that chunks are sized
     from measured times. An input that cannot be pickled fails its own future, as with
     ProcessPoolExecutor. A future can be cancelled until its input is sent, or while it
@@ -616,7 +416,7 @@ class _BatchRun:
         self.closure, prefix = _closures.resolve(fn)
         self.prefix = bytes([prefix[0] | _chunk_flags(True, self.policy)]) + prefix[1:]
         self.arguments = arguments
-        self.sizer = _ChunkSizer(farm, fn, _core.workers())
+        self.sizer = farm._chunk_sizer(fn, _core.workers(), None)
         self.op = _Operation(farm, self.policy, batching=False)
         self.lock = self.op.lock
         self.futures = [Future(self, i) for i in range(len(arguments))]
@@ -626,7 +426,7 @@ class _BatchRun:
         self.cancelled = set()  # inputs cancelled before they were sent
         self.stopped = False  # fail_fast saw a failure: nothing more is sent
         with self.lock:
-            self.op.routes[-1] = self  # keeps the operation open while inputs wait
+            self.op.sinks[-1] = self  # keeps the operation open while inputs wait
         self.fill()
 
     def fill(self):
@@ -655,11 +455,11 @@ class _BatchRun:
                 self.sent_in.update(dict.fromkeys(indexes, position))
             all_sent = self.stopped or self.next_input >= total
             if all_sent:
-                self.op.routes.pop(-1, None)
+                self.op.sinks.pop(-1, None)
         if payloads:
             self.op.core.submit(self.closure, [p for p, _ in payloads], first)
         for index, error in failed:
-            _set_outcome(self.futures[index], error=error)
+            set_outcome(self.futures[index], error=error)
         if all_sent:
             self.op.seal()
 
@@ -687,32 +487,32 @@ class _BatchRun:
         with self.lock:
             indexes = self.chunks.pop(position)
         futures = self.futures
-        if kind == _RESULT:
+        if kind == RESULT:
             seconds, values = _codec.decode(memoryview(data))
             self.sizer.measured(seconds, len(values))
             for index, value in zip(indexes, values):
-                _set_outcome(futures[index], value)
-        elif kind == _ERROR:
+                set_outcome(futures[index], value)
+        elif kind == ERROR:
             chunk = _errors.rebuild_chunk(data, indexes)
             if chunk is None:  # failed as a whole (the worker died, ...)
                 for index in indexes:
-                    _set_outcome(futures[index], error=_errors.rebuild(data, index))
+                    set_outcome(futures[index], error=_errors.rebuild(data, index))
             else:
                 members, kept = chunk
                 failed = {offset for offset, _ in members}
                 for offset, error in members:
-                    _set_outcome(futures[indexes[offset]], error=error)
+                    set_outcome(futures[indexes[offset]], error=error)
                 ran = [index for offset, index in enumerate(indexes) if offset not in failed]
                 for index, value in zip(ran, pickle.loads(kept) if kept else ()):
-                    _set_outcome(futures[index], value)
+                    set_outcome(futures[index], value)
                 for index in indexes:  # fail_fast: the chunk's inputs after its failure
                     if not futures[index].done():
-                        _cancelled(futures[index])
+                        cancel_unstarted(futures[index])
             if self.policy == "fail_fast":
                 self.stop()
         else:  # cancelled: after a fail_fast failure, or by shutdown(cancel_futures=True)
             for index in indexes:
-                _cancelled(futures[index])
+                cancel_unstarted(futures[index])
         self.fill()
 
     def stop(self):
@@ -723,7 +523,7 @@ class _BatchRun:
             unsent = range(self.next_input, len(self.arguments))
             self.next_input = len(self.arguments)
         for index in unsent:
-            _cancelled(self.futures[index])
+            cancel_unstarted(self.futures[index])
 
     def cancel_pending(self):
         """shutdown(cancel_futures=True): every future no worker has started."""
@@ -735,7 +535,7 @@ class _BatchRun:
                 with self.lock:
                     indexes = self.chunks.pop(position, ())
                 for index in indexes:
-                    _cancelled(self.futures[index])
+                    cancel_unstarted(self.futures[index])
 
     # -- what parc.Future asks of the operation that completes it ----------------------
 
@@ -759,26 +559,6 @@ class _BatchRun:
             self.chunks.pop(position, None)
         self.fill()  # nothing else may be in flight to trigger it
         return True
-
-
-def _cancelled(future):
-    """Cancels a future whose task will not run, and says so to its waiters (stdlib
-    executors do that when a worker would have taken it: concurrent.futures.wait and
-    as_completed see a cancelled future only then)."""
-    if not concurrent.futures.Future.cancel(future):
-        return False
-    future.set_running_or_notify_cancel()
-    return True
-
-
-def _set_outcome(future, value=None, error=None):
-    try:
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-    except concurrent.futures.InvalidStateError:
-        pass  # cancelled by the user meanwhile
 
 
 class TaskFarm(concurrent.futures.Executor):
@@ -820,7 +600,7 @@ class TaskFarm(concurrent.futures.Executor):
                 self._operations.add(op)
             index = op.next_index
             op.next_index = index + 1
-            op.routes[index] = future = Future(op, index, _decoder(fn))
+            op.sinks[index] = future = Future(op, index, _decoder(fn))
         op.core.submit(closure, [payload], index)
         return future
 
@@ -890,17 +670,17 @@ class TaskFarm(concurrent.futures.Executor):
         if cancel_futures:
             for op in operations:
                 with op.lock:
-                    routes = set(op.routes.values())
-                for route in routes:
-                    if isinstance(route, Future):
-                        route.cancel()
-                    elif isinstance(route, _BatchRun):
-                        route.cancel_pending()
+                    sinks = set(op.sinks.values())
+                for sink in sinks:
+                    if isinstance(sink, Future):
+                        sink.cancel()
+                    elif isinstance(sink, _BatchRun):
+                        sink.cancel_pending()
         for op in operations:
             if op is self._submits:
                 op.seal()
         if wait:
-            _core.progress(lambda: all(not op.routes for op in operations), -1.0)
+            _core.progress(lambda: all(not op.sinks for op in operations), -1.0)
 
     def __exit__(self, exc_type, exc, tb):
         self.shutdown(wait=True)
@@ -908,11 +688,15 @@ class TaskFarm(concurrent.futures.Executor):
 
     # -- the manager's side -----------------------------------------------------------
 
-    def _seconds_per_input(self, fn):
+    def _chunk_sizer(self, fn, workers, chunksize):
+        """A map's or a batch's ChunkSizer, starting from the time per input of fn that
+        this farm's earlier maps measured."""
         try:
-            return self._input_seconds.get(fn)
+            per_input = self._input_seconds.get(fn)
         except TypeError:  # not weakly referable: measured anew by each map
-            return None
+            per_input = None
+        return ChunkSizer(workers, chunksize, per_input,
+                          functools.partial(self._remember_seconds_per_input, fn))
 
     def _remember_seconds_per_input(self, fn, seconds):
         try:
@@ -923,58 +707,3 @@ class TaskFarm(concurrent.futures.Executor):
     def _check_open(self):
         if self._shut_down or _runtime.stopped():
             raise RuntimeError("cannot schedule new futures after shutdown")
-
-
-def _progress_any(pending, deadline):
-    """Waits a little for some future of `pending` to finish. Proxy replies complete when
-    polled (done()); parc's own futures complete on their own."""
-    remaining = 0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))
-    if any(not isinstance(getattr(f, "_parc_driver", None), _Operation) for f in pending):
-        remaining = min(remaining, 0.002)  # foreign futures: poll them often
-    _core.progress(lambda: any(f.done() for f in pending), remaining)
-
-
-def as_completed(fs, timeout=None):
-    """Yields the futures of `fs` as they finish (parc's, or any concurrent.futures)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    pending = dict.fromkeys(fs)  # ordered: serial runs yield in the same order
-    total = len(pending)
-    fs = None
-    while pending:
-        finished = [f for f in pending if f.done()]
-        found = bool(finished)
-        for future in finished:
-            del pending[future]
-        future = None
-        finished.reverse()
-        while finished:  # holds no future it has yielded (bpo-14406)
-            yield finished.pop()
-        if not pending:
-            return
-        if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"{len(pending)} (of {total}) futures unfinished")
-        if not found:
-            _progress_any(pending, deadline)
-
-
-FIRST_COMPLETED = concurrent.futures.FIRST_COMPLETED
-FIRST_EXCEPTION = concurrent.futures.FIRST_EXCEPTION
-ALL_COMPLETED = concurrent.futures.ALL_COMPLETED
-
-
-def wait(fs, timeout=None, return_when=ALL_COMPLETED):
-    """concurrent.futures.wait for parc futures: (done, not_done)."""
-    if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
-        raise ValueError(f"parc.wait: unknown return_when {return_when!r}")
-    deadline = None if timeout is None else time.monotonic() + timeout
-    fs = set(fs)
-    while True:
-        done = {f for f in fs if f.done()}
-        not_done = fs - done
-        if (not not_done
-                or (return_when == FIRST_COMPLETED and done)
-                or (return_when == FIRST_EXCEPTION
-                    and any(not f.cancelled() and f.exception(0) is not None for f in done))
-                or (deadline is not None and time.monotonic() >= deadline)):
-            return concurrent.futures.wait([], 0)._replace(done=done, not_done=not_done)
-        _progress_any(not_done, deadline)

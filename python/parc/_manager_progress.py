@@ -1,8 +1,11 @@
-"""Progress bars for long maps: tqdm when installed, a plain stderr bar otherwise."""
+"""Progress bars for long maps on the manager: tqdm when installed, a plain stderr bar
+otherwise."""
 
 import os
 import sys
 import time
+
+from ._errors import UsageError
 
 try:
     import tqdm
@@ -45,7 +48,6 @@ def automatic():
     if value in ("0", "1"):
         return value == "1"
     if value:
-        from ._errors import UsageError
         raise UsageError(f"parc: PARC_PROGRESS={value} is not 0 or 1; set it to 1 to show "
                          "progress bars for long maps, 0 to never show them, or unset it "
                          "to show them when stderr (or mpiexec's) is a terminal")

@@ -2,7 +2,7 @@
 
 Each stage is a task farm pinned to its own workers. Items pass through the manager
 (rank 0) between stages as the bytes the previous stage returned: the C++ engine hands a
-stage's pickled result on as the next stage's argument (_task.FLAG_SINGLE) and never
+stage's pickled result on as the next stage's argument (_codec.FLAG_SINGLE) and never
 unpickles it. Only the last stage's results are unpickled, in the consumer's thread.
 """
 
@@ -10,10 +10,10 @@ import itertools
 import pickle
 import weakref
 
-from . import _closures, _codec, _core, _errors, _runtime, _task
+from . import _closures, _codec, _core, _errors, _runtime
 from ._cpp import CppClosure
 from ._errors import UsageError
-from ._farm import _ChunkSizer, _name_of, _raise_group, failure_options
+from ._manager import ChunkSizer, failure_options, name_of, raise_group
 
 
 class Stage:
@@ -35,7 +35,7 @@ class Stage:
             raise ValueError(f"parc.Stage: workers must be an int >= 1, got {workers!r}")
         self.fn = fn
         self.workers = workers
-        self.name = name if name is not None else _name_of(fn)
+        self.name = name if name is not None else name_of(fn)
 
     def __repr__(self):
         return f"parc.Stage({self.name}, workers={self.workers})"
@@ -85,16 +85,13 @@ class Pipeline:
         for stage in self._stages:
             closure, prefix = _closures.resolve(stage.fn)
             # The same prefix as a farm task's, flagged: the argument is the one item.
-            prefix = bytes([prefix[0] | _task.FLAG_SINGLE]) + prefix[1:]
+            prefix = bytes([prefix[0] | _codec.FLAG_SINGLE]) + prefix[1:]
             self._specs.append((closure, prefix, stage.workers, stage.name))
         self._runs = weakref.WeakSet()  # runs not finished, closed by close()
         self._input_seconds = None  # the longest stage's seconds per item, measured
         self._closed = False
 
-    def _seconds_per_input(self, fn):  # for _ChunkSizer: remembered from run to run
-        return self._input_seconds
-
-    def _remember_seconds_per_input(self, fn, seconds):
+    def _remember_seconds(self, seconds):  # for the next run's ChunkSizer
         self._input_seconds = seconds
 
     @property
@@ -148,9 +145,9 @@ class _Run:
     """One pipeline.run: feeds the engine from the input, yields what comes out.
 
     Items travel alone, or in chunks (a run of consecutive items that goes through every
-    stage as one task per stage, as map's chunks: _task.run_chunk on the worker, one
+    stage as one task per stage, as map's chunks: _worker.run_chunk on the worker, one
     pickle per chunk). Chunks are sized from the longest stage's measured time per item
-    (_farm._ChunkSizer) or by chunksize, and never past the window. Chunked, the engine
+    (_manager.ChunkSizer) or by chunksize, and never past the window. Chunked, the engine
     keeps no order (a chunk's survivors may come back later, see _failed) and the outputs
     are put in input order here; alone, the engine orders them."""
 
@@ -165,8 +162,8 @@ class _Run:
             pipeline._retries or pipeline._timeout or _core.serial())
         self.sizer = None
         if self.chunked:
-            self.sizer = _ChunkSizer(pipeline, None, sum(s.workers for s in pipeline._stages),
-                                     chunksize)
+            self.sizer = ChunkSizer(sum(s.workers for s in pipeline._stages), chunksize,
+                                    pipeline._input_seconds, pipeline._remember_seconds)
         self.engine = None
         self.closed = False
         self.units = {}  # engine index -> the item indexes it carries (chunked)
@@ -189,7 +186,7 @@ class _Run:
                 return
             specs = pipeline._specs
             if chunked:  # the same prefixes, flagged: the argument is a chunk of items
-                flags = _task.FLAG_CHUNK | (_task.FLAG_CHUNK_STOP if fail_fast else 0)
+                flags = _codec.FLAG_CHUNK | (_codec.FLAG_CHUNK_STOP if fail_fast else 0)
                 specs = [(closure, bytes([prefix[0] | flags]) + prefix[1:], workers, name)
                          for closure, prefix, workers, name in specs]
             self.engine = engine = _core.Pipeline(
@@ -239,7 +236,7 @@ class _Run:
                     first = next(iter(errors))  # the first failure known
                     stage = errors[first].parc_stage
                     self.close()
-                    _raise_group(f"pipeline stage {stage + 1} of {len(names)} "
+                    raise_group(f"pipeline stage {stage + 1} of {len(names)} "
                                  f"({names[stage]}) failed on item #{first}; fail_fast "
                                  "stopped the pipeline",
                                  [errors[i] for i in sorted(errors)])
@@ -269,7 +266,7 @@ class _Run:
         finally:
             self.close()
         if errors:
-            _raise_group(f"pipeline: {len(errors)} of {fed} items failed",
+            raise_group(f"pipeline: {len(errors)} of {fed} items failed",
                          [errors[i] for i in sorted(errors)])
 
     def _failed(self, unit, stage, error, stages):
