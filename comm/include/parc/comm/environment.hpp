@@ -11,7 +11,7 @@
 namespace parc {
 
 class Endpoint;
-class ProxyService;
+class RequestChannel;
 
 class Environment {
  public:
@@ -41,8 +41,8 @@ class Environment {
 
   // This rank's endpoint over duplicated world communicators, one per traffic class.
   std::unique_ptr<Endpoint> make_endpoint() const;
-  // This rank's proxy service (collective); see proxy_service.hpp.
-  std::unique_ptr<ProxyService> make_proxy_service() const;
+  // This rank's request channel (collective); see request_channel.hpp.
+  std::unique_ptr<RequestChannel> make_request_channel() const;
 
   // Ends the job from any rank (only for states it cannot recover from).
   [[noreturn]] void abort(int code) const;

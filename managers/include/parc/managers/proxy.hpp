@@ -20,11 +20,11 @@
 // runtime stops. Proxies must not outlive the Runtime.
 
 #include <parc/closures/closure.hpp>
-#include <parc/comm/proxy_service.hpp>
 #include <parc/exceptions/errors.hpp>
 #include <parc/exceptions/parallel_exception.hpp>
 #include <parc/managers/future.hpp>
 #include <parc/managers/runtime.hpp>
+#include <parc/proxies/proxy_service.hpp>
 
 #include <atomic>
 #include <cstdint>
