@@ -4,9 +4,9 @@
 #include "core.hpp"
 #include "parts.hpp"
 
-#include <parc/monitor/flight_record.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/trace.hpp>
+#include <parc/monitor/flight_record.hpp>
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
