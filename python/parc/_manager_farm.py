@@ -69,6 +69,9 @@ class _Operation:
         self.core = _core.Farm(policy, farm._retries, farm._retry_filter, farm._timeout,
                                self.deliver, batching, ordered)
         self.sinks = {}  # index -> its Future, or the _MapRun or _BatchRun
+        # Deliveries whose outcomes have left `sinks` but not reached their runs yet: the
+        # engine thread may deliver while the manager's thread looks at `sinks`.
+        self.completing = 0
         self.next_index = 0
         self.sealed = False  # no more tasks will be added
         self.closed = False
@@ -87,11 +90,20 @@ class _Operation:
             taken = [(self.sinks.pop(index, None), index, kind, data)
                      for index, kind, data in outcomes]
             finished = self.sealed and not self.sinks
-        for sink, index, kind, data in taken:
-            if sink is not None:  # None: a map that has already raised or returned
-                sink._parc_complete(index, kind, data)
+            self.completing += 1
+        try:
+            for sink, index, kind, data in taken:
+                if sink is not None:  # None: a map that has already raised or returned
+                    sink._parc_complete(index, kind, data)
+        finally:
+            with self.lock:
+                self.completing -= 1
         if finished:
             self.close()
+
+    def settled(self):
+        """Every outcome reserved has reached its run (not only left `sinks`)."""
+        return not self.sinks and not self.completing
 
     def seal(self):
         with self.lock:
@@ -335,15 +347,16 @@ class _MapRun:
         finally:
             self.close()
 
-    def wait(self, seen):
-        """Until an outcome arrives after `seen` deliveries (or the map's timeout
-        passes)."""
+    def wait(self, seen, until=None):
+        """Until an outcome arrives after `seen` deliveries, or `until()` holds (or the
+        map's timeout passes)."""
         remaining = -1.0
         if self.deadline is not None:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"parc: {self.name} did not finish within its timeout")
-        _core.progress(lambda: self.delivered != seen, remaining)
+        _core.progress(lambda: self.delivered != seen or (until is not None and until()),
+                       remaining)
         if self.deadline is not None and time.monotonic() >= self.deadline:
             # What arrives after the deadline is late, even when it came during this wait
             # (serially a task runs inside it), as with concurrent.futures.
@@ -352,14 +365,14 @@ class _MapRun:
     def drain(self):
         """collect_all after a failure: run every remaining input; their results are
         kept for the ParallelException's `results`."""
-        while not (self.exhausted and not self.op.sinks):
+        while not (self.exhausted and self.op.settled()):
             seen = self.delivered
             if not self.exhausted:
                 self.next_out = self.submitted  # the window slides; results are kept
                 self.consumed = self.inputs
                 self.fill()
-            if self.op.sinks:
-                self.wait(seen)
+            if not self.op.settled():
+                self.wait(seen, self.op.settled)
 
     def fail(self):
         errors = [e for position in sorted(self.errors) for e in self.errors[position]]
@@ -680,7 +693,7 @@ class TaskFarm(concurrent.futures.Executor):
             if op is self._submits:
                 op.seal()
         if wait:
-            _core.progress(lambda: all(not op.sinks for op in operations), -1.0)
+            _core.progress(lambda: all(op.settled() for op in operations), -1.0)
 
     def __exit__(self, exc_type, exc, tb):
         self.shutdown(wait=True)

@@ -8,6 +8,7 @@ draws it.
 """
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -152,7 +153,11 @@ def test_a_map_of_short_tasks_travels_in_chunks(launch, tmp_path, mode):
     assert result.returncode == 0, result.output
     tasks = [e for e in complete_events(json.loads(path.read_text())) if e["cat"] == "task"]
     assert {e["name"] for e in tasks} == {"inc"}
-    assert 3 <= len(tasks) <= 200, len(tasks)
+    # More ranks than cores (np3 on a 2-core machine): a chunk's time includes the moments
+    # its worker was not scheduled, which shrinks the chunks after it (72 to 1041 tasks
+    # in ten runs here); still far from a task per input.
+    oversubscribed = workers_of(mode) + 1 > (os.cpu_count() or 1)
+    assert 3 <= len(tasks) <= (2000 if oversubscribed else 200), len(tasks)
     assert {e["pid"] for e in tasks} == set(range(1, workers_of(mode) + 1))
 
 
