@@ -148,6 +148,12 @@ class MpiRequestChannel final : public RequestChannel {
   }
 
   void post_records(int owner, Bytes records) override {
+    std::lock_guard lock(records_mutex_);
+    // Once stop() has seen every rank's records received, a late one (a proxy dropped
+    // meanwhile) is dropped: its owner may have stopped receiving, which would leave this
+    // synchronous send, and so this rank, waiting for ever; every rank frees its objects
+    // at the end anyway.
+    if (records_closed_) return;
     post(owner, requests_, tag_records, std::move(records), nullptr, nullptr, -1,
          ++records_posted_);
   }
@@ -159,10 +165,10 @@ class MpiRequestChannel final : public RequestChannel {
   void stop() override {
     Backoff backoff;
     if (unavailable_.empty()) {
-      // Every reply this rank waits for, and every records message it queued, first.
-      while (outstanding_.load() > 0 || handler_->has_queued_records() || record_sends_pending()) {
-        backoff.pause();
-      }
+      // Every reply this rank waits for, and every records message it queued, first. The
+      // handler takes its queue before it posts it: the last check and the closing happen
+      // under the lock post_records() takes, so no records message leaves unseen.
+      while (!records_settled()) backoff.pause();
     }
     // Then every rank: no request or records message is in flight anywhere once all are here.
     MPI_Request barrier;
@@ -357,6 +363,15 @@ class MpiRequestChannel final : public RequestChannel {
 
   bool record_sends_pending() { return records_received_up_to() < records_posted_.load(); }
 
+  // stop()'s test: true (and records closed) once nothing of this rank's is in flight.
+  bool records_settled() {
+    if (outstanding_.load() > 0 || handler_->has_queued_records()) return false;
+    std::lock_guard lock(records_mutex_);
+    if (record_sends_pending()) return false;
+    records_closed_ = true;
+    return true;
+  }
+
   void answer_when_records_received() {
     if (waiting_for_records_.empty()) return;
     const auto received = records_received_up_to();
@@ -413,6 +428,8 @@ class MpiRequestChannel final : public RequestChannel {
   std::list<Send> sends_;  // stable addresses: MPI holds the buffers
   // Posted so far: counted by the progress thread, read by stop() on the main thread.
   std::atomic<std::uint64_t> records_posted_{0};
+  std::mutex records_mutex_;              // a records message's posting against stop()'s last check
+  bool records_closed_ = false;           // stop() has passed that check: post no more
   std::set<std::uint64_t> records_done_;  // received while an earlier one is in flight
   std::uint64_t records_contiguous_ = 0;
   std::list<WaitingForRecords> waiting_for_records_;  // progress thread only
