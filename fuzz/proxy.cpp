@@ -1,11 +1,12 @@
 // Proxy messages, the first byte picks which: a batch of reference changes
-// (ProxyService::decode_records), a request as the owner's progress thread decodes it
-// (reply tag, operation, object serial, then the create / raw-read fields, or a C++ member
-// call run by serve_proxy_call on a real object), or a reply as the caller reads it
-// (status, then a failure's ErrorInfo).
+// (proxy_wire::decode_records), a request as the owner's progress thread decodes it
+// (the request channel's reply tag, then operation, object serial, then the create /
+// raw-read fields, or a C++ member call run by serve_proxy_call on a real object), or a
+// reply as the caller reads it (the channel's code, a status, then a failure's ErrorInfo).
 
 #include "fuzz.hpp"
-#include "proxy_wire.hpp"
+#include "proxy_wire.hpp"     // proxies/src
+#include "request_frame.hpp"  // comm/src
 #include "sample_error.hpp"
 
 #include <parc/managers/proxy.hpp>
@@ -31,14 +32,6 @@ struct FuzzCounter {
   }
 };
 
-// The reference-change codec, which ProxyService keeps to itself and its transports.
-struct RecordCodec : ProxyService {
-  using ProxyService::Change;
-  using ProxyService::decode_records;
-  using ProxyService::encode_records;
-  using ProxyService::Record;
-};
-
 }  // namespace parc::fuzz
 
 PARC_PROXY_TYPE(parc::fuzz::FuzzCounter, &parc::fuzz::FuzzCounter::add,
@@ -52,13 +45,23 @@ const detail::ProxyType& counter_type() {
   return detail::proxy_type(std::type_index(typeid(FuzzCounter)));
 }
 
-Bytes request(proxy_wire::Op op, std::uint64_t serial, const Bytes& rest) {
+Bytes framed_request(const Bytes& message) {
+  const Bytes framed = request_frame::frame_request(77, message);
   Bytes bytes{1};
-  ByteWriter writer(bytes);
-  writer.write(std::int32_t{77});
-  writer.write(static_cast<std::uint8_t>(op));
-  writer.write(serial);
-  writer.write_bytes(rest.data(), rest.size());
+  append(bytes, framed.data(), framed.size());
+  return bytes;
+}
+
+Bytes request(proxy_wire::Op op, std::uint64_t serial, const Bytes& rest) {
+  Bytes message = proxy_wire::request_header(op, serial);
+  append(message, rest.data(), rest.size());
+  return framed_request(message);
+}
+
+Bytes reply(proxy_wire::Status status, const Bytes& payload) {
+  const Bytes framed = request_frame::frame_reply(static_cast<std::uint8_t>(status), payload);
+  Bytes bytes{2};
+  append(bytes, framed.data(), framed.size());
   return bytes;
 }
 
@@ -66,11 +69,11 @@ Bytes request(proxy_wire::Op op, std::uint64_t serial, const Bytes& rest) {
 
 std::vector<Bytes> seeds() {
   std::vector<Bytes> out;
-  using Change = RecordCodec::Change;
+  using proxy_wire::Change;
   Bytes records{0};
-  const Bytes encoded = RecordCodec::encode_records({{Change::export_token, 4, 9, 2},
-                                                     {Change::register_consume, 4, 9, 0},
-                                                     {Change::deregister, 4, 0, 0}});
+  const Bytes encoded = proxy_wire::encode_records({{Change::export_token, 4, 9, 2},
+                                                    {Change::register_consume, 4, 9, 0},
+                                                    {Change::deregister, 4, 0, 0}});
   records.insert(records.end(), encoded.begin(), encoded.end());
   out.push_back(std::move(records));
 
@@ -89,22 +92,18 @@ std::vector<Bytes> seeds() {
   ByteWriter(resolve).write(counter_type().key);
   ByteWriter(resolve).write(detail::resolve_index);
   out.push_back(request(proxy_wire::Op::call, 4, resolve));
-  Bytes raw;
-  ByteWriter(raw).write(std::uint64_t{0});
-  ByteWriter(raw).write(std::uint64_t{10});
-  ByteWriter(raw).write(std::uint64_t{80});
-  out.push_back(request(proxy_wire::Op::raw, 4, raw));
+  out.push_back(framed_request(proxy_wire::raw_request(4, {0, 10, 80})));
   Bytes create{static_cast<char>(FactoryKind::cpp)};
   ByteWriter(create).write(counter_type().key);
   out.push_back(request(proxy_wire::Op::create, 0, create));
   out.push_back(request(proxy_wire::Op::flush, 0, {}));
 
-  Bytes failed{2, static_cast<char>(proxy_wire::Status::failed)};
-  ByteWriter(failed).write(sample_error());
-  out.push_back(std::move(failed));
-  Bytes ok{2, static_cast<char>(proxy_wire::Status::ok)};
-  ByteWriter(ok).write(42);
-  out.push_back(std::move(ok));
+  Bytes failure;
+  ByteWriter(failure).write(sample_error());
+  out.push_back(reply(proxy_wire::Status::failed, failure));
+  Bytes answer;
+  ByteWriter(answer).write(42);
+  out.push_back(reply(proxy_wire::Status::ok, answer));
   return out;
 }
 
@@ -117,11 +116,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     switch (data[0] % 3) {
       case 0:
-        (void)fuzz::RecordCodec::decode_records(bytes, 1);
+        (void)proxy_wire::decode_records(bytes, 1);
         break;
       case 1: {
         ByteReader reader(bytes.data(), bytes.size());
-        (void)proxy_wire::read_request_tag(reader);
+        (void)request_frame::read_reply_tag(reader);
         const auto request = proxy_wire::read_request(reader, 1);
         if (request.op == proxy_wire::Op::create) {
           (void)proxy_wire::read_factory_kind(reader, 1);
@@ -135,9 +134,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
       default: {
-        const auto status = proxy_wire::reply_status(bytes, 1);
+        std::uint8_t code = 0;
+        Bytes payload;
+        request_frame::read_reply(bytes, code, payload);
+        const auto status = proxy_wire::reply_status(code, 1);
         if (status == proxy_wire::Status::failed) {
-          ByteReader reader(bytes.data() + 1, bytes.size() - 1);
+          ByteReader reader(payload.data(), payload.size());
           (void)detail::remote_failure(reader, 1, "FuzzCounter::add").describe();
         }
       }

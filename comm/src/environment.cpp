@@ -338,8 +338,8 @@ std::unique_ptr<Endpoint> Environment::make_endpoint() const {
   return make_mpi_endpoint(rank_, size_);
 }
 
-std::unique_ptr<ProxyService> Environment::make_proxy_service() const {
-  return make_mpi_proxy_service(rank_, size_, impl_->thread_level);
+std::unique_ptr<RequestChannel> Environment::make_request_channel() const {
+  return make_mpi_request_channel(rank_, size_, impl_->thread_level);
 }
 
 void Environment::abort(int code) const {

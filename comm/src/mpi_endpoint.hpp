@@ -1,8 +1,9 @@
 #pragma once
-// Internal to parc_comm: the MPI endpoint and its regions (mpi_endpoint.cpp).
+// Internal to parc_comm: the MPI endpoint and its regions (mpi_endpoint.cpp), the MPI
+// request channel (request_channel_mpi.cpp).
 
 #include <parc/comm/endpoint.hpp>
-#include <parc/comm/proxy_service.hpp>
+#include <parc/comm/request_channel.hpp>
 
 #include <memory>
 
@@ -17,8 +18,8 @@ void check_mpi(int code, const char* what);
 // before it.
 std::unique_ptr<Endpoint> make_mpi_endpoint(int rank, int size);
 
-// The proxy service of this rank (collective: duplicates communicators). Starts its
-// progress thread when MPI runs at MPI_THREAD_MULTIPLE; otherwise proxies are refused.
-std::unique_ptr<ProxyService> make_mpi_proxy_service(int rank, int size, int thread_level);
+// The request channel of this rank (collective: duplicates communicators). Its progress
+// thread runs when MPI runs at MPI_THREAD_MULTIPLE; otherwise requests are refused.
+std::unique_ptr<RequestChannel> make_mpi_request_channel(int rank, int size, int thread_level);
 
 }  // namespace parc

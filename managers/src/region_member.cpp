@@ -1,7 +1,7 @@
 #include <parc/closures/call.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/output.hpp>
-#include <parc/comm/proxy_service.hpp>
+#include <parc/comm/request_channel.hpp>
 #include <parc/comm/spmd_context.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/managers/detail/region_member.hpp>

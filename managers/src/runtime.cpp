@@ -130,8 +130,9 @@ void Runtime::start(int argc, char** argv) {
     endpoint_ = environment_->make_endpoint();
   }
   serial_workers_ = serial_workers > 0 ? serial_workers : (environment_->size() == 1 ? 1 : 0);
-  proxies_ = serial() ? make_loopback_proxy_service(serial_workers_ + 1)
-                      : environment_->make_proxy_service();
+  proxies_ =
+      std::make_unique<ProxyService>(serial() ? make_loopback_request_channel(serial_workers_ + 1)
+                                              : environment_->make_request_channel());
   detail::attach_proxy_service(proxies_.get());  // Proxy<T> decoding, make_proxy in closures
   if (environment_->size() > 1 || prefix_output) {
     output::install(prefix_output, [rank = rank()] {  // a task's: serially the simulated one
@@ -178,7 +179,7 @@ void Runtime::start(int argc, char** argv) {
   }
   if (scheduler_) {
     engine_ = std::make_unique<detail::ProgressEngine>(*scheduler_, serial());
-    scheduler_->set_revocable(!serial() && proxies_->runs_progress_thread());
+    scheduler_->set_revocable(!serial() && proxies_->channel().runs_progress_thread());
     for (int worker = 1; worker <= workers(); ++worker) {
       const auto at = serial() ? 0 : static_cast<std::size_t>(worker);
       scheduler_->set_worker_identity(worker, hosts[at], static_cast<std::int64_t>(pids[at]));
@@ -318,7 +319,7 @@ int Runtime::run_main(const std::function<int()>& main) {
   ran_ = true;
   if (rank() != 0) {
     detail::Worker worker(*endpoint_, environment_->host(), environment_->pid());
-    const int exit_code = worker.serve(proxies_.get());
+    const int exit_code = worker.serve(&proxies_->channel());
     proxies_->stop();
     settle_regions(endpoint_.get());
     finish_trace();

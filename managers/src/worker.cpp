@@ -2,7 +2,7 @@
 #include <parc/comm/backoff.hpp>
 #include <parc/comm/log.hpp>
 #include <parc/comm/output.hpp>
-#include <parc/comm/proxy_service.hpp>
+#include <parc/comm/request_channel.hpp>
 #include <parc/comm/trace.hpp>
 #include <parc/managers/detail/wire.hpp>
 #include <parc/managers/detail/worker.hpp>
@@ -15,8 +15,9 @@ namespace parc::detail {
 
 namespace {
 
-// Idle this long, a worker's main thread parks and the proxies' progress thread watches
-// for its messages: their sleeps are as long by then (5 ms), so a wake-up comes as soon.
+// Idle this long, a worker's main thread parks and the request channel's progress thread
+// watches for its messages: their sleeps are as long by then (5 ms), so a wake-up comes
+// as soon.
 constexpr auto park_after = std::chrono::seconds(1);
 
 }  // namespace
@@ -62,22 +63,22 @@ bool Worker::step() {
   return tasks.has_value() || region_finished;
 }
 
-int Worker::serve(ProxyService* proxies) {
+int Worker::serve(RequestChannel* channel) {
   flight::note_activity("waiting for work");
-  if (proxies != nullptr) proxies->set_background_poll([this] { answer_revokes(); });
+  if (channel != nullptr) channel->set_background_poll([this] { answer_revokes(); });
   struct StopAnswering {
-    ProxyService* proxies;
+    RequestChannel* channel;
     ~StopAnswering() {
-      if (proxies != nullptr) proxies->set_background_poll({});
+      if (channel != nullptr) channel->set_background_poll({});
     }
-  } stop_answering{proxies};
+  } stop_answering{channel};
   Backoff backoff;
   const std::function<bool()> message_waits = [this] { return endpoint_.has_incoming(); };
   while (!shut_down_) {
     if (step()) {
       backoff.reset();
-    } else if (proxies != nullptr && !sending_ && !regions_.active() &&
-               backoff.idle_for() > park_after && proxies->park_until(message_waits)) {
+    } else if (channel != nullptr && !sending_ && !regions_.active() &&
+               backoff.idle_for() > park_after && channel->park_until(message_waits)) {
       backoff.reset();  // a message came: answer it, and what follows, without sleeping
     } else {
       backoff.pause(sending_);

@@ -16,12 +16,11 @@ import sys
 USES = {
     "exceptions": set(),
     "monitor": set(),
-    # The proxy service's MPI implementation still notes the request it serves in the
-    # flight record; it moves out of comm with the proxy service.
-    "comm": {"exceptions", "monitor"},
+    "comm": {"exceptions"},
+    "proxies": {"comm", "exceptions", "monitor"},
     "closures": {"comm", "exceptions"},
-    "managers": {"closures", "comm", "exceptions", "monitor"},
-    "python": {"managers", "closures", "comm", "exceptions", "monitor"},
+    "managers": {"proxies", "closures", "comm", "exceptions", "monitor"},
+    "python": {"managers", "proxies", "closures", "comm", "exceptions", "monitor"},
 }
 # Modules whose headers are not installed (internal).
 NOT_INSTALLED = {"monitor"}

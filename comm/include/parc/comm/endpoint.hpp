@@ -50,7 +50,7 @@ class Endpoint {
   virtual bool progress() = 0;
   // Whether a message waits on any traffic class. Unlike try_receive, safe to call from
   // another thread while the owner of the endpoint is blocked (see
-  // ProxyService::park_until).
+  // RequestChannel::park_until).
   virtual bool has_incoming() = 0;
 
   // Joins region `id` whose ranks are the world ranks `members` (this rank among them),

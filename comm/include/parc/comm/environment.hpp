@@ -12,7 +12,7 @@
 namespace parc {
 
 class Endpoint;
-class ProxyService;
+class RequestChannel;
 
 // What the rank's monitor (the flight record, which the runtime starts) hears of MPI's
 // life: comm keeps no record of its own. Any hook may be empty.
@@ -55,8 +55,8 @@ class Environment {
 
   // This rank's endpoint over duplicated world communicators, one per traffic class.
   std::unique_ptr<Endpoint> make_endpoint() const;
-  // This rank's proxy service (collective); see proxy_service.hpp.
-  std::unique_ptr<ProxyService> make_proxy_service() const;
+  // This rank's request channel (collective); see request_channel.hpp.
+  std::unique_ptr<RequestChannel> make_request_channel() const;
 
   // Ends the job from any rank (only for states it cannot recover from).
   [[noreturn]] void abort(int code) const;

@@ -2,9 +2,9 @@
 // parc::Runtime: MPI start-up and shutdown, the closure-table check, and the split
 // between rank 0 (runs the program) and the workers (serve managers).
 
-#include <parc/comm/proxy_service.hpp>
 #include <parc/managers/detail/progress_engine.hpp>
 #include <parc/managers/detail/scheduler.hpp>
+#include <parc/proxies/proxy_service.hpp>
 
 #include <functional>
 #include <memory>

@@ -3,7 +3,7 @@
 // RegionMember runs this rank's part of SPMD regions.
 
 #include <parc/comm/endpoint.hpp>
-#include <parc/comm/proxy_service.hpp>
+#include <parc/comm/request_channel.hpp>
 #include <parc/managers/detail/region_member.hpp>
 
 #include <atomic>
@@ -31,9 +31,9 @@ class Worker {
   // Handles one waiting message; false when there was none.
   bool step();
   // Serves until the manager shuts the runtime down; returns the job's exit code. Idle for
-  // long, it lets `proxies`' progress thread watch for messages instead of polling too,
+  // long, it lets `channel`'s progress thread watch for messages instead of polling too,
   // and that thread answers the manager's revokes while a task runs.
-  int serve(ProxyService* proxies = nullptr);
+  int serve(RequestChannel* channel = nullptr);
   bool shut_down() const { return shut_down_; }
   int exit_code() const { return exit_code_; }
 

@@ -1,7 +1,9 @@
 #pragma once
 // One-sided service of proxied objects: every rank owns objects on behalf of proxies held
-// anywhere, answers requests to them from a progress thread (over MPI) and counts the
-// references held on every rank, so that an object goes when its last proxy does.
+// anywhere, answers requests to them from its request channel's progress thread (over
+// MPI; see parc/comm/request_channel.hpp) and counts the references held on every rank,
+// so that an object goes when its last proxy does. Written once over the channel: the
+// same code serves over MPI and serially (loopback).
 //
 // The object's language (Python, C++) is not this layer's business: an OwnedObject turns
 // request bytes into reply bytes, and a factory of each language builds one from bytes.
@@ -18,7 +20,9 @@
 // loaded keeps the object until the runtime stops.
 
 #include <parc/comm/archive.hpp>
+#include <parc/comm/request_channel.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -88,15 +92,19 @@ class PendingReply {
   virtual Outcome wait() = 0;
 };
 
-class ProxyService {
+class ProxyService final : private RequestHandler {
  public:
-  ProxyService();
-  virtual ~ProxyService();
+  // Serves over `channel` (its progress thread starts now) until stop().
+  explicit ProxyService(std::unique_ptr<RequestChannel> channel);
+  ~ProxyService() override;
   ProxyService(const ProxyService&) = delete;
   ProxyService& operator=(const ProxyService&) = delete;
-  virtual int rank() const = 0;
+
+  int rank() const { return channel_->rank(); }
   // Owners are ranks 0..owners()-1 (serially, simulated ranks).
-  virtual int owners() const = 0;
+  int owners() const { return channel_->size(); }
+  // The channel it serves over (its progress thread serves the rank's other traffic too).
+  RequestChannel& channel() { return *channel_; }
 
   // Process-wide, so that a language registers its factory before any runtime serves
   // (a peer may ask this rank to build an object as soon as the runtime is up).
@@ -106,20 +114,19 @@ class ProxyService {
   // Builds an object at `owner`; the caller holds one handle to it, and `reply` has the
   // object's describe(). When the factory failed: an id with owner -1, and its failure in
   // `reply`. Throws ProxyError when the owner could not serve the request.
-  virtual ObjectId create(int owner, FactoryKind kind, Bytes arguments, Outcome& reply) = 0;
-  virtual std::unique_ptr<PendingReply> call(ObjectId id, Bytes request) = 0;
+  ObjectId create(int owner, FactoryKind kind, Bytes arguments, Outcome& reply);
+  std::unique_ptr<PendingReply> call(ObjectId id, Bytes request);
   // Reads rows [begin, end) of the object's raw view into `destination` (exactly
   // `bytes` long), with no copy at either end over MPI. The read completes in wait().
-  virtual std::unique_ptr<PendingReply> read_raw(ObjectId id, std::uint64_t begin,
-                                                 std::uint64_t end, char* destination,
-                                                 std::uint64_t bytes) = 0;
+  std::unique_ptr<PendingReply> read_raw(ObjectId id, std::uint64_t begin, std::uint64_t end,
+                                         char* destination, std::uint64_t bytes);
   // How many objects `owner` keeps, once every reference message sent before this call
   // by any rank has arrived.
-  virtual std::uint64_t live_objects(int owner) = 0;
+  std::uint64_t live_objects(int owner);
 
   // The rank the calling thread acts as: serially, the simulated rank running a task or a
   // region there (see ActingAs); otherwise this process's rank.
-  int acting_rank() const;
+  int acting_rank() const { return channel_->acting_rank(); }
 
   // --- objects owned here ---
   // Registers an object owned by the acting rank, held by one handle here.
@@ -140,81 +147,24 @@ class ProxyService {
   static constexpr const char* stopped_message =
       "parc: proxies are unavailable once the runtime has stopped";
 
-  // For a rank's main thread with nothing to do for long: blocks until `ready()` holds,
-  // which the progress thread checks on each of its rounds, so that an idle rank wakes
-  // one thread, not two, to poll. False at once where no progress thread runs (the caller
-  // polls on) or once stopping.
-  virtual bool park_until(const std::function<bool()>& /*ready*/) { return false; }
-  // Runs `poll` on the progress thread at each of its rounds (empty: nothing), so that a
-  // rank answers some messages while its main thread computes (a worker's revokes).
-  // False where no progress thread runs.
-  virtual bool set_background_poll(std::function<void()> /*poll*/) { return false; }
-  // Whether this rank (and so every rank: they share the MPI thread level) runs one.
-  virtual bool runs_progress_thread() const { return false; }
-
   // Stops serving: collective over every rank at the end of the run. Waits for every
   // outstanding request and reference message, then releases every object owned here.
-  virtual void stop() = 0;
+  void stop();
 
- protected:
-  enum class Change : std::uint8_t {
-    deregister = 0,
-    export_token = 1,
-    consume = 2,
-    register_consume = 3,
-  };
-  struct Record {
-    Change change = Change::deregister;
-    std::uint64_t serial = 0;
-    std::uint64_t token = 0;
-    std::uint32_t uses = 0;
-  };
-  using Released = std::vector<std::shared_ptr<OwnedObject>>;
+ private:
+  // The owner's side, on the channel's progress thread (serially, the caller's thread).
+  void serve_request(int owner, ReplyTo requester, ByteReader& request) override;
+  void receive_records(int source, const Bytes& records) override;
+  bool post_queued_records() override;
+  bool has_queued_records() const override;
 
-  // True when this process keeps the objects of `owner` (serially: every owner).
-  virtual bool keeps(int owner) const = 0;
-  // Applies reference changes that arrived for objects owned here. Destroys what they
-  // release after unlocking: a language's destructor may need its own lock.
-  void apply_records(const std::vector<Record>& records);
-  // A batch of them on the wire: u8 change, u64 serial, u64 token, u32 uses per record.
-  // Decoding rejects an unknown change or a cut record (DecodeError naming `source`).
-  static Bytes encode_records(const std::vector<Record>& records);
-  static std::vector<Record> decode_records(const Bytes& bytes, int source);
-  // The queued reference changes for remote owners, in order, per owner.
-  std::vector<std::pair<int, std::vector<Record>>> take_outgoing();
-  bool has_outgoing() const;
-
-  // The owner's side of create: builds the object with the registered factory, held by
-  // one handle of the requester. nullptr and `failure` when the factory failed.
+  void check_owner(int owner) const;
   std::shared_ptr<OwnedObject> build(FactoryKind kind, ByteReader& arguments, Outcome& failure);
-  std::uint64_t keep(std::shared_ptr<OwnedObject> object, int owner);
-  void hold_new(ObjectId id);  // the caller of a remote create holds its first handle
-  std::shared_ptr<OwnedObject> find(std::uint64_t serial);
-  std::uint64_t count_kept(int owner) const;
-  Released take_all_objects();
 
- private:
-  Released note_change(ObjectId id, Change change, std::uint64_t token, std::uint32_t uses);
-  Released apply_locked(const Record& record);
-
-  struct State;
+  struct State;  // the object table, the handles and the queued reference changes
   std::unique_ptr<State> state_;
+  std::atomic<bool> stopped_{false};
+  std::unique_ptr<RequestChannel> channel_;  // last: its progress thread goes first
 };
-
-// While it lives, the calling thread acts as `rank` for proxies (a simulated worker).
-class ActingAs {
- public:
-  explicit ActingAs(int rank);
-  ~ActingAs();
-  ActingAs(const ActingAs&) = delete;
-  ActingAs& operator=(const ActingAs&) = delete;
-
- private:
-  int previous_;
-};
-
-// Serial mode: every owner is simulated in this process; requests run inline on the
-// caller's thread, still through their bytes.
-std::unique_ptr<ProxyService> make_loopback_proxy_service(int owners);
 
 }  // namespace parc
