@@ -26,6 +26,7 @@ void check_mpi(int code, const char* what) {
 namespace {
 
 using mpi::bury;
+using mpi::drop_message;
 using mpi::make_mpi_region;
 using mpi::PendingSend;
 using mpi::reap;
@@ -306,20 +307,9 @@ class MpiEndpoint final : public Endpoint, private RegionHost {
   // Messages nobody reads any more (a revoke that crossed the end of its batch): taken
   // and dropped at shutdown, since MPI wants every message matched before it finalizes.
   void drain_unread() {
-    for (std::size_t traffic = 0; traffic < comms_.size(); ++traffic) {
-      for (;;) {
-        int found = 0;
-        MPI_Message handle;
-        MPI_Status status;
-        if (MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comms_[traffic], &found, &handle, &status) !=
-                MPI_SUCCESS ||
-            !found) {
-          break;
-        }
-        int count = 0;
-        MPI_Get_count(&status, MPI_BYTE, &count);
-        Bytes ignored(static_cast<std::size_t>(count));
-        MPI_Mrecv(ignored.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE);
+    for (const MPI_Comm comm : comms_) {
+      MPI_Status status;
+      while (drop_message(MPI_ANY_SOURCE, comm, status)) {
         log().debug("shutdown: dropped a message of kind {} from rank {} that nobody read",
                     status.MPI_TAG, status.MPI_SOURCE);
       }

@@ -50,6 +50,19 @@ void reap(SendList& sends) {
   }
 }
 
+bool drop_message(int source, MPI_Comm comm, MPI_Status& status) {
+  int found = 0;
+  MPI_Message message;
+  if (MPI_Improbe(source, MPI_ANY_TAG, comm, &found, &message, &status) != MPI_SUCCESS || !found) {
+    return false;
+  }
+  int count = 0;
+  MPI_Get_count(&status, MPI_BYTE, &count);
+  Bytes ignored(static_cast<std::size_t>(count));
+  MPI_Mrecv(ignored.data(), count, MPI_BYTE, &message, MPI_STATUS_IGNORE);
+  return true;
+}
+
 // Keeps what unsettled regions left behind for the rest of the process: their pending
 // operations may never complete, so there is no moment at which freeing would be safe.
 void bury(RegionState state) {

@@ -87,6 +87,11 @@ struct RegionState {
   SendList sends;
 };
 
+// Receives and drops one message from `source` (or MPI_ANY_SOURCE) on `comm` if one is
+// there (what nobody will read any more, at shutdown); false when none is, or the probe
+// failed. `status` gets its envelope.
+bool drop_message(int source, MPI_Comm comm, MPI_Status& status);
+
 // Keeps what unsettled regions left behind for the rest of the process: their pending
 // operations may never complete, so there is no moment at which freeing would be safe.
 void bury(RegionState state);

@@ -264,19 +264,8 @@ std::vector<RegionState*> settle_regions(const std::vector<RegionState*>& region
       bool done = finished(state.pending);
       for (auto& replay : it->replays) done = finished(replay.request) && done;
       for (std::size_t q = 0; q < it->missing.size(); ++q) {
-        while (it->missing[q] > 0) {
-          int found = 0;
-          MPI_Message message;
-          MPI_Status status;
-          if (MPI_Improbe(static_cast<int>(q), MPI_ANY_TAG, state.comm, &found, &message,
-                          &status) != MPI_SUCCESS ||
-              !found) {
-            break;
-          }
-          int count = 0;
-          MPI_Get_count(&status, MPI_BYTE, &count);
-          Bytes ignored(static_cast<std::size_t>(count));
-          MPI_Mrecv(ignored.data(), count, MPI_BYTE, &message, MPI_STATUS_IGNORE);
+        MPI_Status status;
+        while (it->missing[q] > 0 && drop_message(static_cast<int>(q), state.comm, status)) {
           --it->missing[q];
         }
         done = done && it->missing[q] == 0;
