@@ -19,8 +19,8 @@ from . import _core, _proxy_owner, _worker
 from ._core import __version__
 from ._closures import closure, closure_table, load_library
 from ._cpp import cpp_closure
-from ._errors import (CancelledError, ParallelException, RemoteError, StartupError,
-                      TaskTimeout, UsageError)
+from ._errors import (CancelledError, DependencyError, ParallelException, RemoteError,
+                      StartupError, TaskTimeout, UsageError)
 from ._futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, wait
 from ._manager_farm import TaskFarm
 from ._manager_pipeline import Pipeline, Stage
@@ -37,7 +37,7 @@ _core.register_proxy_owner(build=_proxy_owner.build, serve=_proxy_owner.serve,
 
 __all__ = [
     "__version__",
-    "ALL_COMPLETED", "CancelledError", "Context", "MAX", "MIN", "PROD", "SUM", "Spmd",
+    "ALL_COMPLETED", "CancelledError", "Context", "DependencyError", "MAX", "MIN", "PROD", "SUM", "Spmd",
     "SpmdRun", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future",
     "ParallelException", "Pipeline", "Proxy", "RemoteError", "Stage", "StartupError", "TaskFarm",
     "TaskTimeout",

@@ -27,6 +27,38 @@ FLAG_CHUNK_STOP = 128  # ... stopping at the first failure (fail_fast)
 # With FLAG_SINGLE, FLAG_CHUNK is a pipeline's chunk of items: the argument is
 # (stages to pass it through untouched, the longest stage's seconds so far, items), and
 # the result the same triple for the next stage (see _manager_pipeline).
+# Without FLAG_CHUNK, FLAG_CHUNK_STOP is FLAG_KEEP: a result of KEEP_BYTES or more stays
+# on the worker that made it, and the task's outcome is its KeptResult.
+FLAG_KEEP = FLAG_CHUNK_STOP
+KEEP_BYTES = 1 << 20
+
+
+class KeptResult:
+    """A task's large result, kept by the worker that made it: what the task's future
+    holds on rank 0 until result() fetches it, and what a task that takes that future
+    as an argument gets, to fetch where it runs (straight from the holder, not through
+    rank 0). `proxy` is a parc.Proxy to the result; `nbytes` its size, pickled."""
+
+    __slots__ = ("proxy", "nbytes")
+
+    def __init__(self, proxy, nbytes):
+        self.proxy = proxy
+        self.nbytes = nbytes
+
+    def __reduce__(self):
+        return KeptResult, (self.proxy, self.nbytes)
+
+    def __repr__(self):
+        return f"<parc result of {self.nbytes} bytes kept by rank {self.proxy.owner}>"
+
+    def value(self):
+        """The result itself: a copy from its holder (the object itself on the holder)."""
+        return self.proxy.resolve()
+
+
+def size_of(parts):
+    """The bytes of an encoded message."""
+    return sum(p.nbytes if type(p) is memoryview else len(p) for p in parts)
 
 
 def encode(obj):

@@ -78,6 +78,75 @@ class TaskTimeout(TimeoutError):
     """A task ran longer than its farm's timeout."""
 
 
+class DependencyError(Exception):
+    """A task did not run because a future among its arguments failed. Its __cause__ is
+    that failure (a DependencyError in turn, down a chain of dependent tasks), and it is
+    also an instance of the type of the failure at the root of the chain where the two
+    combine, so `except ValueError:` around the result of a dependent task still works.
+    Attributes: parc_call, the call that did not run; parc_root, the root failure."""
+
+    __str__ = BaseException.__str__  # the message, not a combined type's own rendering
+    _parc_root_type = None
+
+    def __reduce__(self):
+        return dependency_error, (str(self), self._parc_root_type), self.__dict__
+
+
+# DependencyError subclasses that are also the type of the failure at their chain's root.
+_typed_dependency_errors = {}
+
+
+def dependency_error(message, root_type=None):
+    """A DependencyError that is also a root_type, when the two combine (not OSError and
+    the like, nor a type whose constructor wants more than a message)."""
+    if root_type is not None and root_type not in _typed_dependency_errors:
+        typed = None
+        if issubclass(root_type, Exception) and not issubclass(
+                root_type, (BaseExceptionGroup, DependencyError)):
+            try:
+                typed = type("DependencyError", (DependencyError, root_type),
+                             {"__module__": "parc", "_parc_root_type": root_type})
+                typed("probe")
+            except TypeError:
+                typed = None
+        _typed_dependency_errors[root_type] = typed
+    kind = _typed_dependency_errors.get(root_type) or DependencyError
+    return kind(message)
+
+
+def argument_name(key):
+    """How an argument (a position in args from 0, or a keyword) is named in errors."""
+    return f"argument {key + 1}" if isinstance(key, int) else f"keyword argument {key!r}"
+
+
+def _failure_text(root):
+    """(what failed, how) of the failure at the root of a chain of dependencies."""
+    text = f"{type(root).__qualname__}: {root}" if str(root) else type(root).__qualname__
+    task = getattr(root, "parc_task", None)
+    if task is None:  # failed on the manager (its arguments, its result's unpickling)
+        return "a task", f"failed: {text}"
+    return (f"task {task} ({root.parc_call})", f"failed on rank {root.parc_rank} (host "
+            f"{root.parc_host}, pid {root.parc_pid}): {text}")
+
+
+def failed_dependency(call, key, exc):
+    """The DependencyError of `call` (a task that will not run), whose argument `key` (a
+    position or a keyword) is a future that failed with `exc`."""
+    which = argument_name(key)
+    root = getattr(exc, "parc_root", exc)
+    task, how = _failure_text(root)
+    if root is exc:
+        reason = f"its {which} is the result of {task}, which {how}"
+    else:
+        reason = f"its {which} is the result of {exc.parc_call}, which did not run because " \
+                 f"{task} {how}"
+    error = dependency_error(f"{call} did not run: {reason}", type(root))
+    error.parc_call = call
+    error.parc_root = root
+    error.__cause__ = exc
+    return error
+
+
 class ChunkFailures(Exception):
     """Inputs of a map chunk failed: the manager reports each as its own failure.
 
@@ -199,6 +268,7 @@ def rebuild(error, index=None):
         exc.add_note("remote traceback:\n" + traceback_text.rstrip("\n"))
     exc.parc_rank = rank
     exc.parc_task = task
+    exc.parc_call = call
     exc.parc_host = host
     exc.parc_pid = pid
     if index is not None:
@@ -306,5 +376,5 @@ def rebuild_chunk(error, first_index):
     return members, chunk.results
 
 
-for _public in (ParallelException, RemoteError, TaskTimeout):
+for _public in (DependencyError, ParallelException, RemoteError, TaskTimeout):
     _public.__module__ = "parc"

@@ -14,8 +14,9 @@ import time
 
 from . import _codec, _core, _errors
 
-# The kinds of outcome _core hands over: (index, kind, data).
-RESULT, ERROR, CANCELLED = 0, 1, 2
+# The kinds of outcome _core hands over: (index, kind, data). RAISED is the manager's own:
+# a task that never ran fails with the exception `data` (a dependency failed, ...).
+RESULT, ERROR, CANCELLED, RAISED = 0, 1, 2, 3
 
 _PENDING, _RUNNING, _FINISHED = _base.PENDING, _base.RUNNING, _base.FINISHED
 _CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
@@ -23,6 +24,10 @@ _DONE_STATES = frozenset((*_CANCELLED_STATES, _FINISHED))
 # Taken by a future's first completion while it has no Condition, and to create one: a
 # waiter that creates it then sees the state set, or the completion sees the Condition.
 _birth = threading.Lock()
+
+
+class FutureNotPicklable(TypeError):
+    """A parc.Future met inside an object being pickled (a task's argument)."""
 
 
 class Future(concurrent.futures.Future):
@@ -69,10 +74,35 @@ class Future(concurrent.futures.Future):
     def set_result(self, result):
         if not self._set_quietly(result, None):
             super().set_result(result)
+        self._parc_run_hooks()
 
     def set_exception(self, exception):
         if not self._set_quietly(None, exception):
             super().set_exception(exception)
+        self._parc_run_hooks()
+
+    def _parc_on_done(self, hook):
+        """Calls hook(self) once this future is done (now, when it is), on the thread that
+        completes it. Unlike add_done_callback it needs no Condition, so completing a
+        future nobody waits on stays light. Tasks that take this future as an argument
+        wait on it this way."""
+        with _birth:  # a completion takes the hooks under it, after setting the state
+            if self._state not in _DONE_STATES:
+                self.__dict__.setdefault("_parc_hooks", []).append(hook)
+                return
+        hook(self)
+
+    def _parc_run_hooks(self):
+        with _birth:
+            hooks = self.__dict__.pop("_parc_hooks", None)
+        for hook in hooks or ():
+            hook(self)
+
+    def __reduce__(self):
+        raise FutureNotPicklable(
+            "a parc.Future cannot be pickled: pass it to submit, submit_batch or map as an "
+            "argument of its own (the task then waits for it and gets its value), or pass "
+            "its .result()")
 
     def done(self):
         if self._state in _DONE_STATES:
@@ -94,7 +124,10 @@ class Future(concurrent.futures.Future):
         if self._state != _FINISHED:
             self._parc_wait(timeout)
         if self._state == _FINISHED and self._exception is None:
-            return self._result
+            result = self._result
+            if type(result) is _codec.KeptResult:  # read from its holder, once
+                result = self._result = result.value()
+            return result
         return super().result(timeout=0)  # raises, as the stdlib's says
 
     def exception(self, timeout=None):
@@ -127,6 +160,8 @@ class Future(concurrent.futures.Future):
                 self.set_result(value)
             elif kind == ERROR:
                 self.set_exception(_errors.rebuild(data, self._parc_position))
+            elif kind == RAISED:
+                self.set_exception(data)
             else:
                 cancel_unstarted(self)
         except concurrent.futures.InvalidStateError:
@@ -140,6 +175,8 @@ def cancel_unstarted(future):
     if not concurrent.futures.Future.cancel(future):
         return False
     future.set_running_or_notify_cancel()
+    if isinstance(future, Future):
+        future._parc_run_hooks()
     return True
 
 

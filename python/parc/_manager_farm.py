@@ -15,7 +15,8 @@ import weakref
 
 from . import _closures, _codec, _core, _errors, _manager_progress, _runtime
 from ._cpp import CppClosure
-from ._futures import ERROR, RESULT, Future, cancel_unstarted, set_outcome
+from ._futures import (CANCELLED, ERROR, RAISED, RESULT, Future, FutureNotPicklable,
+                       cancel_unstarted, set_outcome)
 from ._manager import ChunkSizer, failure_options, name_of
 
 
@@ -38,15 +39,150 @@ def _encode_call(fn, prefix, args, kwargs):
         for position, value in named:
             try:
                 pickle.dumps(value, protocol=5)
-            except Exception as problem:
-                which = (f"argument {position + 1}" if isinstance(position, int)
-                         else f"keyword argument {position!r}")
+            except FutureNotPicklable:
                 raise TypeError(
-                    f"parc: {which} of {name_of(fn)} ({type(value).__name__}) cannot be "
-                    f"pickled, so it cannot be sent to a worker: {problem}. Pass picklable "
-                    "values (or what the worker needs to rebuild them).") from error
+                    f"parc: {_errors.argument_name(position)} of {name_of(fn)} "
+                    f"({type(value).__name__}) holds a parc.Future, which cannot travel "
+                    "inside another object. Pass each future as an argument of its own "
+                    "(the task then waits for it and gets its value), or pass its "
+                    ".result().") from error
+            except Exception as problem:
+                raise TypeError(
+                    f"parc: {_errors.argument_name(position)} of {name_of(fn)} "
+                    f"({type(value).__name__}) cannot be pickled, so it cannot be sent to a "
+                    f"worker: {problem}. Pass picklable values (or what the worker needs to "
+                    "rebuild them).") from error
         raise TypeError(f"parc: the arguments of {name_of(fn)} cannot be pickled: {error}") \
             from error
+
+
+def _dependencies(fn, args, kwargs):
+    """The futures among a call's arguments, as [(position or keyword, future)], or None.
+    Only a farm's futures can be: they complete on their own, without being polled."""
+    found = None
+    if Future in map(type, args):
+        found = [(position, value) for position, value in enumerate(args)
+                 if type(value) is Future]
+    if kwargs and Future in map(type, kwargs.values()):
+        found = (found or []) + [(name, value) for name, value in kwargs.items()
+                                 if type(value) is Future]
+    for key, future in found or ():
+        if not isinstance(future._parc_driver, (_Operation, _BatchRun)):
+            raise TypeError(f"parc: {_errors.argument_name(key)} of {name_of(fn)} is the future of a proxy call; "
+                            "only a farm's futures can be arguments of a task: pass its "
+                            ".result()")
+    return found
+
+
+def _has_dependencies(args):
+    return Future in map(type, args)
+
+
+class _Waiting:
+    """A task whose arguments include futures not done yet. It is submitted once they
+    all are, with their values in their place; a failed one fails it with a
+    DependencyError that names it, a cancelled one cancels it. Its outcome reaches the
+    sink of its index, as any other task's (the hooks run on the thread that completes
+    the last future, with the GIL)."""
+
+    __slots__ = ("op", "index", "closure", "encode", "call", "args", "kwargs",
+                 "dependencies", "pending")
+
+    def __init__(self, closure, encode, call, args, kwargs, dependencies):
+        self.op = None
+        self.index = None
+        self.closure = closure
+        self.encode = encode  # (args, kwargs) -> the task's payload
+        self.call = call
+        self.args = args
+        self.kwargs = kwargs
+        self.dependencies = dependencies
+        self.pending = len(dependencies)
+
+    def listen(self):
+        """Hooks the dependencies, once op.waiting holds this task (a dependency done
+        already submits or fails it at once)."""
+        for _, future in self.dependencies:
+            if self.op.waiting.get(self.index) is not self:
+                return  # failed, cancelled (by fail_fast) or dropped meanwhile
+            future._parc_on_done(self.dependency_done)
+
+    def dependency_done(self, future):
+        op = self.op
+        with op.lock:
+            if op.waiting.get(self.index) is not self:
+                return  # cancelled, failed or dropped meanwhile
+            if not future.cancelled() and future._exception is None:
+                self.pending -= 1
+                if self.pending:
+                    return
+            del op.waiting[self.index]
+        if future.cancelled():  # a map, which cannot yield a cancelled input, raises this
+            key = next(k for k, f in self.dependencies if f is future)
+            op.deliver([(self.index, CANCELLED, _errors.CancelledError(
+                f"{self.call} did not run: its {_errors.argument_name(key)} is a future "
+                "that was cancelled"))])
+        elif future._exception is not None:
+            key = next(k for k, f in self.dependencies if f is future)
+            error = _errors.failed_dependency(self.call, key, future._exception)
+            op.deliver([(self.index, RAISED, error)])
+        else:
+            self.submit()
+
+    def submit(self):
+        args, kwargs = list(self.args), dict(self.kwargs or {})
+        for key, future in self.dependencies:
+            if isinstance(key, int):
+                args[key] = future._result
+            else:
+                kwargs[key] = future._result
+        try:
+            payload = self.encode(tuple(args), kwargs)
+        except TypeError as error:  # a result that unpickled but does not pickle again
+            self.op.deliver([(self.index, RAISED, error)])
+            return
+        self.op.core.submit(self.closure, [payload], self.index)
+
+
+def _submit_entries(op, closure, entries, first):
+    """Submits entries[i] as the task of index first + i: a payload at once, a _Waiting
+    once its dependencies are done."""
+    start = 0
+    waiting = []
+    for offset, entry in enumerate(entries):
+        if type(entry) is _Waiting:
+            if start < offset:
+                op.core.submit(closure, entries[start:offset], first + start)
+            start = offset + 1
+            entry.op, entry.index = op, first + offset
+            waiting.append(entry)
+    if start < len(entries):
+        op.core.submit(closure, entries[start:] if start else entries, first + start)
+    if waiting:
+        # All of them wait before any listens: a failed dependency's fail_fast then
+        # cancels every other waiting task of the batch.
+        with op.lock:
+            if op.closed:
+                return
+            op.waiting.update((entry.index, entry) for entry in waiting)
+        for entry in waiting:
+            entry.listen()
+
+
+def _waiting_call(fn, closure, prefix, args, kwargs, dependencies):
+    """The _Waiting of fn(*args, **kwargs). Its other arguments are pickled once now, so
+    that one that cannot be is reported by submit, as without dependencies."""
+    if not isinstance(fn, CppClosure):  # a C++ argument's type may refuse None
+        _encode_call(fn, prefix, *_without_futures(args, kwargs))
+    return _Waiting(closure, functools.partial(_encode_call, fn, prefix),
+                    f"{name_of(fn)}(...)", args, kwargs, dependencies)
+
+
+def _without_futures(args, kwargs):
+    args = tuple(None if type(a) is Future else a for a in args)
+    if kwargs:
+        kwargs = {k: None if type(v) is Future else v for k, v in kwargs.items()}
+    return args, kwargs
 
 
 # Operations that still have tasks to run: a farm shut down with wait=False, or whose
@@ -68,7 +204,9 @@ class _Operation:
         self.lock = farm._lock
         self.core = _core.Farm(policy, farm._retries, farm._retry_filter, farm._timeout,
                                self.deliver, batching, ordered)
+        self.policy = policy
         self.sinks = {}  # index -> its Future, or the _MapRun or _BatchRun
+        self.waiting = {}  # index -> its _Waiting: a task waiting for its arguments
         # Deliveries whose outcomes have left `sinks` but not reached their runs yet: the
         # engine thread may deliver while the manager's thread looks at `sinks`.
         self.completing = 0
@@ -91,6 +229,12 @@ class _Operation:
                      for index, kind, data in outcomes]
             finished = self.sealed and not self.sinks
             self.completing += 1
+            # fail_fast in a submit_batch: _core cancels the tasks it holds; those that
+            # wait for their arguments, or all of them after a failure _core did not
+            # see, are cancelled here.
+            stop = self.policy == "fail_fast" and (self.waiting or any(
+                kind == RAISED for _, _, kind, _ in taken)) and any(
+                kind in (ERROR, RAISED) for _, _, kind, _ in taken)
         try:
             for sink, index, kind, data in taken:
                 if sink is not None:  # None: a map that has already raised or returned
@@ -98,6 +242,11 @@ class _Operation:
         finally:
             with self.lock:
                 self.completing -= 1
+        if stop:
+            with self.lock:
+                unstarted = [s for s in self.sinks.values() if type(s) is Future]
+            for future in unstarted:
+                future.cancel()
         if finished:
             self.close()
 
@@ -119,6 +268,7 @@ class _Operation:
                 return
             self.closed = True
             self.sinks.clear()
+            self.waiting.clear()
         _live_operations.discard(self)
         self.core.close()
 
@@ -132,7 +282,7 @@ class _Operation:
 
     def _cancel(self, index):
         with self.lock:
-            if self.closed or not self.core.cancel(index):
+            if self.closed or not (self.waiting.pop(index, None) or self.core.cancel(index)):
                 return False
             self.sinks.pop(index, None)
             finished = self.sealed and not self.sinks
@@ -180,8 +330,9 @@ class _MapRun:
         self.total = _manager_progress.length_of(iterables)  # inputs, when known
         self.closure, self.prefix = _closures.resolve(fn)
         self.decode = _decoder(fn)
+        self.star = star = len(iterables) > 1
+        self.held = []  # inputs taken from `items` and put back
         if self.chunked:
-            star = len(iterables) > 1
             self.prefix = bytes([self.prefix[0] | _chunk_flags(star, self.policy)]) + \
                 self.prefix[1:]
             self.items = zip(*iterables) if star else iter(iterables[0])
@@ -220,7 +371,8 @@ class _MapRun:
         limit = self.window - (self.submitted - self.next_out)
         if not self.chunked:
             for item in itertools.islice(self.items, max(0, limit)):
-                payloads.append(_encode_call(self.fn, self.prefix, item, None))
+                payloads.append(self.waiting(item) if Future in map(type, item) else
+                                _encode_call(self.fn, self.prefix, item, None))
             self.inputs += len(payloads)
             if len(payloads) < limit:
                 self.exhausted = True
@@ -242,21 +394,66 @@ class _MapRun:
                     cap = max(self.window, cap)
                 if size == 0 or (in_flight and in_flight + size > cap):
                     break
-                chunk = list(itertools.islice(self.items, size))
-                if chunk:
-                    payloads.append(self.encode_chunk(chunk))
-                    self.chunks[position + len(payloads) - 1] = (self.inputs, len(chunk))
-                    self.inputs += len(chunk)
-                if len(chunk) < size:
+                chunk = self.take(size)
+                cut = self.first_with_futures(chunk)
+                if cut is not None:  # an input with futures is a task of its own
+                    self.put_back(chunk[cut + 1:])
+                    parts = [chunk[:cut], chunk[cut]]
+                else:
+                    parts = [chunk]
+                for part in parts:
+                    if type(part) is list:
+                        if not part:
+                            continue
+                        payloads.append(self.encode_chunk(part))
+                    else:
+                        payloads.append(self.waiting(part if self.star else (part,)))
+                    count = len(part) if type(part) is list else 1
+                    self.chunks[position + len(payloads) - 1] = (self.inputs, count)
+                    self.inputs += count
+                if cut is None and len(chunk) < size:
                     self.exhausted = True
                     break
         if payloads:
             with self.op.lock:
                 first = self.op.add(self, len(payloads))
-            self.op.core.submit(self.closure, payloads, first)
             self.submitted += len(payloads)
+            _submit_entries(self.op, self.closure, payloads, first)
         if self.exhausted:
             self.op.seal()
+
+    def take(self, size):
+        """The next `size` inputs (fewer at the end)."""
+        if not self.held:
+            return list(itertools.islice(self.items, size))
+        chunk = self.held[:size]
+        del self.held[:size]
+        if len(chunk) < size:
+            chunk += itertools.islice(self.items, size - len(chunk))
+        return chunk
+
+    def put_back(self, inputs):
+        self.held[:0] = inputs
+
+    def first_with_futures(self, chunk):
+        """The offset of the chunk's first input with futures among its arguments."""
+        if self.star:
+            for offset, item in enumerate(chunk):
+                if Future in map(type, item):
+                    return offset
+        elif Future in map(type, chunk):
+            return list(map(type, chunk)).index(Future)
+        return None
+
+    def waiting(self, args):
+        """The _Waiting task of one input whose arguments include futures."""
+        dependencies = _dependencies(self.fn, args, None)
+        if self.chunked:
+            star = self.star
+            encode = lambda resolved, _: self.encode_chunk([resolved if star else resolved[0]])
+        else:
+            encode = functools.partial(_encode_call, self.fn, self.prefix)
+        return _Waiting(self.closure, encode, f"{self.name}(...)", args, None, dependencies)
 
     def encode_chunk(self, chunk):
         try:
@@ -281,6 +478,12 @@ class _MapRun:
                     self._chunk_failed(position, data)
                 else:
                     self.errors[position] = [_errors.rebuild(data, position)]
+            elif kind == RAISED:  # a dependency failed: the input did not run
+                data.parc_index = self.chunks[position][0] if self.chunked else position
+                self.errors[position] = [data]
+            elif data is not None:  # an input whose argument was a cancelled future
+                data.parc_index = self.chunks[position][0] if self.chunked else position
+                self.errors[position] = [data]
             else:  # cancelled: only after a fail_fast failure, raised when reached
                 self.cancelled.add(position)
             self.delivered += 1
@@ -591,13 +794,20 @@ class TaskFarm(concurrent.futures.Executor):
     and raises one ParallelException at the end. Tasks of separate submit() calls are
     independent, as in the stdlib. retries=N re-runs a failed task up to N times (only
     failures matching retry_on, a tuple of exception types, when given); timeout=seconds
-    fails a task that runs longer.
+    fails a task that runs longer. keep_results=True (default): a submit's result of
+    1 MiB or more stays on the worker that made it until needed (result() fetches it; a
+    task that takes the future as an argument reads it straight from that worker).
     """
 
-    def __init__(self, policy="fail_fast", retries=0, retry_on=(), timeout=None):
+    def __init__(self, policy="fail_fast", retries=0, retry_on=(), timeout=None,
+                 keep_results=True):
         self._retry_filter = failure_options("parc.TaskFarm", policy, retries, retry_on,
                                              timeout)
+        if not isinstance(keep_results, bool):
+            raise ValueError(f"parc.TaskFarm: keep_results must be True or False, got "
+                             f"{keep_results!r}")
         _runtime.check_manager("parc.TaskFarm")
+        self._keep = _codec.FLAG_KEEP if keep_results else 0
         self._policy = policy
         self._retries = retries
         self._timeout = float(timeout or 0)
@@ -612,7 +822,13 @@ class TaskFarm(concurrent.futures.Executor):
     def submit(self, fn, /, *args, **kwargs):
         """Schedules fn(*args, **kwargs) on a worker; returns a parc.Future."""
         closure, prefix = _closures.resolve(fn)
-        payload = _encode_call(fn, prefix, args, kwargs)
+        if self._keep and not isinstance(fn, CppClosure):
+            prefix = bytes((prefix[0] | self._keep,)) + prefix[1:]
+        dependencies = _dependencies(fn, args, kwargs)
+        if dependencies is None:
+            payload = _encode_call(fn, prefix, args, kwargs)
+        else:
+            payload = _waiting_call(fn, closure, prefix, args, kwargs, dependencies)
         with self._lock:
             self._check_open()
             op = self._submits
@@ -623,7 +839,7 @@ class TaskFarm(concurrent.futures.Executor):
             index = op.next_index
             op.next_index = index + 1
             op.sinks[index] = future = Future(op, index, _decoder(fn))
-        op.core.submit(closure, [payload], index)
+        _submit_entries(op, closure, [payload], index)
         return future
 
     def submit_batch(self, fn, arguments):
@@ -638,7 +854,8 @@ class TaskFarm(concurrent.futures.Executor):
                 raise TypeError(f"parc: submit_batch takes a list of argument tuples, got "
                                 f"{type(args).__name__} {args!r}; write ({args!r},)")
         if not (isinstance(fn, CppClosure) or self._timeout or self._retries
-                or _core.serial()):  # as map: chunks of inputs where they may be
+                or _core.serial() or any(map(_has_dependencies, arguments))):
+            # as map: chunks of inputs where they may be
             with self._lock:
                 self._check_open()
                 run = _BatchRun(self, fn, arguments)
@@ -647,7 +864,10 @@ class TaskFarm(concurrent.futures.Executor):
         payloads, unpicklable = [], {}
         for position, args in enumerate(arguments):
             try:
-                payloads.append(_encode_call(fn, prefix, args, None))
+                dependencies = _dependencies(fn, args, None)
+                payloads.append(
+                    _encode_call(fn, prefix, args, None) if dependencies is None else
+                    _waiting_call(fn, closure, prefix, args, None, dependencies))
             except TypeError as error:
                 unpicklable[position] = error
         with self._lock:
@@ -665,7 +885,7 @@ class TaskFarm(concurrent.futures.Executor):
                     op.add(future, 1)
                 futures.append(future)
         if payloads:
-            op.core.submit(closure, payloads, 0)
+            _submit_entries(op, closure, payloads, 0)
         op.seal()
         return futures
 

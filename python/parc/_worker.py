@@ -12,7 +12,7 @@ import time
 
 from . import _closures, _codec, _core, _errors, _output, _proxy_caller, _runtime
 from ._codec import (FLAG_CALLABLE_DIGEST, FLAG_CHUNK, FLAG_CHUNK_STAR, FLAG_CHUNK_STOP,
-                     FLAG_KWARGS, FLAG_SINGLE, FLAG_SPMD)
+                     FLAG_KEEP, FLAG_KWARGS, FLAG_SINGLE, FLAG_SPMD, KEEP_BYTES, KeptResult)
 from ._errors import describe_call
 from ._worker_spmd import Context
 
@@ -118,6 +118,10 @@ def execute(function, payload):
     except Exception as exc:
         exc.add_note(f"parc: the task could not be decoded on this rank ({call})")
         return (False, *_encode_failure(exc, call))
+    try:
+        args, kwargs = _fetch_kept(args, kwargs, flags)
+    except Exception as exc:
+        return (False, *_encode_failure(exc, call))
     _runtime.set_in_task(True)
     try:
         result = function(*args, **kwargs)
@@ -132,7 +136,12 @@ def execute(function, payload):
     try:
         if carried is not None:  # the next stage's chunk: its time is the longest stage's
             result = (0, max(carried, result[0]), result[1])
-        return (True, _codec.encode(result))
+        parts = _codec.encode(result)
+        if flags & (FLAG_KEEP | FLAG_CHUNK) == FLAG_KEEP:
+            size = _codec.size_of(parts)
+            if size >= KEEP_BYTES:  # stays here; its future and dependents hold a proxy
+                parts = _codec.encode(KeptResult(_proxy_caller.adopt(result), size))
+        return (True, parts)
     except Exception as exc:
         if shown is not function:  # a chunk: only the inputs whose results cannot go fail
             exc = _unpicklable_in_chunk(function, args[0], result[-1])
@@ -140,6 +149,40 @@ def execute(function, payload):
         call = describe_call(function, args, kwargs)
         exc.add_note(f"parc: the result of {call} ({type(result).__name__}) cannot be pickled")
         return (False, *_encode_failure(exc, call))
+
+
+def _fetch_kept(args, kwargs, flags):
+    """The arguments with each kept result (a dependency's, see KeptResult) replaced by
+    its value, read from the rank that holds it. A map's input that has some is alone
+    in its chunk."""
+    if flags & FLAG_SINGLE:
+        return args, kwargs  # a pipeline's item: a stage's result, never kept
+    if flags & FLAG_CHUNK:
+        chunk = args[0]
+        if len(chunk) == 1:
+            item = chunk[0]
+            if flags & FLAG_CHUNK_STAR and KeptResult in map(type, item):
+                args = ([_fetch_kept(item, None, 0)[0]],)
+            elif type(item) is KeptResult:
+                args = ([_fetched(item, 0)],)
+        return args, kwargs
+    if KeptResult in map(type, args):
+        args = tuple(_fetched(a, position) if type(a) is KeptResult else a
+                     for position, a in enumerate(args))
+    if kwargs and KeptResult in map(type, kwargs.values()):
+        kwargs = {k: _fetched(v, k) if type(v) is KeptResult else v
+                  for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def _fetched(kept, key):
+    try:
+        return kept.value()
+    except Exception as exc:
+        exc.add_note(f"parc: {_errors.argument_name(key)} of this task is the result of "
+                     f"another task ({kept.nbytes} bytes), kept by rank {kept.proxy.owner}, "
+                     "which could not be read from there")
+        raise
 
 
 def _unpicklable_in_chunk(chunk_call, chunk, results):
