@@ -14,9 +14,9 @@ for the final fetch, and the manager's (client's) peak RSS growth, which is what
 through it. Settings: DATAFLOW_MB (default 100), DATAFLOW_LINKS (default 8), BENCH_ROUND.
 """
 
+import functools
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -36,29 +36,45 @@ def step(a):
     return a + 1.0
 
 
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def memory_mb(field):
+    """VmRSS (now) or VmHWM (the peak since the last reset_peak) of this process."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM back to VmRSS (Linux 4.0+)
 
 
 def chain(submit, wait, fetch):
-    """(seconds to the last link done, seconds to fetch it, peak RSS growth, checksum)."""
-    before = peak_mb()
+    """(seconds to the last link done, seconds to fetch it, peak RSS growth, checksum,
+    peak RSS growth before the fetch)."""
+    reset_peak()
+    before = memory_mb("VmRSS")
     start = time.perf_counter()
     a = submit(make, MB)
     for _ in range(LINKS):
         a = submit(step, a)
     wait(a)
     done = time.perf_counter()
+    chain_growth = memory_mb("VmHWM") - before
     value = fetch(a)
     fetched = time.perf_counter()
-    return done - start, fetched - done, peak_mb() - before, float(value[0])
+    return (done - start, fetched - done, memory_mb("VmHWM") - before, float(value[0]),
+            chain_growth)
 
 
-def emit(tool, workers, seconds, fetch_seconds, grown_mb, first):
-    assert first == 1.0 + LINKS, first
+def emit(tool, workers, cold, warm):
+    """The memory growth of the first chain (nothing cached from an earlier one), the
+    times of the second (closures shipped, connections made)."""
+    assert cold[3] == warm[3] == 1.0 + LINKS, (cold, warm)
     print(json.dumps({"tool": tool, "workers": workers, "round": ROUND, "mb": MB,
-                      "links": LINKS, "chain_s": seconds, "fetch_s": fetch_seconds,
-                      "manager_growth_mb": grown_mb}), flush=True)
+                      "links": LINKS, "chain_s": warm[0], "fetch_s": warm[1],
+                      "manager_growth_mb": cold[2], "chain_growth_mb": cold[4]}), flush=True)
 
 
 def run_parc(tool):
@@ -69,9 +85,9 @@ def run_parc(tool):
 
     def main():
         with parc.TaskFarm(keep_results=tool == "parc-keep") as farm:
-            chain(farm.submit, lambda f: parc.wait([f]), lambda f: f.result())  # warm-up
-            emit(tool, parc.workers(), *chain(farm.submit, lambda f: parc.wait([f]),
-                                              lambda f: f.result()))
+            run = functools.partial(chain, farm.submit, lambda f: parc.wait([f]),
+                                    lambda f: f.result())
+            emit(tool, parc.workers(), run(), run())
 
     parc.run(main)
 
@@ -85,8 +101,15 @@ def run_dask(workers):
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         submit = lambda fn, *args: client.submit(fn, *args, pure=False)
-        chain(submit, wait, lambda f: f.result())  # warm-up
-        emit("dask", workers, *chain(submit, wait, lambda f: f.result()))
+        run = functools.partial(chain, submit, wait, lambda f: f.result())
+        emit("dask", workers, run(), run())
+
+
+def round_ratios(runs, peers):
+    """chain_s of runs over that of peers, within each round both have, by round."""
+    peer = {r["round"]: r["chain_s"] for r in peers}
+    return [r["chain_s"] / peer[r["round"]] for r in sorted(runs, key=lambda r: r["round"])
+            if r["round"] in peer]
 
 
 def report(raw, out):
@@ -99,19 +122,25 @@ def report(raw, out):
              "",
              f"`make({rows[0]['mb']} MB)` then {rows[0]['links']} links of `step(a) = a + 1`, "
              "each taking the previous link's future, then the last result fetched on the "
-             "manager. Medians of the rounds (interleaved); the manager's growth is its peak "
-             "RSS growth over the chain and the fetch: what passed through it.",
+             "manager. Medians of the rounds (interleaved). Times are those of a second chain "
+             "in the same process; the manager's (client's) peak RSS growth is that of the "
+             "first, over the chain and then with the final fetch: what passed through it "
+             "at once (through rank 0, each link's array comes in and goes out again: "
+             f"{2 * (rows[0]['links'] + 1) * rows[0]['mb']} MB in all).",
              "",
-             "| workers | tool | rounds | chain, s | per link, ms | fetch, s | manager growth, MB |"
-             " chain time vs parc-through |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| workers | tool | rounds | chain, s | per link, ms | fetch, s | manager peak "
+             "growth: chain, MB | with the fetch, MB | chain time / parc-through's: median "
+             "(each round) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (workers, tool), runs in sorted(by.items()):
         seconds = median("chain_s", runs)
-        through = by.get((workers, "parc-through"))
-        ratio = f"{seconds / median('chain_s', through):.2f}" if through else "-"
+        ratio = round_ratios(runs, by.get((workers, "parc-through"), []))
+        ratio = "-" if not ratio else f"{statistics.median(ratio):.2f} (" + ", ".join(
+            f"{r:.2f}" for r in ratio) + ")"
         lines.append(f"| {workers} | {tool} | {len(runs)} | {seconds:.2f} | "
                      f"{1000 * seconds / (runs[0]['links'] + 1):.0f} | "
-                     f"{median('fetch_s', runs):.2f} | {median('manager_growth_mb', runs):.0f} | "
+                     f"{median('fetch_s', runs):.2f} | {median('chain_growth_mb', runs):.0f} | "
+                     f"{median('manager_growth_mb', runs):.0f} | "
                      f"{ratio} |")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")

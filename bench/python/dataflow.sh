@@ -20,6 +20,8 @@ limit=${TIMEOUT:-300}
 "$python" -c 'import numpy, distributed' ||
   { echo "dataflow.sh: $python lacks numpy or distributed (make deps-bench)" >&2; exit 2; }
 mkdir -p "$results_dir"
+# Every large buffer its own mapping, freed at once: RSS then shows what passes through.
+export MALLOC_MMAP_THRESHOLD_=1048576
 raw=$results_dir/dataflow.jsonl
 : >"$raw.tmp"
 for ((r = 1; r <= ${ROUNDS:-3}; ++r)); do

@@ -66,3 +66,15 @@ def test_ratios_within_rounds(tmp_path):
     assert "### 3 workers" not in text  # no efficiency lines at 3 workers
     assert "0.01 †" in text and "Dask, 1 worker, 10 µs: 60, 60, 60 of 3,000" in text
     assert "| `ProcessPoolExecutor` | `map` (default chunksize) | 1,000 (1,000) |" in text
+
+
+def test_dataflow_ratios_are_taken_within_each_round():
+    spec = importlib.util.spec_from_file_location(
+        "bench_dataflow", REPO / "bench" / "python" / "bench_dataflow.py")
+    dataflow = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dataflow)
+    runs = [{"round": 1, "chain_s": 1.0}, {"round": 3, "chain_s": 3.0},
+            {"round": 2, "chain_s": 4.0}]
+    peers = [{"round": 2, "chain_s": 2.0}, {"round": 1, "chain_s": 4.0}]
+    # round 3 has no peer; rounds in order
+    assert dataflow.round_ratios(runs, peers) == [0.25, 2.0]
