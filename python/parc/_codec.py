@@ -7,6 +7,7 @@ so that numpy arrays and other contiguous buffers are never copied into the pick
 stream, and are unpickled as views of the received message (which they keep alive).
 """
 
+import os
 import pickle
 import struct
 
@@ -30,7 +31,21 @@ FLAG_CHUNK_STOP = 128  # ... stopping at the first failure (fail_fast)
 # Without FLAG_CHUNK, FLAG_CHUNK_STOP is FLAG_KEEP: a result of KEEP_BYTES or more stays
 # on the worker that made it, and the task's outcome is its KeptResult.
 FLAG_KEEP = FLAG_CHUNK_STOP
-KEEP_BYTES = 1 << 20
+
+
+def _keep_bytes():
+    """PARC_KEEP_BYTES: from what size a result is kept (default 32 MiB). Below it, a
+    synchronous submit(...).result() is faster with the result sent at once."""
+    text = os.environ.get("PARC_KEEP_BYTES", "").strip()
+    if not text:
+        return 32 << 20
+    if not text.isdigit():
+        raise ValueError(f"parc: PARC_KEEP_BYTES={text!r} is not a number of bytes; set it "
+                         "to an integer such as 33554432 (the default, 32 MiB), or unset it")
+    return int(text)
+
+
+KEEP_BYTES = _keep_bytes()
 
 
 class KeptResult:

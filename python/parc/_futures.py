@@ -58,8 +58,9 @@ class Future(concurrent.futures.Future):
             return self.__dict__.setdefault("_condition", threading.Condition())
 
     def _set_quietly(self, result, exception):
-        """Completes a future nobody waits on through its Condition: True, or False when
-        it has a Condition (the stdlib's way then notifies its waiters)."""
+        """Completes a future nobody waits on through its Condition, and runs its hooks
+        (_parc_on_done): True, or False when it has a Condition (the stdlib's way then
+        notifies its waiters)."""
         with _birth:
             if "_condition" in self.__dict__:
                 return False
@@ -68,18 +69,24 @@ class Future(concurrent.futures.Future):
                 self._result = result
                 self._exception = exception
                 self._state = _FINISHED  # last: a reader that sees it sees the outcome
-                return True  # no waiters nor callbacks: they come with the Condition
-        raise concurrent.futures.InvalidStateError(f"{state}: {self!r}")
+                hooks = self.__dict__.pop("_parc_hooks", None)
+                if hooks is None:
+                    return True  # no waiters nor callbacks: they come with the Condition
+        if state in _DONE_STATES:
+            raise concurrent.futures.InvalidStateError(f"{state}: {self!r}")
+        for hook in hooks:
+            hook(self)
+        return True
 
     def set_result(self, result):
         if not self._set_quietly(result, None):
             super().set_result(result)
-        self._parc_run_hooks()
+            self._parc_run_hooks()
 
     def set_exception(self, exception):
         if not self._set_quietly(None, exception):
             super().set_exception(exception)
-        self._parc_run_hooks()
+            self._parc_run_hooks()
 
     def _parc_on_done(self, hook):
         """Calls hook(self) once this future is done (now, when it is), on the thread that

@@ -169,6 +169,12 @@ def _submit_entries(op, closure, entries, first):
             entry.listen()
 
 
+@functools.lru_cache(maxsize=256)
+def _keeping(prefix):
+    """A payload prefix with FLAG_KEEP: the worker keeps a large result."""
+    return bytes((prefix[0] | _codec.FLAG_KEEP,)) + prefix[1:]
+
+
 def _waiting_call(fn, closure, prefix, args, kwargs, dependencies):
     """The _Waiting of fn(*args, **kwargs). Its other arguments are pickled once now, so
     that one that cannot be is reported by submit, as without dependencies."""
@@ -795,7 +801,7 @@ class TaskFarm(concurrent.futures.Executor):
     independent, as in the stdlib. retries=N re-runs a failed task up to N times (only
     failures matching retry_on, a tuple of exception types, when given); timeout=seconds
     fails a task that runs longer. keep_results=True (default): a submit's result of
-    1 MiB or more stays on the worker that made it until needed (result() fetches it; a
+    32 MiB or more (PARC_KEEP_BYTES) stays on the worker that made it until needed (result() fetches it; a
     task that takes the future as an argument reads it straight from that worker).
     """
 
@@ -807,7 +813,7 @@ class TaskFarm(concurrent.futures.Executor):
             raise ValueError(f"parc.TaskFarm: keep_results must be True or False, got "
                              f"{keep_results!r}")
         _runtime.check_manager("parc.TaskFarm")
-        self._keep = _codec.FLAG_KEEP if keep_results else 0
+        self._keep = keep_results
         self._policy = policy
         self._retries = retries
         self._timeout = float(timeout or 0)
@@ -823,7 +829,7 @@ class TaskFarm(concurrent.futures.Executor):
         """Schedules fn(*args, **kwargs) on a worker; returns a parc.Future."""
         closure, prefix = _closures.resolve(fn)
         if self._keep and not isinstance(fn, CppClosure):
-            prefix = bytes((prefix[0] | self._keep,)) + prefix[1:]
+            prefix = _keeping(prefix)
         dependencies = _dependencies(fn, args, kwargs)
         if dependencies is None:
             payload = _encode_call(fn, prefix, args, kwargs)
@@ -839,7 +845,10 @@ class TaskFarm(concurrent.futures.Executor):
             index = op.next_index
             op.next_index = index + 1
             op.sinks[index] = future = Future(op, index, _decoder(fn))
-        _submit_entries(op, closure, [payload], index)
+        if dependencies is None:
+            op.core.submit(closure, [payload], index)
+        else:
+            _submit_entries(op, closure, [payload], index)
         return future
 
     def submit_batch(self, fn, arguments):

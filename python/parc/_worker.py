@@ -118,10 +118,11 @@ def execute(function, payload):
     except Exception as exc:
         exc.add_note(f"parc: the task could not be decoded on this rank ({call})")
         return (False, *_encode_failure(exc, call))
-    try:
-        args, kwargs = _fetch_kept(args, kwargs, flags)
-    except Exception as exc:
-        return (False, *_encode_failure(exc, call))
+    if kwargs or flags & FLAG_CHUNK or KeptResult in map(type, args):
+        try:
+            args, kwargs = _fetch_kept(args, kwargs, flags)
+        except Exception as exc:
+            return (False, *_encode_failure(exc, call))
     _runtime.set_in_task(True)
     try:
         result = function(*args, **kwargs)
@@ -137,7 +138,8 @@ def execute(function, payload):
         if carried is not None:  # the next stage's chunk: its time is the longest stage's
             result = (0, max(carried, result[0]), result[1])
         parts = _codec.encode(result)
-        if flags & (FLAG_KEEP | FLAG_CHUNK) == FLAG_KEEP:
+        if flags & (FLAG_KEEP | FLAG_CHUNK) == FLAG_KEEP and (
+                len(parts) > 2 or len(parts[1]) >= KEEP_BYTES):
             size = _codec.size_of(parts)
             if size >= KEEP_BYTES:  # stays here; its future and dependents hold a proxy
                 parts = _codec.encode(KeptResult(_proxy_caller.adopt(result), size))

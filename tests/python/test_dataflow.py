@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import SERIAL_MODES, app, is_mpi, report, without_mpi_leftovers
+from conftest import SERIAL_MODES, app, is_mpi, report, without_mpi_leftovers, workers_of
 
 CLOSURES = r'''
 @parc.closure
@@ -193,9 +193,9 @@ parc.run(main)
     assert first[1]["dependency"] and first[1]["cause"]["str"] == "boom 1"
     assert first[0] == first[2] == "cancelled"
     assert second[0]["type"] == "TypeError"
-    if is_mpi(mode):  # the failure comes while their dependency still runs
+    if is_mpi(mode) and workers_of(mode) > 1:  # it fails while their dependency runs
         assert second[1:] == ["cancelled", "cancelled"]
-    else:  # serially it may run first, and a simulated worker take them meanwhile
+    else:  # it may run after it, and a worker take them meanwhile (sent ahead)
         assert all(o in ("cancelled", [1, n]) for o, n in zip(second[1:], (2, 3))), second
     members = r["group"]["members"]
     assert [m["index"] for m in members] == [2, 5]
@@ -336,7 +336,9 @@ parc.run(main)
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_a_large_result_never_passes_rank_0(launch, ranks):
     launch = without_mpi_leftovers(launch)  # a kept result is alive at the end
-    kept = report(launch(app(KEPT), ranks=ranks, args=["keep"]))
+    # The 2 MB inputs of the map and the keyword call are kept too (the 80 MB one by default)
+    kept = report(launch(app(KEPT), ranks=ranks, args=["keep"],
+                         env={"PARC_KEEP_BYTES": "1000000"}))
     through = report(launch(app(KEPT), ranks=ranks, args=["through-rank-0"]))
     for r in (kept, through):
         assert r["value"] == 80 * 131072 and r["shape"] == 80 * 131072
@@ -352,8 +354,15 @@ def test_a_large_result_never_passes_rank_0(launch, ranks):
 
 @pytest.mark.parametrize("mode", SERIAL_MODES)
 def test_kept_results_serially(launch, mode):
-    r = report(launch(app(KEPT), args=["keep"], **mode))
+    r = report(launch(app(KEPT), args=["keep"], env={"PARC_KEEP_BYTES": "1000000"}, **mode))
     assert r["value"] == r["sum"] == 80 * 131072
     assert r["mapped"] == [2 * 131072 * i for i in range(6)]
     assert r["keyword"] == 3 * 2 * 131072
     assert r["freed"]
+
+
+def test_a_bad_keep_size_is_refused(launch):
+    result = launch(app('parc.run(lambda: print("MAIN RAN"))\n'), env={"PARC_KEEP_BYTES": "1MB"})
+    assert result.returncode != 0 and "MAIN RAN" not in result.stdout, result.output
+    assert "parc: PARC_KEEP_BYTES='1MB' is not a number of bytes; set it to an integer" in \
+        result.stderr, result.output
