@@ -7,6 +7,7 @@ so that numpy arrays and other contiguous buffers are never copied into the pick
 stream, and are unpickled as views of the received message (which they keep alive).
 """
 
+import functools
 import os
 import pickle
 import struct
@@ -28,14 +29,16 @@ FLAG_CHUNK_STOP = 128  # ... stopping at the first failure (fail_fast)
 # With FLAG_SINGLE, FLAG_CHUNK is a pipeline's chunk of items: the argument is
 # (stages to pass it through untouched, the longest stage's seconds so far, items), and
 # the result the same triple for the next stage (see _manager_pipeline).
-# Without FLAG_CHUNK, FLAG_CHUNK_STOP is FLAG_KEEP: a result of KEEP_BYTES or more stays
+# Without FLAG_CHUNK, FLAG_CHUNK_STOP is FLAG_KEEP: a result of keep_bytes() or more stays
 # on the worker that made it, and the task's outcome is its KeptResult.
 FLAG_KEEP = FLAG_CHUNK_STOP
 
 
-def _keep_bytes():
+@functools.cache
+def keep_bytes():
     """PARC_KEEP_BYTES: from what size a result is kept (default 32 MiB). Below it, a
-    synchronous submit(...).result() is faster with the result sent at once."""
+    synchronous submit(...).result() is faster with the result sent at once. A bad value
+    is a ValueError, which a farm that keeps results raises when it is made."""
     text = os.environ.get("PARC_KEEP_BYTES", "").strip()
     if not text:
         return 32 << 20
@@ -43,9 +46,6 @@ def _keep_bytes():
         raise ValueError(f"parc: PARC_KEEP_BYTES={text!r} is not a number of bytes; set it "
                          "to an integer such as 33554432 (the default, 32 MiB), or unset it")
     return int(text)
-
-
-KEEP_BYTES = _keep_bytes()
 
 
 class KeptResult:

@@ -86,9 +86,9 @@ class _Waiting:
     the last future, with the GIL)."""
 
     __slots__ = ("op", "index", "closure", "encode", "call", "args", "kwargs",
-                 "dependencies", "pending")
+                 "dependencies", "pending", "values_here")
 
-    def __init__(self, closure, encode, call, args, kwargs, dependencies):
+    def __init__(self, closure, encode, call, args, kwargs, dependencies, values_here=False):
         self.op = None
         self.index = None
         self.closure = closure
@@ -98,6 +98,8 @@ class _Waiting:
         self.kwargs = kwargs
         self.dependencies = dependencies
         self.pending = len(dependencies)
+        # A C++ closure's arguments are encoded here, so a kept result is fetched first.
+        self.values_here = values_here
 
     def listen(self):
         """Hooks the dependencies, once op.waiting holds this task (a dependency done
@@ -131,14 +133,15 @@ class _Waiting:
 
     def submit(self):
         args, kwargs = list(self.args), dict(self.kwargs or {})
-        for key, future in self.dependencies:
-            if isinstance(key, int):
-                args[key] = future._result
-            else:
-                kwargs[key] = future._result
         try:
+            for key, future in self.dependencies:
+                value = future.result() if self.values_here else future._result
+                if isinstance(key, int):
+                    args[key] = value
+                else:
+                    kwargs[key] = value
             payload = self.encode(tuple(args), kwargs)
-        except TypeError as error:  # a result that unpickled but does not pickle again
+        except Exception as error:  # a value that did not pickle again or cannot be fetched
             self.op.deliver([(self.index, RAISED, error)])
             return
         self.op.core.submit(self.closure, [payload], self.index)
@@ -181,7 +184,8 @@ def _waiting_call(fn, closure, prefix, args, kwargs, dependencies):
     if not isinstance(fn, CppClosure):  # a C++ argument's type may refuse None
         _encode_call(fn, prefix, *_without_futures(args, kwargs))
     return _Waiting(closure, functools.partial(_encode_call, fn, prefix),
-                    f"{name_of(fn)}(...)", args, kwargs, dependencies)
+                    f"{name_of(fn)}(...)", args, kwargs, dependencies,
+                    isinstance(fn, CppClosure))
 
 
 def _without_futures(args, kwargs):
@@ -459,7 +463,8 @@ class _MapRun:
             encode = lambda resolved, _: self.encode_chunk([resolved if star else resolved[0]])
         else:
             encode = functools.partial(_encode_call, self.fn, self.prefix)
-        return _Waiting(self.closure, encode, f"{self.name}(...)", args, None, dependencies)
+        return _Waiting(self.closure, encode, f"{self.name}(...)", args, None, dependencies,
+                        isinstance(self.fn, CppClosure))
 
     def encode_chunk(self, chunk):
         try:
@@ -801,8 +806,9 @@ class TaskFarm(concurrent.futures.Executor):
     independent, as in the stdlib. retries=N re-runs a failed task up to N times (only
     failures matching retry_on, a tuple of exception types, when given); timeout=seconds
     fails a task that runs longer. keep_results=True (default): a submit's result of
-    32 MiB or more (PARC_KEEP_BYTES) stays on the worker that made it until needed (result() fetches it; a
-    task that takes the future as an argument reads it straight from that worker).
+    32 MiB or more (PARC_KEEP_BYTES) stays on the worker that made it until needed
+    (result() fetches it; a task that takes the future as an argument reads it straight
+    from that worker).
     """
 
     def __init__(self, policy="fail_fast", retries=0, retry_on=(), timeout=None,
@@ -812,6 +818,8 @@ class TaskFarm(concurrent.futures.Executor):
         if not isinstance(keep_results, bool):
             raise ValueError(f"parc.TaskFarm: keep_results must be True or False, got "
                              f"{keep_results!r}")
+        if keep_results:
+            _codec.keep_bytes()  # a bad PARC_KEEP_BYTES is refused here
         _runtime.check_manager("parc.TaskFarm")
         self._keep = keep_results
         self._policy = policy

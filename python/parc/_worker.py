@@ -12,7 +12,7 @@ import time
 
 from . import _closures, _codec, _core, _errors, _output, _proxy_caller, _runtime
 from ._codec import (FLAG_CALLABLE_DIGEST, FLAG_CHUNK, FLAG_CHUNK_STAR, FLAG_CHUNK_STOP,
-                     FLAG_KEEP, FLAG_KWARGS, FLAG_SINGLE, FLAG_SPMD, KEEP_BYTES, KeptResult)
+                     FLAG_KEEP, FLAG_KWARGS, FLAG_SINGLE, FLAG_SPMD, KeptResult)
 from ._errors import describe_call
 from ._worker_spmd import Context
 
@@ -139,9 +139,9 @@ def execute(function, payload):
             result = (0, max(carried, result[0]), result[1])
         parts = _codec.encode(result)
         if flags & (FLAG_KEEP | FLAG_CHUNK) == FLAG_KEEP and (
-                len(parts) > 2 or len(parts[1]) >= KEEP_BYTES):
+                len(parts) > 2 or len(parts[1]) >= _codec.keep_bytes()):
             size = _codec.size_of(parts)
-            if size >= KEEP_BYTES:  # stays here; its future and dependents hold a proxy
+            if size >= _codec.keep_bytes():  # stays here: its future holds a proxy
                 parts = _codec.encode(KeptResult(_proxy_caller.adopt(result), size))
         return (True, parts)
     except Exception as exc:

@@ -11,6 +11,12 @@ APP = f"""
 import parc
 parc.load_library({str(LIBRARY)!r})
 
+
+@parc.closure
+def ramp(n):
+    return [float(i) for i in range(n)]
+
+
 def main():
     divide = parc.cpp_closure("divide")
     with parc.TaskFarm() as farm:
@@ -19,6 +25,10 @@ def main():
         scaled = farm.submit(parc.cpp_closure("scale"), [1, 2, 3], 2.0).result()
         print("scale", scaled.tolist(), scaled.dtype)
         print("total", farm.submit(parc.cpp_closure("total"), range(10)).result())
+        # a Python task's result, kept on its worker (PARC_KEEP_BYTES=100), as the
+        # argument of a C++ closure: fetched on rank 0, which encodes C++ arguments
+        from_python = farm.submit(parc.cpp_closure("scale"), farm.submit(ramp, 50), 2.0)
+        print("from python", sum(from_python.result()))
         try:
             farm.submit(divide, 1, 0).result()
         except ValueError as error:
@@ -62,9 +72,10 @@ def library_built():
 
 
 def test_cpp_closures_from_python(launch, mode):
-    result = launch(APP, **mode)
+    result = launch(APP, env={"PARC_KEEP_BYTES": "100"}, **mode)
     assert result.returncode == 0, result.output
     out = result.stdout
+    assert "from python 2450.0" in out
     assert "divide 0.25" in out
     assert "greet ['hello a', 'hello b, hello b']" in out
     assert "scale [2.0, 4.0, 6.0] float64" in out
