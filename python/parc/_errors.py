@@ -24,21 +24,27 @@ class ParallelException(ExceptionGroup):
         return parallel_exception, (self.message, list(self.exceptions))
 
 
-# ParallelException subclasses that are also their members' common type, by that type.
-_typed_groups = {}
+# Subclasses of a parc exception type that are also the type of the failures it stands
+# for, by (parc type, that type); None where the two cannot be combined.
+_combined_types = {}
+
+
+def _combined_type(base, kind, **attributes):
+    """`base` and `kind` in one class, or None when they cannot be combined (types with
+    their own instance layout, such as OSError)."""
+    key = (base, kind)
+    if key not in _combined_types:
+        try:
+            # Named as the base: tracebacks and type names read as before.
+            _combined_types[key] = type(base.__name__, (base, kind),
+                                        {"__module__": "parc", **attributes})
+        except TypeError:
+            _combined_types[key] = None
+    return _combined_types[key]
 
 
 def _typed_group(kind):
-    """ParallelException and `kind` in one class, or None when they cannot be combined
-    (types with their own instance layout, such as OSError)."""
-    if kind not in _typed_groups:
-        try:
-            # Named as the base: tracebacks and type names read as before.
-            _typed_groups[kind] = type("ParallelException", (ParallelException, kind),
-                                       {"__module__": "parc"})
-        except TypeError:
-            _typed_groups[kind] = None
-    return _typed_groups[kind]
+    return _combined_type(ParallelException, kind)
 
 
 def parallel_exception(message, errors):
@@ -92,26 +98,18 @@ class DependencyError(Exception):
         return dependency_error, (str(self), self._parc_root_type), self.__dict__
 
 
-# DependencyError subclasses that are also the type of the failure at their chain's root.
-_typed_dependency_errors = {}
-
-
 def dependency_error(message, root_type=None):
     """A DependencyError that is also a root_type, when the two combine (not OSError and
     the like, nor a type whose constructor wants more than a message)."""
-    if root_type is not None and root_type not in _typed_dependency_errors:
-        typed = None
-        if issubclass(root_type, Exception) and not issubclass(
-                root_type, (BaseExceptionGroup, DependencyError)):
+    if root_type is not None and issubclass(root_type, Exception) and not issubclass(
+            root_type, (BaseExceptionGroup, DependencyError)):
+        typed = _combined_type(DependencyError, root_type, _parc_root_type=root_type)
+        if typed is not None:
             try:
-                typed = type("DependencyError", (DependencyError, root_type),
-                             {"__module__": "parc", "_parc_root_type": root_type})
-                typed("probe")
+                return typed(message)
             except TypeError:
-                typed = None
-        _typed_dependency_errors[root_type] = typed
-    kind = _typed_dependency_errors.get(root_type) or DependencyError
-    return kind(message)
+                pass
+    return DependencyError(message)
 
 
 def argument_name(key):

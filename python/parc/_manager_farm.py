@@ -119,13 +119,12 @@ class _Waiting:
                 if self.pending:
                     return
             del op.waiting[self.index]
+        key = next(k for k, f in self.dependencies if f is future)
         if future.cancelled():  # a map, which cannot yield a cancelled input, raises this
-            key = next(k for k, f in self.dependencies if f is future)
             op.deliver([(self.index, CANCELLED, _errors.CancelledError(
                 f"{self.call} did not run: its {_errors.argument_name(key)} is a future "
                 "that was cancelled"))])
         elif future._exception is not None:
-            key = next(k for k, f in self.dependencies if f is future)
             error = _errors.failed_dependency(self.call, key, future._exception)
             op.deliver([(self.index, RAISED, error)])
         else:
