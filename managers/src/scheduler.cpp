@@ -449,10 +449,15 @@ void Scheduler::finish(Task& task, std::uint8_t status, ByteReader& payload,
     task.sink->on_cancel(task.index);
     return;
   }
-  ClosureStats& stats = stats_[task.closure];
-  stats.mean_ns = stats.samples == 0 ? static_cast<double>(duration_ns)
-                                     : 0.8 * stats.mean_ns + 0.2 * static_cast<double>(duration_ns);
-  ++stats.samples;
+  if (status == static_cast<std::uint8_t>(TaskStatus::ok)) {
+    // Failures often return early (a check of the input): their time would make the
+    // next batches of this closure too long.
+    ClosureStats& stats = stats_[task.closure];
+    stats.mean_ns = stats.samples == 0
+                        ? static_cast<double>(duration_ns)
+                        : 0.8 * stats.mean_ns + 0.2 * static_cast<double>(duration_ns);
+    ++stats.samples;
+  }
 
   const double timeout_ns =
       farm_it == farms_.end() ? 0 : farm_it->second.options.timeout.count() * 1e9;

@@ -36,32 +36,24 @@ class TaskFarm {
 
   template <class F, class... Args>
   Future<detail::closure_result_t<F>> submit(const F& fn, Args&&... args) {
-    using R = detail::closure_result_t<F>;
     check_open("submit");
-    auto state = std::make_shared<detail::FutureState<R>>();
-    Future<R> future(state, engine_);
-    Bytes arguments = encode(fn, std::forward<Args>(args)...);
-    {
-      auto lock = engine_->lock();
-      auto& scheduler = engine_->scheduler();
-      scheduler.submit(farm_, detail::closure_id_of(fn, "TaskFarm::submit"), std::move(arguments),
-                       std::move(state), 0);
-      scheduler.dispatch();  // a free worker starts now, not at the first wait
-    }
-    engine_->wake();
-    return future;
+    std::vector<Bytes> arguments;
+    arguments.push_back(encode(fn, std::forward<Args>(args)...));
+    return std::move(queue_tasks(fn, std::move(arguments), "TaskFarm::submit").front());
   }
 
-  // One task per tuple of arguments.
+  // One task per tuple of arguments, queued at once: under fail_fast, a failure of one
+  // cancels every other that has not started, however soon it comes.
   template <class F, class... Args>
   std::vector<Future<detail::closure_result_t<F>>> submit_batch(
       const F& fn, const std::vector<std::tuple<Args...>>& calls) {
-    std::vector<Future<detail::closure_result_t<F>>> futures;
-    futures.reserve(calls.size());
+    check_open("submit_batch");
+    std::vector<Bytes> arguments;
+    arguments.reserve(calls.size());
     for (const auto& call : calls) {
-      futures.push_back(std::apply([&](const auto&... a) { return submit(fn, a...); }, call));
+      arguments.push_back(std::apply([&](const auto&... a) { return encode(fn, a...); }, call));
     }
-    return futures;
+    return queue_tasks(fn, std::move(arguments), "TaskFarm::submit_batch");
   }
 
   // fn(x) for every x of `inputs` (tuples are spread over several parameters), results
@@ -157,6 +149,31 @@ class TaskFarm {
     }
     void on_cancel(std::size_t) override { ++finished; }
   };
+
+  // One future per encoded call, all queued under one lock (a failure handled meanwhile
+  // cannot split them between generations), and sent to free workers now, not at the
+  // first wait.
+  template <class F>
+  std::vector<Future<detail::closure_result_t<F>>> queue_tasks(const F& fn,
+                                                               std::vector<Bytes> arguments,
+                                                               const char* caller) {
+    using R = detail::closure_result_t<F>;
+    const ClosureId closure = detail::closure_id_of(fn, caller);
+    std::vector<Future<R>> futures;
+    futures.reserve(arguments.size());
+    {
+      auto lock = engine_->lock();
+      auto& scheduler = engine_->scheduler();
+      for (Bytes& call : arguments) {
+        auto state = std::make_shared<detail::FutureState<R>>();
+        futures.emplace_back(state, engine_);
+        scheduler.submit(farm_, closure, std::move(call), std::move(state), 0);
+      }
+      scheduler.dispatch();
+    }
+    engine_->wake();
+    return futures;
+  }
 
   template <class F, class... Args>
   static Bytes encode(const F&, Args&&... args) {
