@@ -278,6 +278,23 @@ TEST(Exceptions, FailFastCancelsQueuedFutures) {
   EXPECT_GT(cancelled, 100);
 }
 
+// A C++ farm goes on after a fail_fast failure (later submits are the next generation);
+// an operation fed as results come back (Python's map, submit_batch) does not.
+TEST(Exceptions, StopAfterFailureCancelsLaterSubmits) {
+  parc::FarmOptions options;
+  options.stop_after_failure = true;
+  parc::TaskFarm stopping(rt(), options);
+  EXPECT_THROW(stopping.submit(app::fail_on_multiples_of_3, 3).get(), app::BadInput);
+  auto later = stopping.submit(app::square, 2);
+  later.wait();
+  EXPECT_TRUE(later.cancelled());
+  EXPECT_THROW(later.get(), parc::CancelledError);
+
+  parc::TaskFarm going_on(rt());
+  EXPECT_THROW(going_on.submit(app::fail_on_multiples_of_3, 3).get(), app::BadInput);
+  EXPECT_EQ(going_on.submit(app::square, 2).get(), 4);
+}
+
 TEST(Exceptions, UnregisteredNestedAndNonStdFailures) {
   parc::TaskFarm farm(rt(), parc::Policy::collect_all);
   try {

@@ -95,6 +95,10 @@ Scheduler::Farm& Scheduler::farm(std::uint32_t id) { return farms_.at(id); }
 void Scheduler::submit(std::uint32_t farm_id, ClosureId closure, Bytes arguments,
                        std::shared_ptr<Sink> sink, std::size_t index) {
   Farm& f = farm(farm_id);
+  if (f.options.stop_after_failure && !f.cancels.empty()) {
+    sink->on_cancel(index);
+    return;
+  }
   ++f.outstanding;
   std::shared_ptr<const Bytes> large;
   if (arguments.size() >= large_arguments_bytes) {

@@ -45,6 +45,7 @@ class Farm {
     FarmOptions options = farm_options(policy, retries, std::move(retry_filter), timeout);
     options.batching = batching;
     options.ordered = ordered;
+    options.stop_after_failure = true;  // each _core.Farm is one map, batch or submits' op
     sink_->deliver = py::module_::import("weakref").attr("WeakMethod")(std::move(deliver));
     py::gil_scoped_release release;
     std::lock_guard lock(scheduler_mutex);

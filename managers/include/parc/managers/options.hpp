@@ -24,6 +24,10 @@ struct FarmOptions {
   // An ordered operation (a map): fail_fast cancels only the tasks submitted after the
   // one that failed; those before it still run (their results come first).
   bool ordered = false;
+  // One operation fed as results come back (Python's map and submit_batch): once
+  // fail_fast has cancelled it, tasks submitted to it later are its later inputs, and are
+  // cancelled at once. Off (a C++ TaskFarm): a later submit starts the next generation.
+  bool stop_after_failure = false;
 };
 
 namespace detail {
