@@ -37,9 +37,13 @@ class TaskFarm {
   template <class F, class... Args>
   Future<detail::closure_result_t<F>> submit(const F& fn, Args&&... args) {
     check_open("submit");
-    std::vector<Bytes> arguments;
-    arguments.push_back(encode(fn, std::forward<Args>(args)...));
-    return std::move(queue_tasks(fn, std::move(arguments), "TaskFarm::submit").front());
+    Bytes arguments = encode(fn, std::forward<Args>(args)...);
+    const ClosureId closure = detail::closure_id_of(fn, "TaskFarm::submit");
+    Future<detail::closure_result_t<F>> future;
+    queue([&](detail::Scheduler& scheduler) {
+      future = queue_task<detail::closure_result_t<F>>(scheduler, closure, std::move(arguments));
+    });
+    return future;
   }
 
   // One task per tuple of arguments, queued at once: under fail_fast, a failure of one
@@ -53,7 +57,16 @@ class TaskFarm {
     for (const auto& call : calls) {
       arguments.push_back(std::apply([&](const auto&... a) { return encode(fn, a...); }, call));
     }
-    return queue_tasks(fn, std::move(arguments), "TaskFarm::submit_batch");
+    const ClosureId closure = detail::closure_id_of(fn, "TaskFarm::submit_batch");
+    std::vector<Future<detail::closure_result_t<F>>> futures;
+    futures.reserve(calls.size());
+    queue([&](detail::Scheduler& scheduler) {
+      for (Bytes& call : arguments) {
+        futures.push_back(
+            queue_task<detail::closure_result_t<F>>(scheduler, closure, std::move(call)));
+      }
+    });
+    return futures;
   }
 
   // fn(x) for every x of `inputs` (tuples are spread over several parameters), results
@@ -150,29 +163,27 @@ class TaskFarm {
     void on_cancel(std::size_t) override { ++finished; }
   };
 
-  // One future per encoded call, all queued under one lock (a failure handled meanwhile
-  // cannot split them between generations), and sent to free workers now, not at the
-  // first wait.
-  template <class F>
-  std::vector<Future<detail::closure_result_t<F>>> queue_tasks(const F& fn,
-                                                               std::vector<Bytes> arguments,
-                                                               const char* caller) {
-    using R = detail::closure_result_t<F>;
-    const ClosureId closure = detail::closure_id_of(fn, caller);
-    std::vector<Future<R>> futures;
-    futures.reserve(arguments.size());
+  // Queues what `add` submits under one lock (a failure handled meanwhile cannot split
+  // a batch between generations), and sends it to free workers now, not at the first
+  // wait.
+  template <class Add>
+  void queue(Add&& add) {
     {
       auto lock = engine_->lock();
       auto& scheduler = engine_->scheduler();
-      for (Bytes& call : arguments) {
-        auto state = std::make_shared<detail::FutureState<R>>();
-        futures.emplace_back(state, engine_);
-        scheduler.submit(farm_, closure, std::move(call), std::move(state), 0);
-      }
+      add(scheduler);
       scheduler.dispatch();
     }
     engine_->wake();
-    return futures;
+  }
+
+  // Under the engine's lock.
+  template <class R>
+  Future<R> queue_task(detail::Scheduler& scheduler, ClosureId closure, Bytes arguments) {
+    auto state = std::make_shared<detail::FutureState<R>>();
+    Future<R> future(state, engine_);
+    scheduler.submit(farm_, closure, std::move(arguments), std::move(state), 0);
+    return future;
   }
 
   template <class F, class... Args>
